@@ -1,0 +1,458 @@
+//! Wiring: builds the sources, the router, the sinks and the HTTP server from a [`Config`], runs them,
+//! and shuts them down in the order the delivery contract needs (DESIGN.md):
+//!
+//! 1. SIGTERM/SIGINT: sources stop reading (nothing new enters);
+//! 2. the router is dropped, so every sink sees the end of its input and flushes what it holds, with
+//!    retries, until `server.graceful_shutdown_timeout`; past it, retrying stops and what was not
+//!    accepted stays unacknowledged (read again after the restart: duplicates possible, loss not);
+//! 3. the positions, which hold acknowledged offsets only, are written one last time.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::{ClientConfig, Config, ScrapeConfig, SourceKind};
+use crate::entry::Labels;
+use crate::metrics::Metrics;
+use crate::positions::{Positions, PositionsError};
+use crate::relabel::Relabeler;
+use crate::server::{self, ServerState};
+use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
+use crate::sink::loki::sink::LokiSink;
+use crate::sink::{stdout, Router};
+use crate::source::file::glob::PathGlob;
+use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
+use crate::source::file::tailer::JobContext;
+use crate::source::file::{Claims, FileSource, FileTarget};
+use crate::stage::PipelineSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Run,
+    /// Entries go to stdout; positions are read, never written.
+    DryRun,
+}
+
+pub struct Options {
+    pub mode: Mode,
+    /// Running the embedded default config (no -config.file).
+    pub default_config: bool,
+    pub print_config: bool,
+}
+
+/// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
+const SINK_QUEUE: usize = 4;
+
+/// `check-config`: everything a start would check, without starting anything.
+pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
+    let cfg = crate::config::load_first_existing(paths, expand_env)?;
+    for (i, sc) in cfg.scrape_configs.iter().enumerate() {
+        build_job(i, sc, &cfg)?;
+    }
+    for (i, c) in cfg.clients.iter().enumerate() {
+        loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
+    }
+    Ok(())
+}
+
+pub fn init_logging(cfg: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let level = cfg.server.log_level.as_str();
+    let filter = EnvFilter::try_from_env("LOGFERRY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false);
+    if cfg.server.log_format == crate::config::LogFormat::Json {
+        let _ = builder.json().flatten_event(true).try_init();
+    } else {
+        let _ = builder.try_init();
+    }
+}
+
+/// What one scrape config becomes: its file targets and its pipeline.
+struct Job {
+    name: Arc<str>,
+    targets: Vec<FileTarget>,
+    pipeline: PipelineSpec,
+}
+
+fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Job> {
+    let at = || format!("scrape_configs[{index}] (job {:?})", sc.job_name);
+    match sc.source_kind() {
+        Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
+        Some(SourceKind::File) => anyhow::bail!(
+            "{}: only static_configs file targets are supported yet by this version of logferry \
+             (file_sd_configs and the other service discoveries are not)",
+            at()
+        ),
+        Some(kind) => anyhow::bail!(
+            "{}: the {kind} source is not supported yet by this version of logferry",
+            at()
+        ),
+        None => anyhow::bail!("{}: no valid target scrape config defined", at()),
+    }
+    let relabeler = Relabeler::new(&sc.relabel_configs).with_context(at)?;
+    let pipeline = PipelineSpec::build(&sc.pipeline_stages)
+        .map_err(|e| anyhow::anyhow!("{}: {}", cfg.source_name(), e))
+        .with_context(at)?;
+    let mut targets = Vec::new();
+    for stat in &sc.static_configs {
+        let addresses: Vec<String> = if stat.targets.is_empty() {
+            vec!["localhost".into()]
+        } else {
+            stat.targets.clone()
+        };
+        for address in addresses {
+            let mut labels: Labels = stat.labels.clone().into_iter().collect();
+            labels.insert("__address__".into(), address);
+            if !relabeler.process(&mut labels) {
+                continue;
+            }
+            if let Some(host) = labels.get("__host__") {
+                if *host != hostname() {
+                    continue;
+                }
+            }
+            let Some(path) = labels.get("__path__").cloned() else {
+                tracing::warn!(job = %sc.job_name, "target has no __path__ label; skipped");
+                continue;
+            };
+            let exclude = labels.get("__path_exclude__").cloned();
+            let glob = PathGlob::new(&path, exclude.as_deref())
+                .map_err(|e| anyhow::anyhow!(e))
+                .with_context(at)?;
+            labels.retain(|k, _| !k.starts_with("__"));
+            targets.push(FileTarget { glob, labels });
+        }
+    }
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        targets,
+        pipeline,
+    })
+}
+
+fn hostname() -> String {
+    if let Ok(h) = std::env::var("HOSTNAME") {
+        if !h.is_empty() {
+            return h;
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings> {
+    let mut s = LokiSettings::new(&c.url);
+    s.tenant_id = c.tenant_id.clone();
+    s.batch_wait = c.batchwait.get();
+    s.batch_size = c.batchsize.get() as usize;
+    s.timeout = c.timeout.get();
+    s.min_backoff = c.backoff_config.min_period.get();
+    s.max_backoff = c.backoff_config.max_period.get();
+    s.max_retries = c.backoff_config.max_retries_explicit();
+    s.drop_rate_limited_batches = c.drop_rate_limited_batches;
+    s.external_labels = c.external_labels.clone().into_iter().collect();
+    s.headers = c.headers.clone().into_iter().collect();
+    s.auth = auth_of(c)?;
+    s.tls = tls_of(c)?;
+    s.max_line_size = cfg.limits_config.max_line_size.get() as usize;
+    s.truncate_long_lines = cfg.limits_config.max_line_size_truncate;
+    Ok(s)
+}
+
+fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
+    let secret = |inline: &Option<String>, file: &Option<String>| -> Option<Secret> {
+        match (inline, file) {
+            (_, Some(f)) if !f.is_empty() => Some(Secret::File(f.into())),
+            (Some(v), _) => Some(Secret::Inline(v.clone())),
+            _ => None,
+        }
+    };
+    if let Some(b) = &c.basic_auth {
+        return Ok(Auth::Basic {
+            username: secret(&b.username, &b.username_file)
+                .unwrap_or(Secret::Inline(String::new())),
+            password: secret(&b.password, &b.password_file)
+                .unwrap_or(Secret::Inline(String::new())),
+        });
+    }
+    if let Some(a) = c.effective_authorization() {
+        if let Some(credentials) = secret(&a.credentials, &a.credentials_file) {
+            let kind = a.r#type.filter(|t| !t.is_empty()).unwrap_or_else(|| "Bearer".into());
+            return Ok(Auth::Authorization { kind, credentials });
+        }
+    }
+    if c.oauth2.is_some() {
+        anyhow::bail!("oauth2 is not supported yet by this version of logferry");
+    }
+    Ok(Auth::None)
+}
+
+fn tls_of(c: &ClientConfig) -> anyhow::Result<TlsSettings> {
+    let Some(t) = &c.tls_config else {
+        return Ok(TlsSettings::default());
+    };
+    let read = |inline: &Option<String>, file: &Option<String>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
+        if let Some(f) = file.as_ref().filter(|f| !f.is_empty()) {
+            return std::fs::read(f)
+                .map(Some)
+                .with_context(|| format!("tls_config.{what}_file {f}"));
+        }
+        Ok(inline.as_ref().map(|s| s.as_bytes().to_vec()))
+    };
+    let ca_pem = read(&t.ca, &t.ca_file, "ca")?;
+    let cert = read(&t.cert, &t.cert_file, "cert")?;
+    let key = read(&t.key, &t.key_file, "key")?;
+    let identity_pem = match (cert, key) {
+        (Some(mut c), Some(k)) => {
+            c.push(b'\n');
+            c.extend_from_slice(&k);
+            Some(c)
+        }
+        (None, None) => None,
+        _ => anyhow::bail!("tls_config needs both a client certificate and its key"),
+    };
+    if t.server_name.as_ref().is_some_and(|s| !s.is_empty()) {
+        tracing::warn!("tls_config.server_name is not supported yet; the URL's host is verified");
+    }
+    Ok(TlsSettings {
+        ca_pem,
+        identity_pem,
+        insecure_skip_verify: t.insecure_skip_verify,
+    })
+}
+
+fn open_positions(cfg: &Config, mode: Mode) -> anyhow::Result<Positions> {
+    let path = std::path::Path::new(&cfg.positions.filename);
+    let read_only = mode == Mode::DryRun;
+    match Positions::open(path, read_only) {
+        Ok(p) => Ok(p),
+        Err(e @ PositionsError::Invalid { .. }) => {
+            let (p, aside) = Positions::reset_invalid(path, read_only);
+            let aside = aside.map(|a| a.display().to_string()).unwrap_or_default();
+            if cfg.positions.ignore_invalid_yaml {
+                tracing::warn!(error = %e, moved_to = %aside, "positions file invalid; starting without positions");
+            } else {
+                tracing::error!(error = %e, moved_to = %aside,
+                    "positions file invalid; starting without positions (files are read from their start: \
+                     duplicates, no loss). Set positions.ignore_invalid_yaml: true to make this a warning");
+            }
+            Ok(p)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Raise the soft open-files limit to the hard one: a thousand tailed files need a thousand fds.
+fn raise_fd_limit() {
+    // SAFETY: plain getrlimit/setrlimit on a local struct.
+    unsafe {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
+    raise_fd_limit();
+    if opts.print_config {
+        eprintln!("{}", cfg.to_redacted_yaml());
+    }
+    let metrics = Metrics::new();
+    let positions = open_positions(&cfg, opts.mode)?;
+    let jobs = cfg
+        .scrape_configs
+        .iter()
+        .enumerate()
+        .map(|(i, sc)| build_job(i, sc, &cfg))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+
+    // Sinks.
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let mut sinks = JoinSet::new();
+    let mut senders = Vec::new();
+    let to_stdout = opts.mode == Mode::DryRun || cfg.clients.is_empty();
+    if to_stdout {
+        if opts.default_config && opts.mode == Mode::Run {
+            tracing::info!("no LOKI_URL set: printing entries to stdout (set LOKI_URL to ship them to Loki)");
+        } else if opts.mode == Mode::Run {
+            tracing::warn!("no clients configured: printing entries to stdout");
+        }
+        let (tx, rx) = mpsc::channel(SINK_QUEUE);
+        senders.push(tx);
+        sinks.spawn(stdout::run(rx));
+    } else {
+        for (i, c) in cfg.clients.iter().enumerate() {
+            let settings = loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
+            tracing::info!(url = %redact_url(&settings.url), "sending to Loki");
+            let sink = LokiSink::new(settings, metrics.clone())
+                .map_err(|e| anyhow::anyhow!("clients[{i}]: {e}"))?;
+            let (tx, rx) = mpsc::channel(SINK_QUEUE);
+            senders.push(tx);
+            sinks.spawn(sink.run(rx, abort_rx.clone()));
+        }
+    }
+    let router = Router::new(senders, positions.clone());
+
+    // Sources.
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let claims: Claims = Arc::new(Mutex::new(HashSet::new()));
+    let mut sources = JoinSet::new();
+    let max_line = cfg.limits_config.max_line_size.get() as usize;
+    let limit = LineLimit {
+        max: if max_line == 0 { HARD_LINE_LIMIT } else { max_line },
+        truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
+    };
+    let fw = &cfg.global.file_watch_config;
+    let needs_files = !jobs.is_empty();
+    for job in jobs {
+        let source = FileSource {
+            targets: job.targets,
+            sync_period: cfg.target_config.sync_period.get(),
+            claims: claims.clone(),
+            ctx: JobContext {
+                job: job.name,
+                router: router.clone(),
+                positions: positions.clone(),
+                metrics: metrics.clone(),
+                pipeline: job.pipeline,
+                limit,
+                min_poll: fw.min_poll_frequency.get(),
+                max_poll: fw.max_poll_frequency.get(),
+                inotify: false,
+            },
+        };
+        sources.spawn(source.run(stop_rx.clone()));
+    }
+    drop(router);
+
+    // Positions sync.
+    let sync_positions = {
+        let positions = positions.clone();
+        let metrics = metrics.clone();
+        let period = cfg.positions.sync_period.get();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => save_positions(&positions, &metrics),
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        })
+    };
+
+    // HTTP server.
+    let started = Arc::new(AtomicBool::new(false));
+    let (server_stop_tx, server_stop_rx) = watch::channel(false);
+    let server = if cfg.server.disable {
+        None
+    } else {
+        let addr = listen_addr(&cfg)?;
+        let state = ServerState {
+            metrics: metrics.clone(),
+            started: started.clone(),
+            needs_files,
+            health_check_target: cfg.server.health_check_target,
+        };
+        let (bound, join) = server::serve(addr, state, server_stop_rx)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        tracing::info!(addr = %bound, "listening");
+        Some(join)
+    };
+    started.store(true, Ordering::Release);
+    metrics.ready.set(1);
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
+
+    wait_for_shutdown_signal().await;
+    tracing::info!("shutting down: stopping sources");
+    let _ = stop_tx.send(true);
+    while sources.join_next().await.is_some() {}
+    let _ = sync_positions.await;
+
+    let grace = cfg.server.graceful_shutdown_timeout.get();
+    tracing::info!(timeout = ?grace, "flushing sinks");
+    let flushed = tokio::time::timeout(grace, async {
+        while sinks.join_next().await.is_some() {}
+    })
+    .await;
+    if flushed.is_err() {
+        tracing::warn!("sinks did not flush in time; unsent lines will be read again after restart");
+        let _ = abort_tx.send(true);
+        while sinks.join_next().await.is_some() {}
+    }
+    save_positions(&positions, &metrics);
+    let _ = server_stop_tx.send(true);
+    if let Some(s) = server {
+        let _ = tokio::time::timeout(Duration::from_secs(2), s).await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn save_positions(positions: &Positions, metrics: &Metrics) {
+    if let Err(e) = positions.save() {
+        metrics.positions_save_errors.inc();
+        tracing::error!(error = %e, "cannot write positions");
+    }
+}
+
+fn listen_addr(cfg: &Config) -> anyhow::Result<SocketAddr> {
+    let host = match cfg.server.http_listen_address.as_str() {
+        "" => "0.0.0.0",
+        h => h,
+    };
+    let text = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", cfg.server.http_listen_port)
+    } else {
+        format!("{host}:{}", cfg.server.http_listen_port)
+    };
+    text.parse()
+        .with_context(|| format!("server.http_listen_address {host:?} is not an IP address"))
+}
+
+/// The URL without `user:password@`, for logs.
+fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host)) if !rest.split('/').next().unwrap_or("").is_empty() && rest.find('@') < rest.find('/') => {
+                format!("{scheme}://<redacted>@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+async fn wait_for_shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => {
+                tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
+            }
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! Promtail's YAML config, read exactly as Promtail v3.6 reads it, with errors that say where and why.
+//!
+//! The spec is `shared/reference/promtail-compat.md` (§1 loading, §2 top-level blocks, §3 scrape configs,
+//! §9 traps, §10 the key checklist). Loading is a short pipeline, each step in its own module:
+//!
+//! 1. [`envsubst`] (only with `-config.expand-env=true`): drone/envsubst's `${VAR}` expansion over the raw
+//!    text, comments included, quirks and all.
+//! 2. [`locate`]: a second, marked parse of the text with yaml-rust2 that records where every key path
+//!    starts and every duplicate key (yaml.v2's strict mode rejects duplicates; serde's maps would merge
+//!    them silently).
+//! 3. serde_yaml_ng, wrapped in serde_path_to_error, into [`Config`]. Every block is
+//!    `#[serde(deny_unknown_fields)]` like yaml.v2's `UnmarshalStrict`, and each field carries its
+//!    Promtail default in `#[serde(default = ...)]` next to its doc comment, so option, default and
+//!    documentation live in one place. Scalars with Promtail-specific syntax ([`GoDuration`],
+//!    [`ModelDuration`], [`ByteSize`], YAML 1.1 booleans) parse in their own visitors.
+//! 4. [`validate`]: the checks Promtail makes while unmarshalling (unique non-empty job names, HTTP auth
+//!    exclusivity, relabel rules, Docker `host`) plus a few that keep the runtime from misbehaving.
+//!    They fail with a key path; step 2's map turns it into line:column.
+//! 5. The deprecated single `client:` block is appended to `clients` (with a warning).
+//!
+//! Every failure is a [`ConfigError`], printed `<file>:<line>:<col>: <key.path>: <what is wrong, and what
+//! would be valid>`. Pipeline stage bodies are kept as raw YAML: Promtail decodes them leniently later,
+//! and so does logferry's stage builder; here only their shape and names are checked ([`StageConfig`]).
+//! Line:column refer to the text after env expansion, which is the text that was parsed.
+
+mod client;
+mod compat;
+mod duration;
+pub mod envsubst;
+mod error;
+mod flags;
+mod http;
+mod limits;
+mod locate;
+mod scrape;
+mod server;
+mod stages;
+mod tailing;
+mod validate;
+mod yaml;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+pub use client::{BackoffConfig, ClientConfig};
+pub use compat::{OptionsConfig, TracingConfig, WalConfig, WalWatchConfig};
+pub use duration::{ByteSize, GoDuration, ModelDuration};
+pub use envsubst::EnvsubstError;
+pub use error::{ConfigError, ErrorKind};
+pub use flags::FlagOverrides;
+pub use http::{Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
+pub use limits::LimitsConfig;
+pub use scrape::{
+    DecompressionConfig, DockerFilter, DockerSdConfig, FileSdConfig, JournalConfig, ScrapeConfig, SourceKind,
+    StaticConfig,
+};
+pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
+pub use stages::{StageConfig, STAGE_NAMES};
+pub use tailing::{FileWatchConfig, GlobalConfig, PositionsConfig, TargetConfig};
+pub use yaml::LabelSet;
+
+use error::{Anchor, Invalid};
+use locate::{DuplicateKey, SourceMap};
+
+/// A whole Promtail config. `Config::default()` is Promtail's behaviour with an empty file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Deprecated single client. Moved to the end of `clients` when the config is loaded, so it is
+    /// always `None` on a loaded config.
+    #[serde(default, skip_serializing)]
+    pub client: Option<ClientConfig>,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    #[serde(default)]
+    pub positions: PositionsConfig,
+    #[serde(default)]
+    pub scrape_configs: Vec<ScrapeConfig>,
+    #[serde(default)]
+    pub target_config: TargetConfig,
+    #[serde(default)]
+    pub limits_config: LimitsConfig,
+    #[serde(default)]
+    pub options: OptionsConfig,
+    #[serde(default)]
+    pub tracing: TracingConfig,
+    #[serde(default)]
+    pub wal: WalConfig,
+    #[serde(default)]
+    pub global: GlobalConfig,
+    #[serde(skip)]
+    origin: Origin,
+}
+
+/// Where a loaded config came from. Not part of equality: the same settings written differently (moved
+/// lines, comments) are the same config, which is what a reload compares.
+#[derive(Debug, Clone, Default)]
+struct Origin {
+    file: String,
+    map: Option<Arc<SourceMap>>,
+    /// Index in `clients` of the deprecated `client:` block (or `-client.url`), which client flags modify.
+    deprecated_client: Option<usize>,
+}
+
+impl PartialEq for Origin {
+    fn eq(&self, _: &Origin) -> bool {
+        true
+    }
+}
+
+/// Reads and parses the config file at `path`.
+pub fn load(path: &Path, expand_env: bool) -> Result<Config, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(ErrorKind::Io, &file, "", format!("cannot read config file: {e}")))?;
+    parse_str(&text, &file, expand_env)
+}
+
+/// Promtail's `-config.file` rule: a comma-separated list of paths, of which the first that exists is
+/// loaded.
+pub fn load_first_existing(paths_csv: &str, expand_env: bool) -> Result<Config, ConfigError> {
+    match paths_csv.split(',').map(str::trim).find(|p| !p.is_empty() && Path::new(p).exists()) {
+        Some(path) => load(Path::new(path), expand_env),
+        None => Err(ConfigError::new(
+            ErrorKind::NotFound,
+            "",
+            "",
+            format!("{paths_csv} does not exist, set config.file for custom config path"),
+        )),
+    }
+}
+
+/// Parses config text; `source_name` is the file name errors print.
+pub fn parse_str(text: &str, source_name: &str, expand_env: bool) -> Result<Config, ConfigError> {
+    let env = |name: &str| std::env::var(name).ok();
+    parse_text(text, source_name, expand_env.then_some(&env as &dyn Fn(&str) -> Option<String>))
+}
+
+fn parse_text(
+    text: &str,
+    file: &str,
+    env: Option<&dyn Fn(&str) -> Option<String>>,
+) -> Result<Config, ConfigError> {
+    let expanded;
+    let text = match env {
+        Some(lookup) => {
+            expanded = envsubst::expand(text, lookup).map_err(|e| envsubst_error(file, e))?;
+            expanded.as_str()
+        }
+        None => text,
+    };
+    let map = SourceMap::parse(text);
+    let duplicate = map.as_ref().and_then(|m| m.duplicates.first());
+    let parsed: Result<Config, _> = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
+    let mut config = match parsed {
+        Ok(config) => config,
+        Err(err) => {
+            let err = error::from_serde(err, file, map.as_ref());
+            // A duplicate key often causes the serde error ("duplicate field"); report it precisely.
+            return Err(match duplicate {
+                Some(dup) if err.kind != ErrorKind::Syntax => duplicate_error(file, dup),
+                _ => expand_env_hint(err, text, env.is_none()),
+            });
+        }
+    };
+    if let Some(dup) = duplicate {
+        return Err(duplicate_error(file, dup));
+    }
+    validate::validate(&mut config, map.as_ref()).map_err(|invalid| locate_invalid(file, map.as_ref(), invalid))?;
+    let mut origin = Origin { file: file.to_string(), map: map.map(Arc::new), deprecated_client: None };
+    if let Some(client) = config.client.take() {
+        tracing::warn!("{file}: the `client` block is deprecated, use `clients` (a list) instead");
+        origin.deprecated_client = Some(config.clients.len());
+        config.clients.push(client);
+    }
+    if config.options.stream_lag_labels.take().is_some() {
+        tracing::warn!("{file}: options.stream_lag_labels was removed in Promtail 3.0 and is ignored");
+    }
+    config.origin = origin;
+    Ok(config)
+}
+
+fn envsubst_error(file: &str, err: EnvsubstError) -> ConfigError {
+    ConfigError {
+        kind: ErrorKind::Envsubst,
+        file: file.to_string(),
+        line: Some(err.line),
+        column: Some(err.column),
+        path: String::new(),
+        message: format!("-config.expand-env: {} in {:?}", err.message, err.snippet),
+    }
+}
+
+fn duplicate_error(file: &str, dup: &DuplicateKey) -> ConfigError {
+    let message =
+        format!("duplicate key {:?} (first defined at line {}, column {})", dup.key, dup.first.line, dup.first.column);
+    ConfigError::new(ErrorKind::Invalid, file, &dup.parent, message).at(Some(dup.at))
+}
+
+fn locate_invalid(file: &str, map: Option<&SourceMap>, invalid: Invalid) -> ConfigError {
+    let at = map.and_then(|m| match invalid.anchor {
+        Anchor::Key => m.key(&invalid.path),
+        Anchor::Value => m.value(&invalid.path),
+    });
+    ConfigError::new(ErrorKind::Invalid, file, &invalid.path, invalid.message).at(at)
+}
+
+/// Promtail adds this hint to load errors when expansion is off; logferry only when the offending line
+/// actually holds a `${`.
+fn expand_env_hint(mut err: ConfigError, text: &str, expansion_off: bool) -> ConfigError {
+    let line = err.line.and_then(|n| text.lines().nth(n.saturating_sub(1)));
+    if expansion_off && line.is_some_and(|l| l.contains("${")) {
+        err.message.push_str(
+            " (use `-config.expand-env=true` if you want to expand environment variables in your config file)",
+        );
+    }
+    err
+}
+
+impl Config {
+    /// The file this config was loaded from (`""` for a config built in code).
+    pub fn source_name(&self) -> &str {
+        &self.origin.file
+    }
+
+    /// Line and column (1-based) where the node at `path` starts in the loaded text, e.g.
+    /// `scrape_configs[0].pipeline_stages[2].match.stages[0]`; the nearest enclosing node when the path
+    /// itself is not in the text.
+    pub fn locate(&self, path: &str) -> Option<(usize, usize)> {
+        let at = self.origin.map.as_ref()?.value(path)?;
+        Some((at.line, at.column))
+    }
+
+    /// A [`ConfigError`] for a problem found after loading (e.g. by the stage builder), located by path.
+    pub fn error_at(&self, path: &str, message: impl Into<String>) -> ConfigError {
+        let at = self.origin.map.as_ref().and_then(|m| m.value(path));
+        ConfigError::new(ErrorKind::Invalid, &self.origin.file, path, message).at(at)
+    }
+
+    /// The effective config as YAML with credentials shown as `<secret>`, for `-print-config-stderr`.
+    pub fn to_redacted_yaml(&self) -> String {
+        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# the config cannot be printed: {e}\n"))
+    }
+}
+
+/// Parses a Go duration (`1m30s`, `500ms`) as a flag value, e.g. `-positions.sync-period`.
+pub fn parse_go_duration(text: &str) -> Result<std::time::Duration, String> {
+    GoDuration::parse(text).map(GoDuration::get)
+}
+
+/// Parses a Promtail byte size (`256kb`, `2MB`, `1048576`) as a flag value, e.g. `-max-line-size`.
+pub fn parse_byte_size(text: &str) -> Result<u64, String> {
+    ByteSize::parse(text).map(ByteSize::get)
+}
+
+/// logferry's built-in config, used when no config file is given: tail `/var/log/*.log` and push to
+/// `$LOKI_URL` (see [`default_config`]).
+pub const DEFAULT_CONFIG: &str = r#"# logferry's built-in config (used when no -config.file is given).
+server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: 9080
+positions:
+  filename: /tmp/logferry-positions.yaml
+scrape_configs:
+  - job_name: varlogs
+    static_configs:
+      - targets: [localhost]
+        labels:
+          job: varlogs
+          __path__: /var/log/*.log
+clients:
+  - url: "${LOKI_URL}"
+"#;
+
+/// [`DEFAULT_CONFIG`] with the environment expanded. With `LOKI_URL` unset or empty it has no clients
+/// (the runtime then prints entries to stdout); an unusable `LOKI_URL` is an error.
+pub fn default_config() -> Result<Config, ConfigError> {
+    default_config_with(&|name| std::env::var(name).ok())
+}
+
+fn default_config_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+    const NAME: &str = "<built-in config>";
+    let url = env("LOKI_URL").filter(|u| !u.is_empty());
+    if url.is_some() {
+        return parse_text(DEFAULT_CONFIG, NAME, Some(env));
+    }
+    // Drop the client rather than shipping to an empty URL.
+    let without_clients = match DEFAULT_CONFIG.split_once("\nclients:") {
+        Some((head, _)) => format!("{head}\n"),
+        None => DEFAULT_CONFIG.to_string(),
+    };
+    parse_text(&without_clients, NAME, Some(env))
+}

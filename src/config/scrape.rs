@@ -1,0 +1,495 @@
+//! `scrape_configs[]`: one job each, with its source, relabeling and pipeline (compat reference §3, §10).
+//!
+//! The sources logferry runs (files via `static_configs`/`file_sd_configs`, `docker_sd_configs`,
+//! `journal`) are typed and checked here. Every other Promtail source and service discovery is accepted as
+//! raw YAML so that a Promtail config still loads, and [`ScrapeConfig::source`] tells the runtime which
+//! source a job uses, so it can say which ones it does not support.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_yaml_ng::Value;
+
+use super::duration::{GoDuration, ModelDuration};
+use super::error::Invalid;
+use super::http::{self, Authorization, BasicAuth, HttpSettings, OAuth2, TlsConfig};
+use super::locate::join_key;
+use super::stages::StageConfig;
+use super::yaml::{self, yes, LabelSet};
+use crate::relabel::RelabelConfig;
+
+/// One scrape job.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeConfig {
+    /// Unique name of the job; used in metrics and positions, never turned into a `job` label.
+    #[serde(default)]
+    pub job_name: String,
+    #[serde(default)]
+    pub pipeline_stages: Vec<StageConfig>,
+    #[serde(default)]
+    pub relabel_configs: Vec<RelabelConfig>,
+    /// IANA charset of the files (file targets only); empty means UTF-8.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub encoding: String,
+    #[serde(default)]
+    pub decompression: DecompressionConfig,
+
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub static_configs: Vec<StaticConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_sd_configs: Vec<FileSdConfig>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub docker_sd_configs: Vec<DockerSdConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalConfig>,
+
+    // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub loki_push_api: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub windows_events: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub kafka: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub gelf: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub gcplog: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub azure_event_hubs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub cloudflare: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub heroku_drain: Option<Value>,
+
+    // Prometheus service discoveries that feed file targets in Promtail; not run by logferry.
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub kubernetes_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub consul_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub consulagent_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub dns_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub digitalocean_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub dockerswarm_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub serverset_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub nerve_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub marathon_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub gce_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub ec2_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub openstack_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub azure_sd_configs: Option<Value>,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub triton_sd_configs: Option<Value>,
+}
+
+/// The one source a job reads from, chosen in Promtail's order (`targets/manager.go`): a job with both
+/// `static_configs` and `journal` is a file job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceKind {
+    /// `static_configs`, `file_sd_configs` or another service discovery except Docker's.
+    File,
+    Journal,
+    Syslog,
+    Gcplog,
+    LokiPushApi,
+    WindowsEvents,
+    Kafka,
+    AzureEventHubs,
+    Gelf,
+    Cloudflare,
+    Docker,
+    HerokuDrain,
+}
+
+impl SourceKind {
+    /// The config key that selects this source (`static_configs` for files).
+    pub fn key(self) -> &'static str {
+        match self {
+            SourceKind::File => "static_configs",
+            SourceKind::Journal => "journal",
+            SourceKind::Syslog => "syslog",
+            SourceKind::Gcplog => "gcplog",
+            SourceKind::LokiPushApi => "loki_push_api",
+            SourceKind::WindowsEvents => "windows_events",
+            SourceKind::Kafka => "kafka",
+            SourceKind::AzureEventHubs => "azure_event_hubs",
+            SourceKind::Gelf => "gelf",
+            SourceKind::Cloudflare => "cloudflare",
+            SourceKind::Docker => "docker_sd_configs",
+            SourceKind::HerokuDrain => "heroku_drain",
+        }
+    }
+}
+
+impl fmt::Display for SourceKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+impl ScrapeConfig {
+    /// The source this job uses, or `None` when it names none (Promtail: "no valid target scrape config
+    /// defined for <job>").
+    pub fn source_kind(&self) -> Option<SourceKind> {
+        let present = |v: &Option<Value>| match v {
+            Some(Value::Sequence(items)) => !items.is_empty(),
+            Some(Value::Null) | None => false,
+            Some(_) => true,
+        };
+        let other_sd = [
+            &self.kubernetes_sd_configs,
+            &self.consul_sd_configs,
+            &self.consulagent_sd_configs,
+            &self.dns_sd_configs,
+            &self.digitalocean_sd_configs,
+            &self.dockerswarm_sd_configs,
+            &self.serverset_sd_configs,
+            &self.nerve_sd_configs,
+            &self.marathon_sd_configs,
+            &self.gce_sd_configs,
+            &self.ec2_sd_configs,
+            &self.openstack_sd_configs,
+            &self.azure_sd_configs,
+            &self.triton_sd_configs,
+        ];
+        let order: [(bool, SourceKind); 12] = [
+            (
+                !self.static_configs.is_empty() || !self.file_sd_configs.is_empty() || other_sd.into_iter().any(present),
+                SourceKind::File,
+            ),
+            (self.journal.is_some(), SourceKind::Journal),
+            (present(&self.syslog), SourceKind::Syslog),
+            (present(&self.gcplog), SourceKind::Gcplog),
+            (present(&self.loki_push_api), SourceKind::LokiPushApi),
+            (present(&self.windows_events), SourceKind::WindowsEvents),
+            (present(&self.kafka), SourceKind::Kafka),
+            (present(&self.azure_event_hubs), SourceKind::AzureEventHubs),
+            (present(&self.gelf), SourceKind::Gelf),
+            (present(&self.cloudflare), SourceKind::Cloudflare),
+            (!self.docker_sd_configs.is_empty(), SourceKind::Docker),
+            (present(&self.heroku_drain), SourceKind::HerokuDrain),
+        ];
+        order.into_iter().find(|(used, _)| *used).map(|(_, kind)| kind)
+    }
+
+    /// Checks the typed sources of one job; `base` is its path (`scrape_configs[0]`).
+    pub(crate) fn validate_sources(&self, base: &str) -> Result<(), Invalid> {
+        self.decompression.validate(&join_key(base, "decompression"))?;
+        for (i, sd) in self.file_sd_configs.iter().enumerate() {
+            sd.validate(&format!("{base}.file_sd_configs[{i}]"))?;
+        }
+        for (i, sd) in self.docker_sd_configs.iter().enumerate() {
+            sd.validate(&format!("{base}.docker_sd_configs[{i}]"))?;
+        }
+        if let Some(journal) = &self.journal {
+            journal.validate(&join_key(base, "journal"))?;
+        }
+        Ok(())
+    }
+}
+
+/// `decompression`: read compressed files (file targets only).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecompressionConfig {
+    #[serde(default, deserialize_with = "yaml::bool")]
+    pub enabled: bool,
+    /// Wait this long after a compressed file appears before reading it.
+    #[serde(default)]
+    pub initial_delay: GoDuration,
+    /// `gz`, `z` or `bz2`.
+    #[serde(default)]
+    pub format: String,
+}
+
+impl Default for DecompressionConfig {
+    fn default() -> Self {
+        yaml::defaults()
+    }
+}
+
+impl DecompressionConfig {
+    pub const FORMATS: [&'static str; 3] = ["gz", "z", "bz2"];
+
+    fn validate(&self, base: &str) -> Result<(), Invalid> {
+        if self.enabled && !Self::FORMATS.contains(&self.format.as_str()) {
+            return Err(Invalid::value(
+                join_key(base, "format"),
+                format!("invalid decompression format {:?}: expected one of gz, z, bz2", self.format),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `static_configs[]`: fixed targets and their labels; `__path__` is the glob to tail.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticConfig {
+    /// Each becomes `__address__`; only the count matters for files.
+    #[serde(default = "localhost")]
+    pub targets: Vec<String>,
+    /// Must contain `__path__` for the target to be read; may set `__path_exclude__` and `__host__`.
+    #[serde(default)]
+    pub labels: LabelSet,
+}
+
+fn localhost() -> Vec<String> {
+    vec!["localhost".to_string()]
+}
+
+/// `file_sd_configs[]`: targets read from JSON/YAML files.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileSdConfig {
+    /// Paths ending in `.json`, `.yml` or `.yaml`; the last path segment may contain `*`.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Re-read interval, besides inotify.
+    #[serde(default = "five_minutes")]
+    pub refresh_interval: ModelDuration,
+}
+
+fn five_minutes() -> ModelDuration {
+    ModelDuration::from_secs(300)
+}
+
+impl FileSdConfig {
+    /// Prometheus' file SD checks: at least one file, each `^[^*]*(\*[^/]*)?\.(json|yml|yaml)$`.
+    fn validate(&self, base: &str) -> Result<(), Invalid> {
+        if self.files.is_empty() {
+            return Err(Invalid::key(base, "file service discovery config must contain at least one path name"));
+        }
+        for (i, file) in self.files.iter().enumerate() {
+            let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
+            let ext_ok = [".json", ".yml", ".yaml", ".JSON", ".YML", ".YAML"].iter().any(|e| name.ends_with(e));
+            if !ext_ok || dir.contains('*') || name.matches('*').count() > 1 {
+                return Err(Invalid::value(
+                    format!("{base}.files[{i}]"),
+                    format!("path name {file:?} is not valid for file discovery: it must end in .json, .yml or .yaml and only its last segment may contain one *"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `docker_sd_configs[]`: containers of a Docker daemon (Prometheus' moby SD plus Promtail's reader).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerSdConfig {
+    /// Daemon address, e.g. `unix:///var/run/docker.sock` or `tcp://host:2375`. Required.
+    #[serde(default)]
+    pub host: String,
+    /// Port for `__address__` of containers without published ports.
+    #[serde(default = "port_80")]
+    pub port: u16,
+    /// Host for `__address__` of containers in host networking mode.
+    #[serde(default = "localhost_host")]
+    pub host_networking_host: String,
+    /// Use only the first network of a container with several.
+    #[serde(default = "yes", deserialize_with = "yaml::bool")]
+    pub match_first_network: bool,
+    /// Docker `ContainerList` filters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<DockerFilter>,
+    #[serde(default = "sixty_seconds")]
+    pub refresh_interval: ModelDuration,
+
+    // Prometheus HTTPClientConfig, inline (used for http:// and https:// hosts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<Authorization>,
+    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    pub bearer_token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_token_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<OAuth2>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub no_proxy: Option<String>,
+    #[serde(default, deserialize_with = "yaml::bool")]
+    pub proxy_from_environment: bool,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
+    #[serde(default = "yes", deserialize_with = "yaml::bool")]
+    pub follow_redirects: bool,
+    #[serde(default = "yes", deserialize_with = "yaml::bool")]
+    pub enable_http2: bool,
+    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    pub http_headers: Option<Value>,
+}
+
+/// One Docker `ContainerList` filter, e.g. `{name: label, values: [logging=promtail]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerFilter {
+    pub name: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+fn port_80() -> u16 {
+    80
+}
+fn localhost_host() -> String {
+    "localhost".to_string()
+}
+fn sixty_seconds() -> ModelDuration {
+    ModelDuration::from_secs(60)
+}
+
+impl DockerSdConfig {
+    /// The `Authorization` header to send to an http(s) daemon, as for clients.
+    pub fn effective_authorization(&self) -> Option<Authorization> {
+        http::effective_authorization(&self.authorization, &self.bearer_token, &self.bearer_token_file)
+    }
+
+    fn validate(&self, base: &str) -> Result<(), Invalid> {
+        if self.host.is_empty() {
+            return Err(Invalid::key(base, "host missing: set the Docker daemon address, e.g. host: unix:///var/run/docker.sock"));
+        }
+        let scheme_ok = ["unix://", "tcp://", "http://", "https://", "npipe://"].iter().any(|s| self.host.starts_with(s));
+        if !scheme_ok {
+            return Err(Invalid::value(
+                join_key(base, "host"),
+                format!("invalid Docker host {:?}: expected unix:///path/to/docker.sock, tcp://host:port or http(s)://host:port", self.host),
+            ));
+        }
+        http::validate(
+            base,
+            &HttpSettings {
+                basic_auth: &self.basic_auth,
+                authorization: &self.authorization,
+                bearer_token: &self.bearer_token,
+                bearer_token_file: &self.bearer_token_file,
+                oauth2: &self.oauth2,
+                tls_config: &self.tls_config,
+                proxy_url: &self.proxy_url,
+                no_proxy: &self.no_proxy,
+                proxy_from_environment: self.proxy_from_environment,
+                proxy_connect_header: &self.proxy_connect_header,
+            },
+        )
+    }
+}
+
+/// `journal`: the systemd journal.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    /// Ship every field of an entry as a JSON object instead of just `MESSAGE`.
+    #[serde(default, deserialize_with = "yaml::bool")]
+    pub json: bool,
+    /// On first start (or a cursor older than this), start reading this far back.
+    #[serde(default = "seven_hours")]
+    pub max_age: GoDuration,
+    /// Journal directory; empty means the system journals (`/var/log/journal`, `/run/log/journal`).
+    #[serde(default)]
+    pub path: String,
+    /// Static labels added to every entry before relabeling.
+    #[serde(default)]
+    pub labels: LabelSet,
+    /// Space-separated `FIELD=value` terms, all of which must match (no `+` for OR).
+    #[serde(default)]
+    pub matches: String,
+}
+
+fn seven_hours() -> GoDuration {
+    GoDuration::from_secs(7 * 3600)
+}
+
+impl JournalConfig {
+    /// The `matches` terms as (field, value) pairs.
+    pub fn match_terms(&self) -> Vec<(&str, &str)> {
+        self.matches.split_whitespace().filter_map(|term| term.split_once('=')).collect()
+    }
+
+    fn validate(&self, base: &str) -> Result<(), Invalid> {
+        for term in self.matches.split_whitespace() {
+            if term.matches('=').count() != 1 || term.starts_with('=') {
+                return Err(Invalid::value(
+                    join_key(base, "matches"),
+                    format!("invalid journal match {term:?}: expected FIELD=value terms separated by spaces (e.g. _SYSTEMD_UNIT=nginx.service); \"+\" (OR) is not supported"),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn job(text: &str) -> ScrapeConfig {
+        serde_yaml_ng::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn defaults_match_promtail() {
+        let j = job("job_name: x\nstatic_configs: [{labels: {__path__: /a}}]\ndocker_sd_configs: [{host: unix:///d}]\njournal: {}\nfile_sd_configs: [{files: [a.json]}]");
+        assert_eq!(j.static_configs[0].targets, ["localhost"]);
+        let d = &j.docker_sd_configs[0];
+        assert_eq!((d.port, d.host_networking_host.as_str(), d.match_first_network), (80, "localhost", true));
+        assert_eq!(d.refresh_interval.0, Duration::from_secs(60));
+        assert!(d.follow_redirects && d.enable_http2 && d.filters.is_empty());
+        let journal = j.journal.as_ref().unwrap();
+        assert_eq!((journal.json, journal.max_age.0, journal.path.as_str()), (false, Duration::from_secs(7 * 3600), ""));
+        assert_eq!(j.file_sd_configs[0].refresh_interval.0, Duration::from_secs(300));
+        assert_eq!(j.decompression, DecompressionConfig { enabled: false, initial_delay: GoDuration::default(), format: String::new() });
+        assert!(j.pipeline_stages.is_empty() && j.relabel_configs.is_empty() && j.encoding.is_empty());
+    }
+
+    #[test]
+    fn source_follows_promtail_routing_order() {
+        let cases: &[(&str, Option<SourceKind>)] = &[
+            ("job_name: a", None),
+            ("job_name: a\nstatic_configs: [{}]\njournal: {}", Some(SourceKind::File)),
+            ("job_name: a\njournal: {}\nsyslog: {listen_address: ':1514'}", Some(SourceKind::Journal)),
+            ("job_name: a\ndocker_sd_configs: [{host: unix:///d}]", Some(SourceKind::Docker)),
+            ("job_name: a\nkubernetes_sd_configs: [{role: pod}]", Some(SourceKind::File)),
+            ("job_name: a\nkubernetes_sd_configs: []", None),
+            ("job_name: a\nloki_push_api: {server: {http_listen_port: 3500}}", Some(SourceKind::LokiPushApi)),
+            ("job_name: a\ngelf: {}\nheroku_drain: {}", Some(SourceKind::Gelf)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(job(text).source_kind(), *want, "{text}");
+        }
+    }
+
+    #[test]
+    fn source_checks() {
+        let err = |text: &str| job(text).validate_sources("s").err().map(|e| (e.path, e.message));
+        assert_eq!(err("job_name: a\ndocker_sd_configs: [{host: unix:///var/run/docker.sock}]"), None);
+        assert_eq!(err("job_name: a\ndocker_sd_configs: [{port: 1}]").unwrap().0, "s.docker_sd_configs[0]");
+        assert_eq!(err("job_name: a\ndocker_sd_configs: [{host: /var/run/docker.sock}]").unwrap().0, "s.docker_sd_configs[0].host");
+        assert_eq!(err("job_name: a\nfile_sd_configs: [{files: [targets/*.json]}]"), None);
+        assert_eq!(err("job_name: a\nfile_sd_configs: [{files: [targets.txt]}]").unwrap().0, "s.file_sd_configs[0].files[0]");
+        assert_eq!(err("job_name: a\nfile_sd_configs: [{}]").unwrap().1, "file service discovery config must contain at least one path name");
+        assert_eq!(err("job_name: a\njournal: {matches: '_SYSTEMD_UNIT=a.service PRIORITY=3'}"), None);
+        assert_eq!(err("job_name: a\njournal: {matches: 'A=1 + B=2'}").unwrap().0, "s.journal.matches");
+        assert_eq!(err("job_name: a\ndecompression: {enabled: true, format: zip}").unwrap().1, "invalid decompression format \"zip\": expected one of gz, z, bz2");
+        assert_eq!(job("job_name: a\njournal: {matches: 'A=1 B=2'}").journal.unwrap().match_terms(), [("A", "1"), ("B", "2")]);
+    }
+}

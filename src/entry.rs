@@ -1,0 +1,159 @@
+//! The unit of data that flows through logferry: [`Entry`], grouped into [`Batch`]es.
+//!
+//! An entry's stream labels are an [`Arc<LabelSet>`]: every line of one file shares the same
+//! allocation, so fanning a batch out to several sinks and grouping entries into Loki streams costs a
+//! pointer compare, not a string compare. A `LabelSet` renders its Loki selector form (`{a="b", c="d"}`)
+//! once, when it is built.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use crate::ack::AckToken;
+
+/// A mutable label map, as relabeling and stages see it. Sorted by name, as Loki wants them.
+pub type Labels = BTreeMap<String, String>;
+
+/// The hidden label the `tenant` stage sets; it picks the tenant and is never sent as a label.
+pub const TENANT_LABEL: &str = "__tenant_id__";
+
+/// An immutable, shareable stream label set with its rendered Loki form.
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub struct LabelSet {
+    labels: Labels,
+    /// `{a="b", c="d"}` with Go `strconv.Quote` escaping, `__tenant_id__` excluded.
+    rendered: String,
+}
+
+impl LabelSet {
+    pub fn new(labels: Labels) -> Arc<Self> {
+        let rendered = render(&labels);
+        Arc::new(LabelSet { labels, rendered })
+    }
+
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.labels.get(name).map(String::as_str)
+    }
+
+    /// The Loki stream selector form, as Promtail sends it in `StreamAdapter.labels`.
+    pub fn rendered(&self) -> &str {
+        &self.rendered
+    }
+
+    pub fn tenant(&self) -> Option<&str> {
+        self.get(TENANT_LABEL).filter(|t| !t.is_empty())
+    }
+}
+
+fn render(labels: &Labels) -> String {
+    let mut out = String::with_capacity(2 + labels.len() * 24);
+    out.push('{');
+    let mut first = true;
+    for (name, value) in labels {
+        if name == TENANT_LABEL {
+            continue;
+        }
+        if !first {
+            out.push_str(", ");
+        }
+        first = false;
+        out.push_str(name);
+        out.push('=');
+        go_quote(&mut out, value);
+    }
+    out.push('}');
+    out
+}
+
+/// Quote `s` the way Go's `strconv.Quote` does for printable text: `"`, `\` and control characters are
+/// escaped; other characters, non-ASCII included, are written as they are.
+pub fn go_quote(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\x0b' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\x7f' => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// One log line on its way to the sinks.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Unix time in nanoseconds.
+    pub timestamp: i64,
+    pub line: String,
+    pub labels: Arc<LabelSet>,
+    /// Loki structured metadata (name, value), in the order the stages added it.
+    pub metadata: Vec<(String, String)>,
+}
+
+impl Entry {
+    /// Bytes Promtail counts toward a batch: the line plus structured metadata, labels excluded.
+    pub fn size(&self) -> usize {
+        self.line.len()
+            + self
+                .metadata
+                .iter()
+                .map(|(n, v)| n.len() + v.len())
+                .sum::<usize>()
+    }
+}
+
+/// Entries read together from one target, with the acknowledgement that commits their position once
+/// every sink holds them.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub entries: Vec<Entry>,
+    pub ack: Option<AckToken>,
+}
+
+/// Unix time now, in nanoseconds.
+pub fn now_nanos() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_sorted_quoted_without_tenant() {
+        let mut l = Labels::new();
+        l.insert("job".into(), "varlogs".into());
+        l.insert("filename".into(), "/var/log/a \"b\".log".into());
+        l.insert(TENANT_LABEL.into(), "t1".into());
+        let set = LabelSet::new(l);
+        assert_eq!(
+            set.rendered(),
+            r#"{filename="/var/log/a \"b\".log", job="varlogs"}"#
+        );
+        assert_eq!(set.tenant(), Some("t1"));
+    }
+
+    #[test]
+    fn quotes_control_characters_like_go() {
+        let mut s = String::new();
+        go_quote(&mut s, "a\u{1}b\nc\\é");
+        assert_eq!(s, r#""a\x01b\nc\\é""#);
+    }
+}

@@ -1,0 +1,230 @@
+//! The agent's own metrics, served on `/metrics`.
+//!
+//! Where Promtail has a metric for something, logferry exports it under Promtail's exact name and
+//! labels, so existing dashboards and alerts keep working (`promtail_read_bytes_total`,
+//! `promtail_sent_entries_total`, …; note that Promtail's `*_bytes_total` file metrics are gauges).
+//! What Promtail does not have is exported under `logferry_`. Hot paths update metrics once per
+//! chunk or batch, never per line.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PathLabel {
+    pub path: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostLabel {
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HostTenantLabel {
+    pub host: String,
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabel {
+    pub host: String,
+    pub tenant: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabel {
+    pub status_code: String,
+    pub host: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct JobReasonLabel {
+    pub job: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+fn request_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.005, 2.0, 12))
+}
+
+type RequestFamily = Family<RequestLabel, Histogram, fn() -> Histogram>;
+
+pub struct Metrics {
+    pub registry: Registry,
+    // File source (Promtail names).
+    pub read_bytes: Family<PathLabel, Gauge>,
+    pub file_bytes: Family<PathLabel, Gauge>,
+    pub read_lines: Family<PathLabel, Counter>,
+    pub files_active: Gauge,
+    pub targets_active: Gauge,
+    pub targets_failed: Family<ReasonLabel, Counter>,
+    // Loki client (Promtail names).
+    pub encoded_bytes: Family<HostLabel, Counter>,
+    pub sent_bytes: Family<HostLabel, Counter>,
+    pub sent_entries: Family<HostLabel, Counter>,
+    pub dropped_bytes: Family<DropLabel, Counter>,
+    pub dropped_entries: Family<DropLabel, Counter>,
+    pub mutated_entries: Family<DropLabel, Counter>,
+    pub mutated_bytes: Family<DropLabel, Counter>,
+    pub request_duration: RequestFamily,
+    pub batch_retries: Family<HostTenantLabel, Counter>,
+    // logferry's own.
+    /// Lines whose invalid UTF-8 was replaced with U+FFFD.
+    pub lines_invalid_utf8: Family<JobReasonLabel, Counter>,
+    /// Lines cut or dropped while reading (over the line size limit), by job and reason.
+    pub lines_oversized: Family<JobReasonLabel, Counter>,
+    /// Requests a sink gave up on for good (after Promtail's max_retries, or a 4xx), by host and reason.
+    pub positions_save_errors: Counter,
+    pub ready: Gauge,
+}
+
+impl Metrics {
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            read_bytes: Family::default(),
+            file_bytes: Family::default(),
+            read_lines: Family::default(),
+            files_active: Gauge::default(),
+            targets_active: Gauge::default(),
+            targets_failed: Family::default(),
+            encoded_bytes: Family::default(),
+            sent_bytes: Family::default(),
+            sent_entries: Family::default(),
+            dropped_bytes: Family::default(),
+            dropped_entries: Family::default(),
+            mutated_entries: Family::default(),
+            mutated_bytes: Family::default(),
+            request_duration: Family::new_with_constructor(request_histogram),
+            batch_retries: Family::default(),
+            lines_invalid_utf8: Family::default(),
+            lines_oversized: Family::default(),
+            positions_save_errors: Counter::default(),
+            ready: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "promtail_read_bytes_total",
+            "Number of bytes read (the file offset).",
+            m.read_bytes.clone(),
+        );
+        registry.register(
+            "promtail_file_bytes_total",
+            "Number of bytes total (the file size).",
+            m.file_bytes.clone(),
+        );
+        registry.register(
+            "promtail_read_lines",
+            "Number of lines read.",
+            m.read_lines.clone(),
+        );
+        registry.register(
+            "promtail_files_active_total",
+            "Number of active files.",
+            m.files_active.clone(),
+        );
+        registry.register(
+            "promtail_targets_active_total",
+            "Number of active targets.",
+            m.targets_active.clone(),
+        );
+        registry.register(
+            "promtail_targets_failed",
+            "Number of failed targets.",
+            m.targets_failed.clone(),
+        );
+        registry.register(
+            "promtail_encoded_bytes",
+            "Number of bytes encoded and ready to send.",
+            m.encoded_bytes.clone(),
+        );
+        registry.register(
+            "promtail_sent_bytes",
+            "Number of bytes sent.",
+            m.sent_bytes.clone(),
+        );
+        registry.register(
+            "promtail_sent_entries",
+            "Number of log entries sent to the ingester.",
+            m.sent_entries.clone(),
+        );
+        registry.register(
+            "promtail_dropped_bytes",
+            "Number of bytes dropped because failed to be sent to the ingester after all retries.",
+            m.dropped_bytes.clone(),
+        );
+        registry.register(
+            "promtail_dropped_entries",
+            "Number of log entries dropped because failed to be sent to the ingester after all retries.",
+            m.dropped_entries.clone(),
+        );
+        registry.register(
+            "promtail_mutated_entries",
+            "The total number of log entries that have been mutated.",
+            m.mutated_entries.clone(),
+        );
+        registry.register(
+            "promtail_mutated_bytes",
+            "The total number of bytes that have been mutated.",
+            m.mutated_bytes.clone(),
+        );
+        registry.register(
+            "promtail_request_duration_seconds",
+            "Duration of send requests.",
+            m.request_duration.clone(),
+        );
+        registry.register(
+            "promtail_batch_retries",
+            "Number of times batches has had to be retried.",
+            m.batch_retries.clone(),
+        );
+        registry.register(
+            "logferry_lines_invalid_utf8",
+            "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.",
+            m.lines_invalid_utf8.clone(),
+        );
+        registry.register(
+            "logferry_lines_oversized",
+            "Lines longer than the line size limit, truncated or dropped.",
+            m.lines_oversized.clone(),
+        );
+        registry.register(
+            "logferry_positions_save_errors",
+            "Failed writes of the positions file.",
+            m.positions_save_errors.clone(),
+        );
+        registry.register(
+            "logferry_ready",
+            "1 once the agent has started its sources and sinks.",
+            m.ready.clone(),
+        );
+        Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+
+    pub fn drop_label(host: &str, tenant: &str, reason: &str) -> DropLabel {
+        DropLabel {
+            host: host.to_owned(),
+            tenant: tenant.to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule) and a
+//! redirect from `/` to `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::metrics::Metrics;
+
+#[derive(Clone)]
+pub struct ServerState {
+    pub metrics: Arc<Metrics>,
+    /// Sources and sinks are started.
+    pub started: Arc<AtomicBool>,
+    /// Whether readiness needs an open file (some scrape config tails files), as Promtail's does.
+    pub needs_files: bool,
+    /// Promtail's `server.health_check_target`: false makes `/ready` always 200.
+    pub health_check_target: bool,
+}
+
+impl ServerState {
+    fn is_ready(&self) -> bool {
+        if !self.health_check_target {
+            return true;
+        }
+        self.started.load(Ordering::Acquire)
+            && (!self.needs_files || self.metrics.files_active.get() > 0)
+    }
+}
+
+async fn metrics(State(s): State<ServerState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        s.metrics.encode(),
+    )
+        .into_response()
+}
+
+async fn ready(State(s): State<ServerState>) -> Response {
+    if s.is_ready() {
+        (StatusCode::OK, "Ready").into_response()
+    } else {
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Not ready: Unable to find any logs to tail. Please verify permissions, volumes, scrape_config, etc.",
+        )
+            .into_response()
+    }
+}
+
+/// Bind and serve until `shutdown` turns true. Returns the bound address (port 0 picks a free port).
+pub async fn serve(
+    addr: SocketAddr,
+    state: ServerState,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/ready", get(ready))
+        .route("/", get(|| async { Redirect::to("/metrics") }))
+        .with_state(state);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let join = tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .await;
+    });
+    Ok((bound, join))
+}

@@ -1,0 +1,307 @@
+//! The Loki sink's run loop: take batches from the router, group them into pushes per tenant, send a
+//! push when it is full (`batchsize`) or old (`batchwait`), retry what Loki may accept later, and
+//! acknowledge every batch once all the pushes holding its entries are done.
+//!
+//! A push is sent by this task itself, as Promtail's client does, so a receiver that is down stops this
+//! sink from taking more batches; the router then blocks and the sources pause, leaving the lines in
+//! their files. With a backlog the loop always finds the next batch waiting, so pushes fill by size,
+//! never by wait.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, watch};
+
+use super::batch::{PartAck, PendingPush};
+use super::config::LokiSettings;
+use super::encode::PushEncoder;
+use super::service::{backoff, Outcome, Service};
+use crate::entry::{Batch, LabelSet, Labels};
+use crate::metrics::{HostLabel, HostTenantLabel, Metrics, RequestLabel};
+
+/// How many distinct label sets the merge cache remembers before it starts over.
+const LABEL_CACHE_MAX: usize = 10_000;
+
+/// A label set as this sink sends it: the entry's `Arc` (kept so its address stays unique while
+/// cached), the rendered labels with external labels merged, and the tenant.
+type ResolvedLabels = (Arc<LabelSet>, Arc<str>, Arc<str>);
+
+pub struct LokiSink {
+    service: Service,
+    metrics: Arc<Metrics>,
+    encoder: PushEncoder,
+    pending: Vec<(Arc<str>, PendingPush)>,
+    /// Entry label set → (final rendered labels, tenant). Keyed by the `Arc`'s address; the `Arc` is
+    /// kept in the value so the address cannot be reused while cached.
+    labels: HashMap<usize, ResolvedLabels>,
+    /// The last label set resolved: a chunk's entries share one.
+    last: Option<ResolvedLabels>,
+    logged: HashSet<i32>,
+    host: HostLabel,
+}
+
+impl LokiSink {
+    pub fn new(settings: LokiSettings, metrics: Arc<Metrics>) -> Result<Self, String> {
+        let host = HostLabel {
+            host: settings.host.clone(),
+        };
+        Ok(LokiSink {
+            service: Service::new(settings)?,
+            metrics,
+            encoder: PushEncoder::default(),
+            pending: Vec::new(),
+            labels: HashMap::new(),
+            last: None,
+            logged: HashSet::new(),
+            host,
+        })
+    }
+
+    /// Run until the router closes the input, then flush. `abort` turning true stops retrying at once:
+    /// what is not yet accepted stays unacknowledged and is read again after a restart.
+    pub async fn run(mut self, mut input: mpsc::Receiver<Arc<Batch>>, abort: watch::Receiver<bool>) {
+        let wait = self.service.settings().batch_wait;
+        let mut tick = tokio::time::interval((wait / 10).max(Duration::from_millis(10)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                msg = input.recv() => match msg {
+                    Some(batch) => {
+                        if !self.add(batch, &abort).await {
+                            return;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    if !self.flush(false, &abort).await {
+                        return;
+                    }
+                }
+            }
+        }
+        self.flush(true, &abort).await;
+    }
+
+    /// Add a batch's entries; sends pushes that fill up. False once aborted.
+    async fn add(&mut self, batch: Arc<Batch>, abort: &watch::Receiver<bool>) -> bool {
+        let part = batch.ack.clone().map(PartAck::new);
+        let max_line = self.service.settings().max_line_size;
+        let truncate = self.service.settings().truncate_long_lines;
+        let batch_size = self.service.settings().batch_size;
+        for (i, e) in batch.entries.iter().enumerate() {
+            let (labels, tenant) = self.resolve(&e.labels);
+            let mut line_len = e.line.len();
+            if max_line > 0 && line_len > max_line {
+                let label = Metrics::drop_label(&self.host.host, &tenant, "line_too_long");
+                if truncate {
+                    line_len = floor_char_boundary(&e.line, max_line);
+                    self.metrics.mutated_entries.get_or_create(&label).inc();
+                    self.metrics
+                        .mutated_bytes
+                        .get_or_create(&label)
+                        .inc_by((e.line.len() - line_len) as u64);
+                } else {
+                    self.metrics.dropped_entries.get_or_create(&label).inc();
+                    self.metrics
+                        .dropped_bytes
+                        .get_or_create(&label)
+                        .inc_by(e.line.len() as u64);
+                    continue;
+                }
+            }
+            let size = e.size() - (e.line.len() - line_len);
+            let slot = self.pending_slot(&tenant);
+            let pending = &mut self.pending[slot].1;
+            if !pending.is_empty() && pending.bytes + size > batch_size {
+                let full = std::mem::take(pending);
+                if !self.send(&tenant, full, abort).await {
+                    return false;
+                }
+            }
+            let pending = &mut self.pending[slot].1;
+            let b = pending.attach(&batch, part.as_ref());
+            pending.push(&labels, b, i as u32, line_len, size);
+        }
+        if let Some(p) = part {
+            p.done();
+        }
+        true
+    }
+
+    /// Send pushes that waited `batchwait` (or all of them when `all`). False once aborted.
+    async fn flush(&mut self, all: bool, abort: &watch::Receiver<bool>) -> bool {
+        let wait = self.service.settings().batch_wait;
+        for slot in 0..self.pending.len() {
+            let due = {
+                let p = &self.pending[slot].1;
+                !p.is_empty() && (all || p.created.elapsed() >= wait)
+            };
+            if due {
+                let tenant = self.pending[slot].0.clone();
+                let push = std::mem::take(&mut self.pending[slot].1);
+                if !self.send(&tenant, push, abort).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn pending_slot(&mut self, tenant: &Arc<str>) -> usize {
+        if let Some(i) = self.pending.iter().position(|(t, _)| t == tenant) {
+            return i;
+        }
+        self.pending.push((tenant.clone(), PendingPush::new()));
+        self.pending.len() - 1
+    }
+
+    /// The label string a stream is sent with (entry labels over external labels) and its tenant.
+    fn resolve(&mut self, labels: &Arc<LabelSet>) -> (Arc<str>, Arc<str>) {
+        let key = Arc::as_ptr(labels) as usize;
+        if let Some((cached, rendered, tenant)) = &self.last {
+            if Arc::ptr_eq(cached, labels) {
+                return (rendered.clone(), tenant.clone());
+            }
+        }
+        if let Some((_, rendered, tenant)) = self.labels.get(&key) {
+            self.last = Some((labels.clone(), rendered.clone(), tenant.clone()));
+            return (rendered.clone(), tenant.clone());
+        }
+        if self.labels.len() >= LABEL_CACHE_MAX {
+            self.labels.clear();
+        }
+        let settings = self.service.settings();
+        let rendered: Arc<str> = if settings.external_labels.is_empty() {
+            labels.rendered().into()
+        } else {
+            let mut merged: Labels = settings.external_labels.clone();
+            for (k, v) in labels.labels() {
+                merged.insert(k.clone(), v.clone());
+            }
+            LabelSet::new(merged).rendered().into()
+        };
+        let tenant: Arc<str> = labels.tenant().unwrap_or(&settings.tenant_id).into();
+        self.labels
+            .insert(key, (labels.clone(), rendered.clone(), tenant.clone()));
+        self.last = Some((labels.clone(), rendered.clone(), tenant.clone()));
+        (rendered, tenant)
+    }
+
+    /// Send one push until it is accepted or given up for good. False if aborted first.
+    async fn send(
+        &mut self,
+        tenant: &str,
+        push: PendingPush,
+        abort: &watch::Receiver<bool>,
+    ) -> bool {
+        let (_, body) = self.encoder.encode(&push);
+        let body = Bytes::copy_from_slice(body);
+        self.metrics
+            .encoded_bytes
+            .get_or_create(&self.host)
+            .inc_by(body.len() as u64);
+        let mut abort = abort.clone();
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            let (outcome, took) = tokio::select! {
+                r = self.service.push(body.clone(), tenant) => r,
+                _ = abort.wait_for(|a| *a) => return false,
+            };
+            let status = match &outcome {
+                Outcome::Accepted => 204,
+                Outcome::Retry { status, .. } | Outcome::Rejected { status, .. } => *status,
+            };
+            self.metrics
+                .request_duration
+                .get_or_create(&RequestLabel {
+                    status_code: status.to_string(),
+                    host: self.host.host.clone(),
+                })
+                .observe(took.as_secs_f64());
+            match outcome {
+                Outcome::Accepted => {
+                    self.metrics
+                        .sent_entries
+                        .get_or_create(&self.host)
+                        .inc_by(push.entries as u64);
+                    self.metrics
+                        .sent_bytes
+                        .get_or_create(&self.host)
+                        .inc_by(push.bytes as u64);
+                    if self.logged.remove(&0) {
+                        tracing::info!(host = %self.host.host, "sending to Loki works again");
+                    }
+                    push.finish();
+                    return true;
+                }
+                Outcome::Rejected { status, error } => {
+                    if self.logged.insert(status) {
+                        tracing::error!(host = %self.host.host, status, tenant, %error,
+                            "Loki rejected a batch for good; dropping it (logged once per status)");
+                    }
+                    self.drop_push(push, tenant, "ingester_error");
+                    return true;
+                }
+                Outcome::Retry { status, error } => {
+                    if status == 429 && self.service.settings().drop_rate_limited_batches {
+                        tracing::warn!(host = %self.host.host, tenant,
+                            "dropping batch due to rate limiting applied at ingester");
+                        self.drop_push(push, tenant, "rate_limited");
+                        return true;
+                    }
+                    self.metrics
+                        .batch_retries
+                        .get_or_create(&HostTenantLabel {
+                            host: self.host.host.clone(),
+                            tenant: tenant.to_owned(),
+                        })
+                        .inc();
+                    if self.service.settings().max_retries.is_some_and(|m| attempt >= m) {
+                        tracing::error!(host = %self.host.host, status, tenant, %error,
+                            "final error sending batch");
+                        let reason = if status == 429 { "rate_limited" } else { "ingester_error" };
+                        self.drop_push(push, tenant, reason);
+                        return true;
+                    }
+                    if self.logged.insert(0) || attempt == 1 {
+                        tracing::warn!(host = %self.host.host, status, tenant, %error,
+                            "error sending batch, will retry");
+                    }
+                    let s = self.service.settings();
+                    let wait = backoff(attempt, s.min_backoff, s.max_backoff);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = abort.wait_for(|a| *a) => return false,
+                    }
+                }
+            }
+        }
+    }
+
+    fn drop_push(&self, push: PendingPush, tenant: &str, reason: &str) {
+        let label = Metrics::drop_label(&self.host.host, tenant, reason);
+        self.metrics
+            .dropped_entries
+            .get_or_create(&label)
+            .inc_by(push.entries as u64);
+        self.metrics
+            .dropped_bytes
+            .get_or_create(&label)
+            .inc_by(push.bytes as u64);
+        push.finish();
+    }
+}
+
+/// The largest index ≤ `max` that is a char boundary of `s`.
+fn floor_char_boundary(s: &str, max: usize) -> usize {
+    let mut i = max.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}

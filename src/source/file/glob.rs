@@ -1,0 +1,162 @@
+//! `__path__` globs as Promtail's doublestar matches them: `*`, `?`, `[…]`, `{a,b}` within one path
+//! component and `**` across components; `__path_exclude__` removes matches. A glob is expanded by
+//! walking from its longest literal directory prefix, so `/var/log/*.log` reads one directory only.
+
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobMatcher};
+
+#[derive(Debug, Clone)]
+pub struct PathGlob {
+    pattern: String,
+    matcher: GlobMatcher,
+    exclude: Option<GlobMatcher>,
+    /// The literal directory the walk starts from.
+    base: PathBuf,
+    /// How deep below `base` a match can be; `None` with `**`.
+    depth: Option<usize>,
+}
+
+fn is_meta(component: &str) -> bool {
+    component.contains(['*', '?', '[', '{'])
+}
+
+fn compile(pattern: &str) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("invalid glob {pattern:?}: {e}"))
+}
+
+/// Make a path absolute against the working directory, as Promtail does with matches.
+pub fn absolute(path: &str) -> String {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        return path.to_owned();
+    }
+    std::env::current_dir()
+        .map(|d| d.join(p).to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_owned())
+}
+
+impl PathGlob {
+    pub fn new(pattern: &str, exclude: Option<&str>) -> Result<Self, String> {
+        let pattern = absolute(pattern);
+        let matcher = compile(&pattern)?;
+        let exclude = match exclude.filter(|e| !e.is_empty()) {
+            Some(e) => Some(compile(&absolute(e))?),
+            None => None,
+        };
+        let mut base = PathBuf::from("/");
+        let components: Vec<&str> = pattern.split('/').filter(|c| !c.is_empty()).collect();
+        let literal = components.iter().take_while(|c| !is_meta(c)).count();
+        // The last component is the file name; the base is a directory.
+        let dir_parts = literal.min(components.len().saturating_sub(1));
+        for c in &components[..dir_parts] {
+            base.push(c);
+        }
+        let rest = &components[dir_parts..];
+        let depth = if rest.contains(&"**") || rest.iter().any(|c| c.contains("**")) {
+            None
+        } else {
+            Some(rest.len())
+        };
+        Ok(PathGlob {
+            pattern,
+            matcher,
+            exclude,
+            base,
+            depth,
+        })
+    }
+
+    pub fn pattern(&self) -> &str {
+        &self.pattern
+    }
+
+    /// The directory the watcher should watch, and whether recursively.
+    pub fn watch_root(&self) -> (&Path, bool) {
+        (&self.base, self.depth != Some(1))
+    }
+
+    /// Whether `path` (absolute) is a match that is not excluded.
+    pub fn matches(&self, path: &Path) -> bool {
+        self.matcher.is_match(path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
+    }
+
+    /// Every regular file matching now (symlinks followed), sorted.
+    pub fn expand(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut walk = walkdir::WalkDir::new(&self.base)
+            .follow_links(true)
+            .min_depth(1);
+        if let Some(d) = self.depth {
+            walk = walk.max_depth(d);
+        }
+        for entry in walk.into_iter().filter_map(Result::ok) {
+            if entry.file_type().is_file() && self.matches(entry.path()) {
+                out.push(entry.into_path());
+            }
+        }
+        out.sort();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    #[test]
+    fn expands_star_doublestar_braces_and_excludes() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path();
+        for f in [
+            "a.log",
+            "b.log",
+            "c.txt",
+            "sub/d.log",
+            "sub/deep/e.log",
+            "skip/f.log",
+        ] {
+            let p = root.join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, "x\n").unwrap();
+        }
+        fs::create_dir_all(root.join("dir.log")).unwrap();
+        let r = root.display();
+        let names = |g: PathGlob| -> Vec<String> {
+            g.expand()
+                .iter()
+                .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names(PathGlob::new(&format!("{r}/*.log"), None).unwrap()),
+            ["a.log", "b.log"]
+        );
+        assert_eq!(
+            names(PathGlob::new(&format!("{r}/**/*.log"), None).unwrap()),
+            ["a.log", "b.log", "skip/f.log", "sub/d.log", "sub/deep/e.log"]
+        );
+        assert_eq!(
+            names(PathGlob::new(&format!("{r}/**/*.log"), Some(&format!("{r}/skip/*"))).unwrap()),
+            ["a.log", "b.log", "sub/d.log", "sub/deep/e.log"]
+        );
+        assert_eq!(
+            names(PathGlob::new(&format!("{r}/{{a,c}}.*"), None).unwrap()),
+            ["a.log", "c.txt"]
+        );
+        assert_eq!(
+            names(PathGlob::new(&format!("{r}/sub/d.log"), None).unwrap()),
+            ["sub/d.log"]
+        );
+        assert!(PathGlob::new(&format!("{r}/nope/*.log"), None)
+            .unwrap()
+            .expand()
+            .is_empty());
+    }
+}

@@ -1,0 +1,237 @@
+//! One tailed file: an async task that reads chunks on the blocking pool, runs the pipeline, hands the
+//! entries to the router with their checkpoint, and waits for the file to grow.
+//!
+//! A tailer follows an open file (device + inode), not a path: a file renamed by rotation keeps being
+//! read through the same descriptor. The discovery loop in `mod.rs` decides when a file has left its
+//! glob; it then sends [`Command::Drain`], and the tailer reads on until the file has been quiet for a
+//! moment (a writer may still append before it reopens its log), sends the unfinished last line, forgets
+//! the file's position and ends. Truncation in place (copytruncate, `> file`) is noticed here: the file
+//! got shorter than what was read, or its first bytes changed; reading starts over at 0.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{watch, Notify};
+
+use super::reader::{ChunkStats, LineLimit, Reader};
+use crate::entry::{Entry, LabelSet};
+use crate::metrics::{JobReasonLabel, Metrics, PathLabel};
+use crate::positions::{Checkpoint, FileId, Positions};
+use crate::sink::Router;
+use crate::stage::PipelineSpec;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    Run,
+    /// The file left the glob (renamed away or deleted): read what is left, then end.
+    Drain,
+    /// The agent is stopping: end now; unacknowledged lines are read again after the restart.
+    Stop,
+}
+
+/// What every tailer of one scrape config shares.
+pub struct JobContext {
+    pub job: Arc<str>,
+    pub router: Router,
+    pub positions: Positions,
+    pub metrics: Arc<Metrics>,
+    pub pipeline: PipelineSpec,
+    pub limit: LineLimit,
+    pub min_poll: Duration,
+    pub max_poll: Duration,
+    /// Whether inotify watches this job's directories; if not, tailers poll between min and max_poll.
+    pub inotify: bool,
+}
+
+/// With inotify, a tailer still looks at its file this often, in case an event was missed.
+const SAFETY_POLL: Duration = Duration::from_secs(5);
+/// A drained file is given up once it has not grown for this long.
+const DRAIN_QUIET: Duration = Duration::from_secs(1);
+/// Chunks read back to back before the tailer yields to the others (fairness across files).
+const CHUNKS_PER_TURN: usize = 16;
+
+pub struct Tailer {
+    pub ctx: Arc<JobContext>,
+    pub id: FileId,
+    pub path: String,
+    pub labels: Arc<LabelSet>,
+    pub epoch: u32,
+    /// `None` only while a chunk is being read on the blocking pool.
+    pub reader: Option<Reader>,
+    pub wake: Arc<Notify>,
+    pub commands: watch::Receiver<Command>,
+}
+
+impl Tailer {
+    pub async fn run(mut self) {
+        let ctx = self.ctx.clone();
+        let path_label = PathLabel {
+            path: self.path.clone(),
+        };
+        ctx.metrics.files_active.inc();
+        let mut pipeline = ctx.pipeline.instantiate();
+        let mut poll = ctx.min_poll;
+        let mut quiet_since: Option<Instant> = None;
+        'outer: loop {
+            // Read until the end of the file.
+            let mut grew = false;
+            for _ in 0..CHUNKS_PER_TURN {
+                if *self.commands.borrow() == Command::Stop {
+                    break 'outer;
+                }
+                let Some((entries, stats, checkpoint)) = self.read_chunk(false).await else {
+                    break 'outer;
+                };
+                if stats.bytes == 0 {
+                    break;
+                }
+                grew = true;
+                self.account(&path_label, &stats);
+                let mut entries = entries;
+                pipeline.run(&mut entries);
+                if ctx.router.send(entries, Some(checkpoint)).await.is_err() {
+                    break 'outer;
+                }
+            }
+            if grew {
+                poll = ctx.min_poll;
+                quiet_since = None;
+                tokio::task::yield_now().await;
+                continue;
+            }
+            if let Some(r) = &mut self.reader {
+                r.shrink();
+            }
+            let command = *self.commands.borrow();
+            match command {
+                Command::Stop => break,
+                Command::Drain => {
+                    let since = *quiet_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= DRAIN_QUIET {
+                        self.finish_drained(&path_label, &mut pipeline).await;
+                        break;
+                    }
+                }
+                Command::Run => {}
+            }
+            let wait = if command == Command::Drain {
+                ctx.min_poll.min(DRAIN_QUIET / 4)
+            } else if ctx.inotify {
+                SAFETY_POLL
+            } else {
+                poll
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {
+                    poll = (poll * 2).min(ctx.max_poll);
+                }
+                _ = self.commands.changed() => {}
+            }
+            self.check_truncation().await;
+        }
+        ctx.metrics.files_active.dec();
+        ctx.metrics.read_bytes.remove(&path_label);
+        ctx.metrics.file_bytes.remove(&path_label);
+        ctx.metrics.read_lines.remove(&path_label);
+    }
+
+    /// Read one chunk on the blocking pool. None if the file can no longer be read.
+    async fn read_chunk(&mut self, finish: bool) -> Option<(Vec<Entry>, ChunkStats, Checkpoint)> {
+        let labels = self.labels.clone();
+        let limit = self.ctx.limit;
+        let id = self.id;
+        let epoch = self.epoch;
+        let reader = self.reader.take()?;
+        let (reader, result) = tokio::task::spawn_blocking(move || {
+            let mut reader = reader;
+            let mut out = Vec::new();
+            let mut stats = ChunkStats::default();
+            let r = reader.read_chunk(&labels, limit, &mut out, &mut stats);
+            if finish {
+                reader.take_partial(&labels, limit, &mut out, &mut stats);
+            }
+            let checkpoint = Checkpoint::File {
+                id,
+                epoch,
+                offset: reader.offset(),
+            };
+            (reader, r.map(|_| (out, stats, checkpoint)))
+        })
+        .await
+        .ok()?;
+        self.reader = Some(reader);
+        match result {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(path = %self.path, error = %e, "cannot read file; will look again");
+                None
+            }
+        }
+    }
+
+    fn account(&self, path_label: &PathLabel, stats: &ChunkStats) {
+        let m = &self.ctx.metrics;
+        m.read_lines.get_or_create(path_label).inc_by(stats.lines);
+        if let Some(reader) = &self.reader {
+            m.read_bytes
+                .get_or_create(path_label)
+                .set(reader.read_pos() as i64);
+            if let Ok(meta) = reader.file().metadata() {
+                m.file_bytes
+                    .get_or_create(path_label)
+                    .set(meta.len() as i64);
+            }
+        }
+        let job = &self.ctx.job;
+        if stats.invalid_utf8 > 0 {
+            m.lines_invalid_utf8
+                .get_or_create(&JobReasonLabel {
+                    job: job.to_string(),
+                    reason: "replaced".into(),
+                })
+                .inc_by(stats.invalid_utf8);
+        }
+        for (n, reason) in [(stats.truncated, "truncated"), (stats.dropped, "dropped")] {
+            if n > 0 {
+                m.lines_oversized
+                    .get_or_create(&JobReasonLabel {
+                        job: job.to_string(),
+                        reason: reason.into(),
+                    })
+                    .inc_by(n);
+                tracing::warn!(path = %self.path, lines = n, limit = self.ctx.limit.max, reason,
+                    "lines over the line size limit");
+            }
+        }
+    }
+
+    async fn check_truncation(&mut self) {
+        let Some(reader) = &mut self.reader else {
+            return;
+        };
+        match reader.was_truncated() {
+            Ok(false) => {}
+            Ok(true) => {
+                tracing::info!(path = %self.path, "file truncated; reading it from the start");
+                if let Err(e) = reader.restart() {
+                    tracing::warn!(path = %self.path, error = %e, "cannot restart truncated file");
+                    return;
+                }
+                self.epoch = self.ctx.positions.restart_file(self.id, reader.fingerprint);
+            }
+            Err(e) => tracing::debug!(path = %self.path, error = %e, "cannot stat file"),
+        }
+    }
+
+    /// The file is gone from the glob and quiet: send its unfinished last line and forget it.
+    async fn finish_drained(&mut self, path_label: &PathLabel, pipeline: &mut crate::stage::Pipeline) {
+        if let Some((mut entries, stats, checkpoint)) = self.read_chunk(true).await {
+            self.account(path_label, &stats);
+            pipeline.run(&mut entries);
+            let _ = self.ctx.router.send(entries, Some(checkpoint)).await;
+        }
+        tracing::info!(path = %self.path, "file rotated away or deleted and read to its end; stopped");
+        self.ctx.positions.forget_file(self.id);
+    }
+}

@@ -1,0 +1,285 @@
+//! The delivery contract under restarts and receiver faults: SIGTERM is exactly once, SIGKILL loses
+//! nothing, 5xx/429/connection refused are retried with backoff, and Promtail's positions are taken
+//! over.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use common::http;
+use common::{count_loss, lines_range, start_agent, Counts, LokiReceiver, TestConfig, TestDir};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Appends lines `start..end` of `prefix` to `path`, `chunk` lines at a time with `pause` between.
+fn spawn_writer(
+    path: PathBuf,
+    prefix: &'static str,
+    (start, end): (usize, usize),
+    chunk: usize,
+    pause: Duration,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for from in (start..end).step_by(chunk) {
+            common::append_lines(&path, &lines_range(prefix, from, (from + chunk).min(end)));
+            std::thread::sleep(pause);
+        }
+    })
+}
+
+/// Waits until every line of `expected` arrived at least once.
+fn wait_for_all(receiver: &LokiReceiver, expected: &[String]) -> bool {
+    receiver.wait_until(
+        |r| {
+            let got: HashSet<&str> = r.entries.iter().map(|e| e.line.as_str()).collect();
+            expected.iter().all(|l| got.contains(l.as_str()))
+        },
+        WAIT,
+    )
+}
+
+/// A graceful exit: status 0 and the final `stopped` log line.
+fn assert_graceful_exit(agent: &mut common::Agent) {
+    let status = agent.terminate(WAIT).expect("the agent exits on SIGTERM");
+    assert!(status.success(), "exit status {status} after SIGTERM");
+    assert!(
+        agent.wait_for_log(": stopped", Duration::from_secs(5)),
+        "no `stopped` log line at the end of a graceful shutdown"
+    );
+}
+
+fn metric_sum(base: &str, name: &str) -> f64 {
+    let page = http::get(&format!("{base}/metrics"))
+        .expect("GET /metrics")
+        .text();
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn sigterm_then_restart_delivers_exactly_once() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.append_lines("logs/a.log", &lines_range("s", 0, 500));
+    let mut agent = start_agent(&config);
+
+    let writer = spawn_writer(log.clone(), "s", (500, 1500), 25, Duration::from_millis(25));
+    assert!(
+        receiver.wait_for_lines(700, WAIT),
+        "{}",
+        receiver.lines().len()
+    );
+    assert_graceful_exit(&mut agent);
+    let at_stop = receiver.lines().len();
+    // Written while no agent runs.
+    dir.append_lines(&log, &lines_range("s", 1500, 1800));
+    writer.join().expect("writer");
+    dir.append_lines(&log, &lines_range("s", 1800, 2000));
+
+    let mut agent = start_agent(&config);
+    let expected = lines_range("s", 0, 2000);
+    assert!(
+        receiver.wait_for_lines(2000, WAIT),
+        "{} of 2000 ({:?}); {at_stop} had arrived at SIGTERM",
+        receiver.lines().len(),
+        count_loss(&expected, &receiver.lines())
+    );
+    assert_graceful_exit(&mut agent);
+    assert_eq!(
+        count_loss(&expected, &receiver.lines()),
+        Counts::default(),
+        "{at_stop} lines had arrived at SIGTERM"
+    );
+}
+
+#[test]
+fn sigkill_mid_stream_then_restart_loses_nothing() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.join("logs/a.log");
+    let mut agent = start_agent(&config);
+
+    let total = 3000;
+    let writer = spawn_writer(log, "k", (0, total), 50, Duration::from_millis(15));
+    assert!(
+        receiver.wait_for_lines(600, WAIT),
+        "{}",
+        receiver.lines().len()
+    );
+    agent.kill();
+    let at_kill = receiver.lines().len();
+
+    let _agent = start_agent(&config);
+    writer.join().expect("writer");
+    let expected = lines_range("k", 0, total);
+    let all = wait_for_all(&receiver, &expected);
+    let counts = count_loss(&expected, &receiver.lines());
+    eprintln!("SIGKILL after {at_kill} entries had arrived: {counts:?}");
+    assert!(all, "lines lost across SIGKILL: {counts:?}");
+    assert_eq!((counts.lost, counts.unexpected), (0, 0), "{counts:?}");
+    assert!(
+        counts.duplicated < total,
+        "duplicates must stay bounded: {counts:?}"
+    );
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried_with_backoff() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.fail_next(5, 500);
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.append_lines("logs/a.log", &lines_range("e", 0, 300));
+    let agent = start_agent(&config);
+
+    // When each request arrived, noted as it is recorded.
+    let mut arrivals: Vec<Instant> = Vec::new();
+    let delivered = receiver.wait_until(
+        |r| {
+            while arrivals.len() < r.requests.len() {
+                arrivals.push(Instant::now());
+            }
+            r.stats.entries >= 300
+        },
+        WAIT,
+    );
+    assert!(delivered, "{} of 300 after 5 × 500", receiver.lines().len());
+    let statuses: Vec<u16> = receiver.requests().iter().map(|r| r.status).collect();
+    assert_eq!(
+        &statuses[..6],
+        [500, 500, 500, 500, 500, 204],
+        "{statuses:?}"
+    );
+    // The n-th wait is in [min·2^(n-1), min·2^n) capped at max_period (50 ms, 500 ms).
+    for (n, pair) in arrivals[..6].windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let floor = Duration::from_millis((50u64 << n).min(500));
+        assert!(
+            gap + Duration::from_millis(25) >= floor,
+            "wait {} was {gap:?}, under {floor:?}",
+            n + 1
+        );
+        assert!(
+            gap <= Duration::from_millis(500 + 1500),
+            "wait {} was {gap:?}, over max_period",
+            n + 1
+        );
+    }
+    assert!(agent.wait_for_log("will retry", WAIT));
+
+    receiver.fail_next(4, 429);
+    dir.append_lines(&log, &lines_range("e", 300, 600));
+    let expected = lines_range("e", 0, 600);
+    assert!(
+        receiver.wait_for_lines(600, WAIT),
+        "{} of 600 after 4 × 429",
+        receiver.lines().len()
+    );
+    assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
+    let rejected: Vec<u16> = receiver
+        .requests()
+        .iter()
+        .filter(|r| !r.accepted())
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(rejected, [500, 500, 500, 500, 500, 429, 429, 429, 429]);
+}
+
+#[test]
+fn receiver_down_then_back_loses_nothing() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.append_lines("logs/a.log", &lines_range("d", 0, 200));
+    let agent = start_agent(&config);
+    assert!(receiver.wait_for_lines(200, WAIT));
+
+    receiver.stop();
+    for from in (200..700).step_by(50) {
+        dir.append_lines(&log, &lines_range("d", from, from + 50));
+    }
+    assert!(
+        agent.wait_for_log("will retry", WAIT),
+        "no retry logged while the receiver is down"
+    );
+    let base = agent.http_url();
+    let deadline = Instant::now() + WAIT;
+    while metric_sum(&base, "promtail_batch_retries_total") < 3.0 {
+        assert!(Instant::now() < deadline, "fewer than 3 retries while down");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    receiver.start_again();
+
+    let expected = lines_range("d", 0, 700);
+    assert!(
+        receiver.wait_for_lines(700, WAIT),
+        "{} of 700 after the receiver came back",
+        receiver.lines().len()
+    );
+    assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
+}
+
+#[test]
+fn rejected_batches_are_not_acknowledged_before_a_crash() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.set_status(Some(503));
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    dir.append_lines("logs/a.log", &lines_range("n", 0, 300));
+    let mut agent = start_agent(&config);
+    // Five failed attempts take over 750 ms of backoff: several positions syncs (200 ms).
+    assert!(receiver.wait_for_requests(5, WAIT));
+    agent.kill();
+    assert_eq!(receiver.stats().entries, 0);
+
+    receiver.set_status(None);
+    let _agent = start_agent(&config);
+    let expected = lines_range("n", 0, 300);
+    assert!(
+        receiver.wait_for_lines(300, WAIT),
+        "{} of 300: positions advanced past lines Loki never accepted",
+        receiver.lines().len()
+    );
+    receiver.wait_for_lines(301, Duration::from_millis(1000));
+    assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
+}
+
+#[test]
+fn a_promtail_positions_file_is_taken_over() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.append_lines("logs/a.log", &lines_range("p", 0, 300));
+    let offset: usize = lines_range("p", 0, 100).iter().map(|l| l.len() + 1).sum();
+    dir.write_file(
+        "positions.yaml",
+        format!("positions:\n  {}: \"{offset}\"\n", log.display()),
+    );
+    let agent = start_agent(&config);
+    dir.append_lines(&log, &lines_range("p", 300, 350));
+
+    let expected = lines_range("p", 100, 350);
+    assert!(
+        receiver.wait_for_lines(250, WAIT),
+        "{} of 250",
+        receiver.lines().len()
+    );
+    receiver.wait_for_lines(251, Duration::from_millis(1500));
+    let counts = count_loss(&expected, &receiver.lines());
+    assert_eq!(
+        counts,
+        Counts::default(),
+        "unexpected = lines before the saved offset that were sent"
+    );
+    assert!(
+        agent.logs().contains(&format!("offset={offset}")),
+        "no `tailing file … offset={offset}` log line"
+    );
+}
