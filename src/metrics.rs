@@ -117,97 +117,97 @@ impl Metrics {
         };
         registry.register(
             "promtail_read_bytes_total",
-            "Number of bytes read (the file offset).",
+            "Number of bytes read (the file offset)",
             m.read_bytes.clone(),
         );
         registry.register(
             "promtail_file_bytes_total",
-            "Number of bytes total (the file size).",
+            "Number of bytes total (the file size)",
             m.file_bytes.clone(),
         );
         registry.register(
             "promtail_read_lines",
-            "Number of lines read.",
+            "Number of lines read",
             m.read_lines.clone(),
         );
         registry.register(
             "promtail_files_active_total",
-            "Number of active files.",
+            "Number of active files",
             m.files_active.clone(),
         );
         registry.register(
             "promtail_targets_active_total",
-            "Number of active targets.",
+            "Number of active targets",
             m.targets_active.clone(),
         );
         registry.register(
             "promtail_targets_failed",
-            "Number of failed targets.",
+            "Number of failed targets",
             m.targets_failed.clone(),
         );
         registry.register(
             "promtail_encoded_bytes",
-            "Number of bytes encoded and ready to send.",
+            "Number of bytes encoded and ready to send",
             m.encoded_bytes.clone(),
         );
         registry.register(
             "promtail_sent_bytes",
-            "Number of bytes sent.",
+            "Number of bytes sent",
             m.sent_bytes.clone(),
         );
         registry.register(
             "promtail_sent_entries",
-            "Number of log entries sent to the ingester.",
+            "Number of log entries sent to the ingester",
             m.sent_entries.clone(),
         );
         registry.register(
             "promtail_dropped_bytes",
-            "Number of bytes dropped because failed to be sent to the ingester after all retries.",
+            "Number of bytes dropped because failed to be sent to the ingester after all retries",
             m.dropped_bytes.clone(),
         );
         registry.register(
             "promtail_dropped_entries",
-            "Number of log entries dropped because failed to be sent to the ingester after all retries.",
+            "Number of log entries dropped because failed to be sent to the ingester after all retries",
             m.dropped_entries.clone(),
         );
         registry.register(
             "promtail_mutated_entries",
-            "The total number of log entries that have been mutated.",
+            "The total number of log entries that have been mutated",
             m.mutated_entries.clone(),
         );
         registry.register(
             "promtail_mutated_bytes",
-            "The total number of bytes that have been mutated.",
+            "The total number of bytes that have been mutated",
             m.mutated_bytes.clone(),
         );
         registry.register(
             "promtail_request_duration_seconds",
-            "Duration of send requests.",
+            "Duration of send requests",
             m.request_duration.clone(),
         );
         registry.register(
             "promtail_batch_retries",
-            "Number of times batches has had to be retried.",
+            "Number of times batches has had to be retried",
             m.batch_retries.clone(),
         );
         registry.register(
             "logferry_lines_invalid_utf8",
-            "Lines whose invalid UTF-8 bytes were replaced with U+FFFD.",
+            "Lines whose invalid UTF-8 bytes were replaced with U+FFFD",
             m.lines_invalid_utf8.clone(),
         );
         registry.register(
             "logferry_lines_oversized",
-            "Lines longer than the line size limit, truncated or dropped.",
+            "Lines longer than the line size limit, truncated or dropped",
             m.lines_oversized.clone(),
         );
         registry.register(
             "logferry_positions_save_errors",
-            "Failed writes of the positions file.",
+            "Failed writes of the positions file",
             m.positions_save_errors.clone(),
         );
         registry.register(
             "logferry_ready",
-            "1 once the agent has started its sources and sinks.",
+            "1 once the agent has started its sources and sinks",
             m.ready.clone(),
         );
         Arc::new(Metrics { registry, ..m })
@@ -218,6 +218,26 @@ impl Metrics {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Create a client's series at zero, as Promtail does once it knows a host and tenant, so that
+    /// rates and alerts see them before the first send or drop.
+    pub fn init_client(&self, host: &str, tenant: &str) {
+        let h = HostLabel {
+            host: host.to_owned(),
+        };
+        drop(self.sent_entries.get_or_create(&h));
+        drop(self.sent_bytes.get_or_create(&h));
+        drop(self.encoded_bytes.get_or_create(&h));
+        drop(self.batch_retries.get_or_create(&HostTenantLabel {
+            host: host.to_owned(),
+            tenant: tenant.to_owned(),
+        }));
+        for reason in ["ingester_error", "rate_limited", "stream_limited", "line_too_long"] {
+            let l = Self::drop_label(host, tenant, reason);
+            drop(self.dropped_entries.get_or_create(&l));
+            drop(self.dropped_bytes.get_or_create(&l));
+        }
     }
 
     pub fn drop_label(host: &str, tenant: &str, reason: &str) -> DropLabel {

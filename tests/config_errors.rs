@@ -36,14 +36,18 @@ fn check_syntax(path: &Path) -> Finished {
         .run(WAIT)
 }
 
-/// 1-based number of the line holding the `nth` (1-based) occurrence of `marker`.
-fn line_of(text: &str, marker: &str, nth: usize) -> usize {
-    text.lines()
+/// `line:col` (1-based) of `token` in the line holding the `nth` (1-based) occurrence of `marker`.
+fn position(text: &str, (marker, nth, token): (&str, usize, &str)) -> String {
+    let (index, line) = text
+        .lines()
         .enumerate()
         .filter(|(_, l)| l.contains(marker))
         .nth(nth - 1)
-        .map(|(i, _)| i + 1)
-        .unwrap_or_else(|| panic!("{marker:?} #{nth} not in\n{text}"))
+        .unwrap_or_else(|| panic!("{marker:?} #{nth} not in\n{text}"));
+    let column = line
+        .find(token)
+        .unwrap_or_else(|| panic!("{token:?} not in {line:?}"));
+    format!("{}:{}", index + 1, column + 1)
 }
 
 #[test]
@@ -67,9 +71,12 @@ fn a_valid_config_passes_both_checks() {
 struct Case {
     name: &'static str,
     text: String,
-    /// The error's line: the line holding occurrence `.1` of `.0`.
-    at: (&'static str, usize),
-    /// Text the message must contain besides file and line: the key (path) at fault.
+    /// Where the error is: the line holding occurrence `.1` of `.0`, at the column where `.2`
+    /// starts in that line.
+    at: (&'static str, usize, &'static str),
+    /// The key path printed after the location (`""` for a top-level key).
+    key_path: &'static str,
+    /// Text the rest of the message must contain: the key or value at fault.
     names: &'static [&'static str],
 }
 
@@ -79,33 +86,38 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
         Case {
             name: "unknown top-level key",
             text: config_text(dir, "", "bogus_block:\n  a: 1\n", "", ""),
-            at: ("bogus_block", 1),
-            names: &["bogus_block"],
+            at: ("bogus_block", 1, "bogus_block"),
+            key_path: "",
+            names: &["\"bogus_block\""],
         },
         Case {
             name: "unknown key in clients[0]",
             text: config_text(dir, "    batch_wait: 1s\n", "", "", ""),
-            at: ("batch_wait", 1),
-            names: &["batch_wait", "clients"],
+            at: ("batch_wait", 1, "batch_wait"),
+            key_path: "clients[0]",
+            names: &["\"batch_wait\""],
         },
         Case {
             name: "bad duration",
             text: config_text(dir, "", "", "", "").replace("batchwait: 100ms", "batchwait: 5x"),
-            at: ("batchwait: 5x", 1),
-            names: &["batchwait", "5x"],
+            at: ("batchwait: 5x", 1, "5x"),
+            key_path: "clients[0].batchwait",
+            names: &["\"5x\""],
         },
         Case {
             name: "missing url",
             text: config_text(dir, "", "", "", "")
                 .replace("  - url: http://127.0.0.1:3100/loki/api/v1/push\n    batchwait", "  - batchwait"),
-            at: ("- batchwait: 100ms", 1),
-            names: &["url", "clients"],
+            at: ("- batchwait: 100ms", 1, "batchwait"),
+            key_path: "clients[0]",
+            names: &["\"url\""],
         },
         Case {
             name: "duplicate job_name",
             text: config_text(dir, "", "", "", duplicate_job),
-            at: ("job_name: app", 2),
-            names: &["job_name", "app"],
+            at: ("job_name: app", 2, "app"),
+            key_path: "scrape_configs[1].job_name",
+            names: &["\"app\""],
         },
         Case {
             name: "unknown stage",
@@ -116,7 +128,8 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
                 "    pipeline_stages:\n      - bogus_stage:\n          source: x\n",
                 "",
             ),
-            at: ("bogus_stage", 1),
+            at: ("bogus_stage", 1, "bogus_stage"),
+            key_path: "scrape_configs[0].pipeline_stages[0]",
             names: &["bogus_stage"],
         },
         Case {
@@ -129,8 +142,9 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
                  target_label: x\n",
                 "",
             ),
-            at: ("action: frobnicate", 1),
-            names: &["action", "frobnicate"],
+            at: ("action: frobnicate", 1, "frobnicate"),
+            key_path: "scrape_configs[0].relabel_configs[0].action",
+            names: &["\"frobnicate\""],
         },
     ]
 }
@@ -141,8 +155,15 @@ fn bad_configs_are_rejected_naming_file_line_and_key() {
     let mut failures = Vec::new();
     for (i, case) in bad_configs(&dir).into_iter().enumerate() {
         let path = dir.write_file(format!("bad-{i}.yaml"), &case.text);
-        let line = line_of(&case.text, case.at.0, case.at.1);
-        let location = format!("{}:{line}:", path.display());
+        // `Unable to parse config: <file>:<line>:<col>: <key path>: <message>`
+        let mut location = format!(
+            "Unable to parse config: {}:{}: ",
+            path.display(),
+            position(&case.text, case.at)
+        );
+        if !case.key_path.is_empty() {
+            location.push_str(&format!("{}: ", case.key_path));
+        }
         for (how, finished) in [
             ("check-config", check_config(&path)),
             ("-check-syntax", check_syntax(&path)),
@@ -152,14 +173,18 @@ fn bad_configs_are_rejected_naming_file_line_and_key() {
             if finished.status.code() != Some(1) {
                 wrong.push(format!("exit status {}", finished.status));
             }
-            if !finished.stderr.contains("Unable to parse config: ") {
-                wrong.push("no `Unable to parse config: `".to_owned());
-            }
-            if !output.contains(&location) {
-                wrong.push(format!("no `{location}`"));
+            let message = finished
+                .stderr
+                .lines()
+                .find(|l| l.starts_with("Unable to parse config: "))
+                .unwrap_or_default();
+            match message.strip_prefix(&location) {
+                None => wrong.push(format!("does not start with `{location}`")),
+                Some(rest) if rest.trim().is_empty() => wrong.push("no message".to_owned()),
+                Some(_) => {}
             }
             for name in case.names {
-                if !output.contains(name) {
+                if !message.contains(name) {
                     wrong.push(format!("does not name `{name}`"));
                 }
             }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use super::duration::{ByteSize, GoDuration};
+use super::byte_size::ByteSize;
+use super::duration::GoDuration;
 use super::error::Invalid;
 use super::http::{self, Authorization, BasicAuth, HttpSettings, OAuth2, TlsConfig};
 use super::locate::join_key;
@@ -51,7 +52,11 @@ pub struct ClientConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authorization: Option<Authorization>,
     /// Same as `authorization: {type: Bearer, credentials: ...}`; see [`ClientConfig::effective_authorization`].
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub bearer_token: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bearer_token_file: Option<String>,
@@ -73,7 +78,11 @@ pub struct ClientConfig {
     #[serde(default = "yes", deserialize_with = "yaml::bool")]
     pub enable_http2: bool,
     /// Prometheus `http_headers` (values, secrets, files per header), kept as written.
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub http_headers: Option<Value>,
 }
 
@@ -142,7 +151,11 @@ impl ClientConfig {
     /// The `Authorization` header to send, if any: `authorization` with its type defaulted to `Bearer`,
     /// or `bearer_token`/`bearer_token_file` turned into a Bearer authorization, as Prometheus does.
     pub fn effective_authorization(&self) -> Option<Authorization> {
-        http::effective_authorization(&self.authorization, &self.bearer_token, &self.bearer_token_file)
+        http::effective_authorization(
+            &self.authorization,
+            &self.bearer_token,
+            &self.bearer_token_file,
+        )
     }
 
     pub(crate) fn http_settings(&self) -> HttpSettings<'_> {
@@ -163,7 +176,9 @@ impl ClientConfig {
     /// Checks one client; `base` is its path (`clients[0]`).
     pub(crate) fn validate(&self, base: &str) -> Result<(), Invalid> {
         let url = self.url.trim();
-        let rest = url.strip_prefix("http://").or_else(|| url.strip_prefix("https://"));
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
         if rest.map_or(true, |r| r.is_empty() || r.starts_with('/')) {
             return Err(Invalid::value(
                 join_key(base, "url"),
@@ -198,7 +213,13 @@ mod tests {
         assert_eq!(c.timeout.0, Duration::from_secs(10));
         assert_eq!(c.backoff_config.min_period.0, Duration::from_millis(500));
         assert_eq!(c.backoff_config.max_period.0, Duration::from_secs(300));
-        assert_eq!((c.backoff_config.max_retries(), c.backoff_config.max_retries_explicit()), (10, None));
+        assert_eq!(
+            (
+                c.backoff_config.max_retries(),
+                c.backoff_config.max_retries_explicit()
+            ),
+            (10, None)
+        );
         assert!(!c.drop_rate_limited_batches);
         assert!(c.external_labels.is_empty() && c.headers.is_empty());
         assert!(c.basic_auth.is_none() && c.authorization.is_none() && c.oauth2.is_none());
@@ -210,15 +231,30 @@ mod tests {
 
     #[test]
     fn max_retries_explicit_only_when_written() {
-        let c: ClientConfig = serde_yaml_ng::from_str("url: http://l/p\nbackoff_config: {max_retries: 3}").unwrap();
-        assert_eq!((c.backoff_config.max_retries(), c.backoff_config.max_retries_explicit()), (3, Some(3)));
-        let c: ClientConfig = serde_yaml_ng::from_str("url: http://l/p\nbackoff_config: {max_retries: 0}").unwrap();
-        assert_eq!((c.backoff_config.max_retries(), c.backoff_config.max_retries_explicit()), (0, None));
+        let c: ClientConfig =
+            serde_yaml_ng::from_str("url: http://l/p\nbackoff_config: {max_retries: 3}").unwrap();
+        assert_eq!(
+            (
+                c.backoff_config.max_retries(),
+                c.backoff_config.max_retries_explicit()
+            ),
+            (3, Some(3))
+        );
+        let c: ClientConfig =
+            serde_yaml_ng::from_str("url: http://l/p\nbackoff_config: {max_retries: 0}").unwrap();
+        assert_eq!(
+            (
+                c.backoff_config.max_retries(),
+                c.backoff_config.max_retries_explicit()
+            ),
+            (0, None)
+        );
     }
 
     #[test]
     fn batchsize_accepts_int_and_size() {
-        let c: ClientConfig = serde_yaml_ng::from_str("url: http://l/p\nbatchsize: 102400").unwrap();
+        let c: ClientConfig =
+            serde_yaml_ng::from_str("url: http://l/p\nbatchsize: 102400").unwrap();
         assert_eq!(c.batchsize.0, 102_400);
         let c: ClientConfig = serde_yaml_ng::from_str("url: http://l/p\nbatchsize: 2MB").unwrap();
         assert_eq!(c.batchsize.0, 2 << 20);
@@ -226,10 +262,20 @@ mod tests {
 
     #[test]
     fn rejects_unusable_urls() {
-        for url in ["", "loki:3100", "http://", "ftp://loki/push", "http:///push"] {
+        for url in [
+            "",
+            "loki:3100",
+            "http://",
+            "ftp://loki/push",
+            "http:///push",
+        ] {
             let err = ClientConfig::new(url).validate("clients[1]").unwrap_err();
             assert_eq!(err.path, "clients[1].url", "{url}");
-            assert!(err.message.starts_with("invalid push URL"), "{url}: {}", err.message);
+            assert!(
+                err.message.starts_with("invalid push URL"),
+                "{url}: {}",
+                err.message
+            );
         }
     }
 
@@ -240,7 +286,10 @@ mod tests {
         )
         .unwrap();
         let printed = serde_yaml_ng::to_string(&c).unwrap();
-        assert!(!printed.contains("hunter2") && !printed.contains("tok\n") && !printed.contains("PEM"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("tok\n") && !printed.contains("PEM"),
+            "{printed}"
+        );
         assert_eq!(printed.matches("<secret>").count(), 3, "{printed}");
     }
 }

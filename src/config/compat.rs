@@ -90,7 +90,10 @@ mod tests {
         let w = WalConfig::default();
         assert!(!w.enabled && w.dir.is_empty());
         assert_eq!(w.clean_segments_older_than.0, Duration::from_secs(3600));
-        assert_eq!(w.watch_config.min_read_frequency.0, Duration::from_millis(250));
+        assert_eq!(
+            w.watch_config.min_read_frequency.0,
+            Duration::from_millis(250)
+        );
         assert_eq!(w.watch_config.max_read_frequency.0, Duration::from_secs(1));
         assert_eq!(OptionsConfig::default().stream_lag_labels, None);
     }

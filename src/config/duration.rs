@@ -1,13 +1,13 @@
-//! The three scalar kinds Promtail configs use for time and size, each parsed exactly as Promtail parses it.
+//! The two kinds of duration Promtail configs use, each parsed exactly as Promtail parses it.
 //!
 //! * [`GoDuration`]: Go's `time.ParseDuration` (`1h30m`, `1.5s`, `500ms`, `250us`). A bare YAML integer is
 //!   read as **nanoseconds**, as gopkg.in/yaml.v2 does for `time.Duration` fields (`batchwait: 5` is 5ns).
 //! * [`ModelDuration`]: Prometheus `model.Duration` (`refresh_interval`), which also has `d`, `w` and `y`
 //!   but no fractions, and wants its units largest first.
-//! * [`ByteSize`]: Promtail's `flagext.ByteSize` (`max_line_size: 256kb`), base-1024 units, case-insensitive.
 //!
 //! Errors are raised inside the serde visitor so serde_yaml_ng stamps them with the value's own line:column.
-//! Each type serializes back to the text form Promtail prints (`-print-config-stderr`).
+//! Both serialize back to the text form Promtail prints (`-print-config-stderr`). Sizes are in
+//! [`super::byte_size`].
 
 use std::fmt;
 use std::time::Duration;
@@ -23,8 +23,6 @@ const GO_DURATION_HINT: &str =
     "expected a number followed by ns, us, µs, ms, s, m or h (e.g. 1s, 500ms)";
 const MODEL_DURATION_HINT: &str =
     "expected a whole number followed by ms, s, m, h, d, w or y, largest unit first (e.g. 60s, 5m, 1h30m, 7d)";
-const BYTE_SIZE_HINT: &str = "expected a whole number of bytes, optionally followed by B, KB, MB, GB, TB, PB \
-     or EB (base 1024, case-insensitive; KiB, MiB, ... also accepted), e.g. 256KB or 2MB";
 
 /// A Go `time.Duration` as written in Promtail YAML (`batchwait: 1s`, `timeout: 1m30s`, `sync_period: 10s`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -47,15 +45,23 @@ impl GoDuration {
     /// Negative durations parse in Go but mean nothing in a config, so they are refused here.
     pub fn parse(text: &str) -> Result<Self, String> {
         match parse_go_nanos(text) {
-            Ok(nanos) if nanos < 0 => Err(format!("negative duration {text:?} is not allowed here")),
+            Ok(nanos) if nanos < 0 => {
+                Err(format!("negative duration {text:?} is not allowed here"))
+            }
             Ok(nanos) => Ok(GoDuration(Duration::from_nanos(nanos as u64))),
             Err(GoParseError::OutOfRange) => Err(format!(
                 "duration {text:?} is out of range (at most 2562047h47m16.854775807s)"
             )),
             Err(GoParseError::Invalid) => {
                 let days = text.trim_end().ends_with('d') || text.trim_end().ends_with('w');
-                let extra = if days { "; days and weeks are not supported here, write hours (24h)" } else { "" };
-                Err(format!("invalid duration {text:?}: {GO_DURATION_HINT}{extra}"))
+                let extra = if days {
+                    "; days and weeks are not supported here, write hours (24h)"
+                } else {
+                    ""
+                };
+                Err(format!(
+                    "invalid duration {text:?}: {GO_DURATION_HINT}{extra}"
+                ))
             }
         }
     }
@@ -161,7 +167,10 @@ fn parse_go_nanos(orig: &str) -> Result<i64, GoParseError> {
         if int_len == 0 && frac_len == 0 {
             return Err(GoParseError::Invalid);
         }
-        let unit_len = s.iter().take_while(|&&c| c != b'.' && !c.is_ascii_digit()).count();
+        let unit_len = s
+            .iter()
+            .take_while(|&&c| c != b'.' && !c.is_ascii_digit())
+            .count();
         if unit_len == 0 {
             return Err(GoParseError::Invalid); // "missing unit"
         }
@@ -185,7 +194,10 @@ fn parse_go_nanos(orig: &str) -> Result<i64, GoParseError> {
                 return Err(GoParseError::OutOfRange);
             }
         }
-        total = total.checked_add(value).filter(|&t| t <= GO_MAX_NANOS + 1).ok_or(GoParseError::OutOfRange)?;
+        total = total
+            .checked_add(value)
+            .filter(|&t| t <= GO_MAX_NANOS + 1)
+            .ok_or(GoParseError::OutOfRange)?;
     }
     if neg {
         return Ok((total as i128).wrapping_neg() as i64);
@@ -210,7 +222,9 @@ impl<'de> Deserialize<'de> for GoDuration {
             /// yaml.v2 stores a bare integer straight into the int64 behind `time.Duration`: nanoseconds.
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<GoDuration, E> {
                 if v > GO_MAX_NANOS {
-                    return Err(E::custom(format!("duration {v} (nanoseconds) is out of range")));
+                    return Err(E::custom(format!(
+                        "duration {v} (nanoseconds) is out of range"
+                    )));
                 }
                 if v != 0 {
                     tracing::warn!(
@@ -223,11 +237,15 @@ impl<'de> Deserialize<'de> for GoDuration {
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<GoDuration, E> {
                 match u64::try_from(v) {
                     Ok(v) => self.visit_u64(v),
-                    Err(_) => Err(E::custom(format!("negative duration {v} is not allowed here"))),
+                    Err(_) => Err(E::custom(format!(
+                        "negative duration {v} is not allowed here"
+                    ))),
                 }
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<GoDuration, E> {
-                Err(E::custom(format!("invalid duration {v}: {GO_DURATION_HINT}; a bare number means nanoseconds")))
+                Err(E::custom(format!(
+                    "invalid duration {v}: {GO_DURATION_HINT}; a bare number means nanoseconds"
+                )))
             }
         }
         deserializer.deserialize_any(GoDurationVisitor)
@@ -282,7 +300,10 @@ impl ModelDuration {
             let unit_len = rest.bytes().take_while(|c| !c.is_ascii_digit()).count();
             let unit = &rest[..unit_len];
             rest = &rest[unit_len..];
-            let pos = UNITS.iter().position(|(name, _)| *name == unit).ok_or_else(invalid)?;
+            let pos = UNITS
+                .iter()
+                .position(|(name, _)| *name == unit)
+                .ok_or_else(invalid)?;
             if pos < next_unit {
                 return Err(invalid());
             }
@@ -361,96 +382,6 @@ impl<'de> Deserialize<'de> for ModelDuration {
 }
 
 impl Serialize for ModelDuration {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-/// A byte count as Promtail's `flagext.ByteSize` reads it (`max_line_size: 256kb`, `2M`, `1048576`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct ByteSize(pub u64);
-
-impl ByteSize {
-    pub fn get(self) -> u64 {
-        self.0
-    }
-
-    /// `c2h5oh/datasize` after Promtail upper-cases the input: digits, optional spaces, a unit among
-    /// B/BYTE, K/KB/KILO/KILOBYTE(S), M.., G.., T.., P.., E/EB, all powers of 1024. No fractions.
-    /// logferry also accepts the IEC spellings KiB..EiB (same values), which Promtail rejects.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let invalid = || format!("invalid size {text:?}: {BYTE_SIZE_HINT}");
-        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(invalid());
-        }
-        let value: u64 = text[..digits].parse().map_err(|_| format!("size {text:?} is out of range"))?;
-        let unit = text[digits..].trim().to_ascii_lowercase();
-        let shift = match unit.as_str() {
-            "" | "b" | "byte" => 0,
-            "k" | "kb" | "kilo" | "kilobyte" | "kilobytes" | "kib" => 10,
-            "m" | "mb" | "mega" | "megabyte" | "megabytes" | "mib" => 20,
-            "g" | "gb" | "giga" | "gigabyte" | "gigabytes" | "gib" => 30,
-            "t" | "tb" | "tera" | "terabyte" | "terabytes" | "tib" => 40,
-            "p" | "pb" | "peta" | "petabyte" | "petabytes" | "pib" => 50,
-            "e" | "eb" | "eib" => 60,
-            _ => return Err(invalid()),
-        };
-        value
-            .checked_mul(1u64 << shift)
-            .map(ByteSize)
-            .ok_or_else(|| format!("size {text:?} is out of range"))
-    }
-}
-
-impl From<ByteSize> for u64 {
-    fn from(b: ByteSize) -> u64 {
-        b.0
-    }
-}
-
-impl fmt::Display for ByteSize {
-    /// `datasize.ByteSize.String()`: the largest unit that divides exactly (`1MB`, `256KB`, `1000B`, `0B`).
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        const UNITS: [(&str, u32); 6] = [("EB", 60), ("PB", 50), ("TB", 40), ("GB", 30), ("MB", 20), ("KB", 10)];
-        if self.0 == 0 {
-            return f.write_str("0B");
-        }
-        for (name, shift) in UNITS {
-            if self.0 % (1u64 << shift) == 0 {
-                return write!(f, "{}{name}", self.0 >> shift);
-            }
-        }
-        write!(f, "{}B", self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteSize {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ByteSizeVisitor;
-        impl Visitor<'_> for ByteSizeVisitor {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as 256KB or a number of bytes")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                Ok(ByteSize(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                u64::try_from(v).map(ByteSize).map_err(|_| E::custom(format!("invalid size {v}: {BYTE_SIZE_HINT}")))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ByteSize, E> {
-                Err(E::custom(format!("invalid size {v}: {BYTE_SIZE_HINT}")))
-            }
-        }
-        deserializer.deserialize_any(ByteSizeVisitor)
-    }
-}
-
-impl Serialize for ByteSize {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
     }
@@ -538,9 +469,17 @@ mod tests {
         assert_eq!(d.0, ns(5));
         let d: GoDuration = serde_yaml_ng::from_str("\"5s\"").unwrap();
         assert_eq!(d.0, Duration::from_secs(5));
-        let err = serde_yaml_ng::from_str::<GoDuration>("1.5").unwrap_err().to_string();
-        assert!(err.starts_with("invalid duration 1.5: expected a number"), "{err}");
-        assert_eq!(serde_yaml_ng::to_string(&GoDuration::from_secs(90)).unwrap(), "1m30s\n");
+        let err = serde_yaml_ng::from_str::<GoDuration>("1.5")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("invalid duration 1.5: expected a number"),
+            "{err}"
+        );
+        assert_eq!(
+            serde_yaml_ng::to_string(&GoDuration::from_secs(90)).unwrap(),
+            "1m30s\n"
+        );
     }
 
     #[test]
@@ -559,16 +498,29 @@ mod tests {
             ("1s500ms", 1_500),
         ];
         for (text, millis) in cases {
-            assert_eq!(ModelDuration::parse(text), Ok(ModelDuration(Duration::from_millis(*millis))), "{text}");
+            assert_eq!(
+                ModelDuration::parse(text),
+                Ok(ModelDuration(Duration::from_millis(*millis))),
+                "{text}"
+            );
         }
-        let hint = "expected a whole number followed by ms, s, m, h, d, w or y, largest unit first \
+        let hint =
+            "expected a whole number followed by ms, s, m, h, d, w or y, largest unit first \
                     (e.g. 60s, 5m, 1h30m, 7d)";
         for bad in ["", "60", "1.5s", "5x", "30m1h", "1h1h", "-5m", "m"] {
-            assert_eq!(ModelDuration::parse(bad).unwrap_err(), format!("invalid duration {bad:?}: {hint}"));
+            assert_eq!(
+                ModelDuration::parse(bad).unwrap_err(),
+                format!("invalid duration {bad:?}: {hint}")
+            );
         }
-        let err = serde_yaml_ng::from_str::<ModelDuration>("60").unwrap_err().to_string();
+        let err = serde_yaml_ng::from_str::<ModelDuration>("60")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("invalid duration \"60\""), "{err}");
-        assert_eq!(serde_yaml_ng::from_str::<ModelDuration>("0").unwrap().0, Duration::ZERO);
+        assert_eq!(
+            serde_yaml_ng::from_str::<ModelDuration>("0").unwrap().0,
+            Duration::ZERO
+        );
     }
 
     #[test]
@@ -584,50 +536,10 @@ mod tests {
             (1_500, "1s500ms"),
         ];
         for (millis, want) in cases {
-            assert_eq!(ModelDuration(Duration::from_millis(*millis)).to_string(), *want);
-        }
-    }
-
-    #[test]
-    fn byte_size_parses_like_flagext() {
-        let cases: &[(&str, u64)] = &[
-            ("0", 0),
-            ("100", 100),
-            ("100b", 100),
-            ("100B", 100),
-            ("256kb", 256 << 10),
-            ("256KB", 256 << 10),
-            ("256Kb", 256 << 10),
-            ("256k", 256 << 10),
-            ("2M", 2 << 20),
-            ("2mb", 2 << 20),
-            ("1MiB", 1 << 20),
-            ("1 MB", 1 << 20),
-            ("1megabytes", 1 << 20),
-            ("3g", 3 << 30),
-            ("1TB", 1 << 40),
-            ("1PB", 1 << 50),
-            ("1EB", 1 << 60),
-        ];
-        for (text, want) in cases {
-            assert_eq!(ByteSize::parse(text), Ok(ByteSize(*want)), "{text}");
-        }
-        let hint = "expected a whole number of bytes, optionally followed by B, KB, MB, GB, TB, PB or EB \
-                    (base 1024, case-insensitive; KiB, MiB, ... also accepted), e.g. 256KB or 2MB";
-        for bad in ["", "MB", "1.5MB", "2XB", "-1", "1 M B"] {
-            assert_eq!(ByteSize::parse(bad).unwrap_err(), format!("invalid size {bad:?}: {hint}"), "{bad}");
-        }
-        assert_eq!(ByteSize::parse("16EB").unwrap_err(), "size \"16EB\" is out of range");
-        assert_eq!(serde_yaml_ng::from_str::<ByteSize>("1048576").unwrap(), ByteSize(1 << 20));
-        assert_eq!(serde_yaml_ng::from_str::<ByteSize>("256kb").unwrap(), ByteSize(256 << 10));
-    }
-
-    #[test]
-    fn byte_size_prints_like_datasize() {
-        let cases: &[(u64, &str)] = &[(0, "0B"), (1000, "1000B"), (1024, "1KB"), (1 << 20, "1MB"), (3 << 30, "3GB")];
-        for (n, want) in cases {
-            assert_eq!(ByteSize(*n).to_string(), *want);
-            assert_eq!(ByteSize::parse(want).unwrap().0, *n);
+            assert_eq!(
+                ModelDuration(Duration::from_millis(*millis)).to_string(),
+                *want
+            );
         }
     }
 }

@@ -104,11 +104,19 @@ pub(crate) struct Invalid {
 
 impl Invalid {
     pub fn key(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid { path: path.into(), message: message.into(), anchor: Anchor::Key }
+        Invalid {
+            path: path.into(),
+            message: message.into(),
+            anchor: Anchor::Key,
+        }
     }
 
     pub fn value(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Invalid { path: path.into(), message: message.into(), anchor: Anchor::Value }
+        Invalid {
+            path: path.into(),
+            message: message.into(),
+            anchor: Anchor::Value,
+        }
     }
 }
 
@@ -122,18 +130,33 @@ pub(crate) fn from_serde(
 ) -> ConfigError {
     let path = segments_to_path(err.path());
     let inner = err.into_inner();
-    let serde_location = inner.location().map(|l| Location { line: l.line(), column: l.column() });
+    let serde_location = inner.location().map(|l| Location {
+        line: l.line(),
+        column: l.column(),
+    });
     // libyaml's errors Debug-print as a struct (`Error { kind: SCANNER, problem: .. }`), serde messages
     // as `Error("..")`; serde_yaml_ng exposes nothing better to tell a syntax error from a type error.
     let syntax = format!("{inner:?}").starts_with("Error {");
     let raw = strip_positions(&inner.to_string());
     if syntax {
-        return ConfigError::new(ErrorKind::Syntax, file, "", format!("YAML syntax error: {raw}")).at(serde_location);
+        return ConfigError::new(
+            ErrorKind::Syntax,
+            file,
+            "",
+            format!("YAML syntax error: {raw}"),
+        )
+        .at(serde_location);
     }
     let raw = strip_path_prefix(&raw, &path);
     let (shown_path, message) = rewrite(&path, raw);
     // An unknown key is reported on its holder's path but located at the key itself.
-    let marked = map.and_then(|m| if shown_path != path { m.exact_key(&path) } else { m.exact_value(&path) });
+    let marked = map.and_then(|m| {
+        if shown_path != path {
+            m.exact_key(&path)
+        } else {
+            m.exact_value(&path)
+        }
+    });
     ConfigError::new(ErrorKind::Invalid, file, &shown_path, message).at(marked.or(serde_location))
 }
 
@@ -163,7 +186,10 @@ fn strip_path_prefix<'a>(message: &'a str, path: &str) -> &'a str {
     let mut candidate = path;
     loop {
         let prefix = if candidate.is_empty() { "." } else { candidate };
-        if let Some(rest) = message.strip_prefix(prefix).and_then(|r| r.strip_prefix(": ")) {
+        if let Some(rest) = message
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix(": "))
+        {
             return rest;
         }
         if candidate.is_empty() {
@@ -183,12 +209,18 @@ fn rewrite(path: &str, message: &str) -> (String, String) {
     if let Some(c) = UNKNOWN_FIELD.captures(message) {
         let (what, name, rest) = (&c[1], &c[2], &c[3]);
         if what == "variant" {
-            return (path.to_string(), format!("invalid value {name:?}, {}", rest.replace('`', "")));
+            return (
+                path.to_string(),
+                format!("invalid value {name:?}, {}", rest.replace('`', "")),
+            );
         }
         // The path ends at the unknown key itself; the error is about the block that holds it.
         let parent = parent_path(path).to_string();
         if rest == "there are no fields" {
-            return (parent, format!("unknown field {name:?}: this block takes no keys"));
+            return (
+                parent,
+                format!("unknown field {name:?}: this block takes no keys"),
+            );
         }
         let expected = rest.replace('`', "");
         let message = match suggest(name, &expected) {
@@ -198,30 +230,45 @@ fn rewrite(path: &str, message: &str) -> (String, String) {
         return (parent, message);
     }
     if let Some(c) = BACKTICKED.captures(message) {
-        let what = if &c[1] == "missing" { "missing required key" } else { "duplicate key" };
+        let what = if &c[1] == "missing" {
+            "missing required key"
+        } else {
+            "duplicate key"
+        };
         return (path.to_string(), format!("{what} {:?}", &c[2]));
     }
     for prefix in ["invalid type: ", "invalid value: "] {
-        if let Some((found, expected)) = message.strip_prefix(prefix).and_then(|m| m.rsplit_once(", expected ")) {
+        if let Some((found, expected)) = message
+            .strip_prefix(prefix)
+            .and_then(|m| m.rsplit_once(", expected "))
+        {
             let (found, expected) = (describe_found(found), describe_expected(expected));
-            return (path.to_string(), format!("expected {expected}, found {found}"));
+            return (
+                path.to_string(),
+                format!("expected {expected}, found {found}"),
+            );
         }
     }
     if message.contains("more than one document") {
-        return (path.to_string(), "the file must hold a single YAML document (found a second `---`)".into());
+        return (
+            path.to_string(),
+            "the file must hold a single YAML document (found a second `---`)".into(),
+        );
     }
     (path.to_string(), message.to_string())
 }
 
 /// The closest expected name when the typo is small (`jobname` -> `job_name`).
 fn suggest(name: &str, expected: &str) -> Option<String> {
-    let candidates = expected.trim_start_matches("expected one of ").trim_start_matches("expected ");
+    let candidates = expected
+        .trim_start_matches("expected one of ")
+        .trim_start_matches("expected ");
     candidates
         .split([',', ' '])
         .map(str::trim)
         .filter(|c| !c.is_empty() && *c != "or")
         .map(|c| (edit_distance(&name.to_lowercase(), &c.to_lowercase()), c))
-        .filter(|(d, c)| *d <= 2.max(c.len() / 4))
+        .filter(|(d, _)| *d <= 1.max(name.chars().count() / 3))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c.to_string())
 }
@@ -278,10 +325,21 @@ mod tests {
 
     #[test]
     fn renders_file_line_column_path_message() {
-        let mut err = ConfigError::new(ErrorKind::Invalid, "promtail.yaml", "clients[0].batchwait", "bad");
+        let mut err = ConfigError::new(
+            ErrorKind::Invalid,
+            "promtail.yaml",
+            "clients[0].batchwait",
+            "bad",
+        );
         assert_eq!(err.to_string(), "promtail.yaml: clients[0].batchwait: bad");
-        err = err.at(Some(Location { line: 12, column: 5 }));
-        assert_eq!(err.to_string(), "promtail.yaml:12:5: clients[0].batchwait: bad");
+        err = err.at(Some(Location {
+            line: 12,
+            column: 5,
+        }));
+        assert_eq!(
+            err.to_string(),
+            "promtail.yaml:12:5: clients[0].batchwait: bad"
+        );
         err.path.clear();
         assert_eq!(err.to_string(), "promtail.yaml:12:5: bad");
     }
@@ -329,22 +387,45 @@ mod tests {
             ("x", "something custom", "x", "something custom"),
         ];
         for (path, raw, want_path, want) in cases {
-            assert_eq!(rewrite(path, raw), (want_path.to_string(), want.to_string()), "{raw}");
+            assert_eq!(
+                rewrite(path, raw),
+                (want_path.to_string(), want.to_string()),
+                "{raw}"
+            );
         }
     }
 
     #[test]
     fn strips_serde_yaml_path_prefixes_and_positions() {
-        assert_eq!(strip_path_prefix("clients[0]: missing field `url`", "clients[0]"), "missing field `url`");
-        assert_eq!(strip_path_prefix("clients[0]: bad", "clients[0].batchwait"), "bad");
-        assert_eq!(strip_path_prefix("invalid type: x", "a.b"), "invalid type: x");
-        assert_eq!(strip_positions("bad thing at line 3 column 5, while parsing at line 2 column 1"), "bad thing, while parsing");
+        assert_eq!(
+            strip_path_prefix("clients[0]: missing field `url`", "clients[0]"),
+            "missing field `url`"
+        );
+        assert_eq!(
+            strip_path_prefix("clients[0]: bad", "clients[0].batchwait"),
+            "bad"
+        );
+        assert_eq!(
+            strip_path_prefix("invalid type: x", "a.b"),
+            "invalid type: x"
+        );
+        assert_eq!(
+            strip_positions("bad thing at line 3 column 5, while parsing at line 2 column 1"),
+            "bad thing, while parsing"
+        );
     }
 
     #[test]
     fn suggests_close_names_only() {
-        assert_eq!(suggest("jobname", "expected one of job_name, pipeline_stages"), Some("job_name".into()));
-        assert_eq!(suggest("batch_wait", "expected one of url, batchwait, batchsize"), Some("batchwait".into()));
+        assert_eq!(
+            suggest("jobname", "expected one of job_name, pipeline_stages"),
+            Some("job_name".into())
+        );
+        assert_eq!(
+            suggest("batch_wait", "expected one of url, batchwait, batchsize"),
+            Some("batchwait".into())
+        );
         assert_eq!(suggest("zzz", "expected one of url, batchwait"), None);
+        assert_eq!(suggest("a", "expected one of wal, tracing"), None);
     }
 }

@@ -3,8 +3,9 @@
 
 use std::time::Duration;
 
+use super::byte_size::ByteSize;
 use super::client::ClientConfig;
-use super::duration::{ByteSize, GoDuration};
+use super::duration::GoDuration;
 use super::error::{ConfigError, ErrorKind};
 use super::Config;
 
@@ -51,12 +52,14 @@ impl Config {
     /// Fails only on an invalid `-log.level` or `-log.format`.
     pub fn apply_flag_overrides(&mut self, o: &FlagOverrides) -> Result<(), ConfigError> {
         if let Some(level) = &o.log_level {
-            self.server.log_level =
-                level.parse().map_err(|msg| ConfigError::new(ErrorKind::Invalid, COMMAND_LINE, "-log.level", msg))?;
+            self.server.log_level = level.parse().map_err(|msg| {
+                ConfigError::new(ErrorKind::Invalid, COMMAND_LINE, "-log.level", msg)
+            })?;
         }
         if let Some(format) = &o.log_format {
-            self.server.log_format =
-                format.parse().map_err(|msg| ConfigError::new(ErrorKind::Invalid, COMMAND_LINE, "-log.format", msg))?;
+            self.server.log_format = format.parse().map_err(|msg| {
+                ConfigError::new(ErrorKind::Invalid, COMMAND_LINE, "-log.format", msg)
+            })?;
         }
         if let Some(port) = o.http_listen_port {
             self.server.http_listen_port = port;
@@ -84,7 +87,10 @@ impl Config {
     }
 
     fn apply_client_flags(&mut self, o: &FlagOverrides) {
-        let deprecated = self.origin.deprecated_client.and_then(|i| self.clients.get_mut(i));
+        let deprecated = self
+            .origin
+            .deprecated_client
+            .and_then(|i| self.clients.get_mut(i));
         match (deprecated, &o.client_url) {
             (Some(client), url) => {
                 if let Some(url) = url {
@@ -105,7 +111,10 @@ impl Config {
         }
         for client in &mut self.clients {
             for (name, value) in &o.client_external_labels {
-                client.external_labels.entry(name.clone()).or_insert_with(|| value.clone());
+                client
+                    .external_labels
+                    .entry(name.clone())
+                    .or_insert_with(|| value.clone());
             }
         }
     }
@@ -114,8 +123,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::server::{LogFormat, LogLevel};
     use crate::config::parse_str;
+    use crate::config::server::{LogFormat, LogLevel};
 
     const YAML: &str = "\
 server: {http_listen_port: 9080, log_level: warn}
@@ -141,15 +150,37 @@ clients:
             ..Default::default()
         };
         c.apply_flag_overrides(&flags).unwrap();
-        assert_eq!((c.server.http_listen_port, c.server.http_listen_address.as_str()), (3101, "0.0.0.0"));
-        assert_eq!((c.server.log_level, c.server.log_format), (LogLevel::Debug, LogFormat::Json));
-        assert_eq!((c.positions.filename.as_str(), c.positions.sync_period.0), ("/var/lib/p.yaml", Duration::from_secs(5)));
-        assert_eq!((c.limits_config.max_line_size.0, c.limits_config.max_line_size_truncate), (1024, true));
+        assert_eq!(
+            (
+                c.server.http_listen_port,
+                c.server.http_listen_address.as_str()
+            ),
+            (3101, "0.0.0.0")
+        );
+        assert_eq!(
+            (c.server.log_level, c.server.log_format),
+            (LogLevel::Debug, LogFormat::Json)
+        );
+        assert_eq!(
+            (c.positions.filename.as_str(), c.positions.sync_period.0),
+            ("/var/lib/p.yaml", Duration::from_secs(5))
+        );
+        assert_eq!(
+            (
+                c.limits_config.max_line_size.0,
+                c.limits_config.max_line_size_truncate
+            ),
+            (1024, true)
+        );
         assert_eq!(c.target_config.sync_period.0, Duration::from_secs(30));
 
         let mut c = parse_str(YAML, "t.yaml", false).unwrap();
         c.apply_flag_overrides(&FlagOverrides::default()).unwrap();
-        assert_eq!(c, parse_str(YAML, "t.yaml", false).unwrap(), "no flags, no change");
+        assert_eq!(
+            c,
+            parse_str(YAML, "t.yaml", false).unwrap(),
+            "no flags, no change"
+        );
     }
 
     #[test]
@@ -158,12 +189,18 @@ clients:
         let flags = FlagOverrides {
             client_url: Some("http://b/loki/api/v1/push".into()),
             client_tenant_id: Some("team-a".into()),
-            client_external_labels: vec![("env".into(), "flag".into()), ("dc".into(), "eu1".into())],
+            client_external_labels: vec![
+                ("env".into(), "flag".into()),
+                ("dc".into(), "eu1".into()),
+            ],
             ..Default::default()
         };
         c.apply_flag_overrides(&flags).unwrap();
         assert_eq!(c.clients.len(), 2);
-        assert_eq!((c.clients[1].url.as_str(), c.clients[1].tenant_id.as_str()), ("http://b/loki/api/v1/push", "team-a"));
+        assert_eq!(
+            (c.clients[1].url.as_str(), c.clients[1].tenant_id.as_str()),
+            ("http://b/loki/api/v1/push", "team-a")
+        );
         assert_eq!(c.clients[0].external_labels["env"], "yaml");
         assert_eq!(c.clients[0].external_labels["dc"], "eu1");
         assert_eq!(c.clients[1].external_labels["env"], "flag");
@@ -174,20 +211,38 @@ clients:
         let text = "client: {url: http://old/loki/api/v1/push, tenant_id: t0}\n";
         let mut c = parse_str(text, "t.yaml", false).unwrap();
         assert_eq!(c.clients.len(), 1);
-        let flags = FlagOverrides { client_url: Some("http://new/loki/api/v1/push".into()), ..Default::default() };
+        let flags = FlagOverrides {
+            client_url: Some("http://new/loki/api/v1/push".into()),
+            ..Default::default()
+        };
         c.apply_flag_overrides(&flags).unwrap();
         assert_eq!(c.clients.len(), 1);
-        assert_eq!((c.clients[0].url.as_str(), c.clients[0].tenant_id.as_str()), ("http://new/loki/api/v1/push", "t0"));
+        assert_eq!(
+            (c.clients[0].url.as_str(), c.clients[0].tenant_id.as_str()),
+            ("http://new/loki/api/v1/push", "t0")
+        );
 
         let mut c = parse_str("", "t.yaml", false).unwrap();
-        c.apply_flag_overrides(&FlagOverrides { client_tenant_id: Some("x".into()), ..Default::default() }).unwrap();
-        assert!(c.clients.is_empty(), "a tenant flag without a URL adds no client");
+        c.apply_flag_overrides(&FlagOverrides {
+            client_tenant_id: Some("x".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert!(
+            c.clients.is_empty(),
+            "a tenant flag without a URL adds no client"
+        );
     }
 
     #[test]
     fn invalid_log_flags_are_errors() {
         let mut c = parse_str("", "t.yaml", false).unwrap();
-        let err = c.apply_flag_overrides(&FlagOverrides { log_level: Some("trace".into()), ..Default::default() }).unwrap_err();
+        let err = c
+            .apply_flag_overrides(&FlagOverrides {
+                log_level: Some("trace".into()),
+                ..Default::default()
+            })
+            .unwrap_err();
         assert_eq!(err.to_string(), "command line: -log.level: invalid log level \"trace\": expected one of debug, info, warn, error");
     }
 }

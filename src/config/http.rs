@@ -17,7 +17,11 @@ pub struct BasicAuth {
     pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username_file: Option<String>,
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub password: Option<String>,
     /// Read on every request, so a rotated password is picked up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -31,7 +35,11 @@ pub struct Authorization {
     /// The scheme; unset or empty means `Bearer`. `basic` is refused (use `basic_auth`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub r#type: Option<String>,
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub credentials: Option<String>,
     /// Read on every request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,7 +52,11 @@ pub struct Authorization {
 pub struct OAuth2 {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub client_secret: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret_file: Option<String>,
@@ -62,7 +74,11 @@ pub struct OAuth2 {
     pub no_proxy: Option<String>,
     #[serde(default, deserialize_with = "yaml::bool")]
     pub proxy_from_environment: bool,
-    #[serde(default, serialize_with = "secret_headers", skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        serialize_with = "secret_headers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub proxy_connect_header: BTreeMap<String, Vec<String>>,
 }
 
@@ -81,7 +97,11 @@ pub struct TlsConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cert_file: Option<String>,
     /// PEM client key, inline.
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::secret",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub key: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
@@ -104,8 +124,10 @@ fn secret_headers<S: serde::Serializer>(
     headers: &BTreeMap<String, Vec<String>>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    let redacted: BTreeMap<&String, Vec<&str>> =
-        headers.iter().map(|(k, v)| (k, v.iter().map(|_| "<secret>").collect())).collect();
+    let redacted: BTreeMap<&String, Vec<&str>> = headers
+        .iter()
+        .map(|(k, v)| (k, v.iter().map(|_| "<secret>").collect()))
+        .collect();
     redacted.serialize(serializer)
 }
 
@@ -138,15 +160,26 @@ pub(crate) fn effective_authorization(
     let bearer = || Some("Bearer".to_string());
     match authorization {
         Some(auth) => {
-            let kind = auth.r#type.as_deref().map(str::trim).filter(|t| !t.is_empty());
-            Some(Authorization { r#type: kind.map(str::to_string).or_else(bearer), ..auth.clone() })
+            let kind = auth
+                .r#type
+                .as_deref()
+                .map(str::trim)
+                .filter(|t| !t.is_empty());
+            Some(Authorization {
+                r#type: kind.map(str::to_string).or_else(bearer),
+                ..auth.clone()
+            })
         }
-        None if set(bearer_token) => {
-            Some(Authorization { r#type: bearer(), credentials: bearer_token.clone(), credentials_file: None })
-        }
-        None if set(bearer_token_file) => {
-            Some(Authorization { r#type: bearer(), credentials: None, credentials_file: bearer_token_file.clone() })
-        }
+        None if set(bearer_token) => Some(Authorization {
+            r#type: bearer(),
+            credentials: bearer_token.clone(),
+            credentials_file: None,
+        }),
+        None if set(bearer_token_file) => Some(Authorization {
+            r#type: bearer(),
+            credentials: None,
+            credentials_file: bearer_token_file.clone(),
+        }),
         None => None,
     }
 }
@@ -157,46 +190,87 @@ pub(crate) fn validate(base: &str, http: &HttpSettings<'_>) -> Result<(), Invali
     let at = |key: &str| join_key(base, key);
     let has_bearer = set(http.bearer_token) || set(http.bearer_token_file);
     if set(http.bearer_token) && set(http.bearer_token_file) {
-        return Err(Invalid::key(at("bearer_token_file"), "at most one of bearer_token & bearer_token_file must be configured"));
+        return Err(Invalid::key(
+            at("bearer_token_file"),
+            "at most one of bearer_token & bearer_token_file must be configured",
+        ));
     }
     if (http.basic_auth.is_some() || http.oauth2.is_some()) && has_bearer {
-        let key = if set(http.bearer_token) { "bearer_token" } else { "bearer_token_file" };
+        let key = if set(http.bearer_token) {
+            "bearer_token"
+        } else {
+            "bearer_token_file"
+        };
         return Err(Invalid::key(at(key), "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"));
     }
     if let Some(basic) = http.basic_auth {
         if set(&basic.username) && set(&basic.username_file) {
-            return Err(Invalid::key(at("basic_auth.username_file"), "at most one of basic_auth username & username_file must be configured"));
+            return Err(Invalid::key(
+                at("basic_auth.username_file"),
+                "at most one of basic_auth username & username_file must be configured",
+            ));
         }
         if set(&basic.password) && set(&basic.password_file) {
-            return Err(Invalid::key(at("basic_auth.password_file"), "at most one of basic_auth password & password_file must be configured"));
+            return Err(Invalid::key(
+                at("basic_auth.password_file"),
+                "at most one of basic_auth password & password_file must be configured",
+            ));
         }
     }
     if let Some(auth) = http.authorization {
         if has_bearer {
-            return Err(Invalid::key(at("authorization"), "authorization is not compatible with bearer_token & bearer_token_file"));
+            return Err(Invalid::key(
+                at("authorization"),
+                "authorization is not compatible with bearer_token & bearer_token_file",
+            ));
         }
         if set(&auth.credentials) && set(&auth.credentials_file) {
-            return Err(Invalid::key(at("authorization.credentials_file"), "at most one of authorization credentials & credentials_file must be configured"));
+            return Err(Invalid::key(
+                at("authorization.credentials_file"),
+                "at most one of authorization credentials & credentials_file must be configured",
+            ));
         }
-        if auth.r#type.as_deref().is_some_and(|t| t.trim().eq_ignore_ascii_case("basic")) {
-            return Err(Invalid::value(at("authorization.type"), "authorization type cannot be set to \"basic\", use \"basic_auth\" instead"));
+        if auth
+            .r#type
+            .as_deref()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("basic"))
+        {
+            return Err(Invalid::value(
+                at("authorization.type"),
+                "authorization type cannot be set to \"basic\", use \"basic_auth\" instead",
+            ));
         }
         if http.basic_auth.is_some() || http.oauth2.is_some() {
-            return Err(Invalid::key(at("authorization"), "at most one of basic_auth, oauth2 & authorization must be configured"));
+            return Err(Invalid::key(
+                at("authorization"),
+                "at most one of basic_auth, oauth2 & authorization must be configured",
+            ));
         }
     }
     if let Some(oauth2) = http.oauth2 {
         if http.basic_auth.is_some() {
-            return Err(Invalid::key(at("oauth2"), "at most one of basic_auth, oauth2 & authorization must be configured"));
+            return Err(Invalid::key(
+                at("oauth2"),
+                "at most one of basic_auth, oauth2 & authorization must be configured",
+            ));
         }
         if !set(&oauth2.client_id) {
-            return Err(Invalid::key(at("oauth2"), "oauth2 client_id must be configured"));
+            return Err(Invalid::key(
+                at("oauth2"),
+                "oauth2 client_id must be configured",
+            ));
         }
         if !set(&oauth2.token_url) {
-            return Err(Invalid::key(at("oauth2"), "oauth2 token_url must be configured"));
+            return Err(Invalid::key(
+                at("oauth2"),
+                "oauth2 token_url must be configured",
+            ));
         }
         if set(&oauth2.client_secret) && set(&oauth2.client_secret_file) {
-            return Err(Invalid::key(at("oauth2.client_secret_file"), "at most one of oauth2 client_secret & client_secret_file must be configured"));
+            return Err(Invalid::key(
+                at("oauth2.client_secret_file"),
+                "at most one of oauth2 client_secret & client_secret_file must be configured",
+            ));
         }
         if let Some(tls) = &oauth2.tls_config {
             validate_tls(&at("oauth2.tls_config"), tls)?;
@@ -210,17 +284,27 @@ pub(crate) fn validate(base: &str, http: &HttpSettings<'_>) -> Result<(), Invali
 
 fn validate_proxy(base: &str, http: &HttpSettings<'_>) -> Result<(), Invalid> {
     let at = |key: &str| join_key(base, key);
-    if !http.proxy_connect_header.is_empty() && !http.proxy_from_environment && !set(http.proxy_url) {
+    if !http.proxy_connect_header.is_empty() && !http.proxy_from_environment && !set(http.proxy_url)
+    {
         return Err(Invalid::key(at("proxy_connect_header"), "if proxy_connect_header is configured, proxy_url or proxy_from_environment must also be configured"));
     }
     if http.proxy_from_environment && set(http.proxy_url) {
-        return Err(Invalid::key(at("proxy_url"), "if proxy_from_environment is configured, proxy_url must not be configured"));
+        return Err(Invalid::key(
+            at("proxy_url"),
+            "if proxy_from_environment is configured, proxy_url must not be configured",
+        ));
     }
     if http.proxy_from_environment && set(http.no_proxy) {
-        return Err(Invalid::key(at("no_proxy"), "if proxy_from_environment is configured, no_proxy must not be configured"));
+        return Err(Invalid::key(
+            at("no_proxy"),
+            "if proxy_from_environment is configured, no_proxy must not be configured",
+        ));
     }
     if !set(http.proxy_url) && set(http.no_proxy) {
-        return Err(Invalid::key(at("no_proxy"), "if no_proxy is configured, proxy_url must also be configured"));
+        return Err(Invalid::key(
+            at("no_proxy"),
+            "if no_proxy is configured, proxy_url must also be configured",
+        ));
     }
     Ok(())
 }
@@ -229,13 +313,22 @@ fn validate_proxy(base: &str, http: &HttpSettings<'_>) -> Result<(), Invalid> {
 pub(crate) fn validate_tls(base: &str, tls: &TlsConfig) -> Result<(), Invalid> {
     let at = |key: &str| join_key(base, key);
     if set(&tls.ca) && set(&tls.ca_file) {
-        return Err(Invalid::key(at("ca_file"), "at most one of ca & ca_file must be configured"));
+        return Err(Invalid::key(
+            at("ca_file"),
+            "at most one of ca & ca_file must be configured",
+        ));
     }
     if set(&tls.cert) && set(&tls.cert_file) {
-        return Err(Invalid::key(at("cert_file"), "at most one of cert & cert_file must be configured"));
+        return Err(Invalid::key(
+            at("cert_file"),
+            "at most one of cert & cert_file must be configured",
+        ));
     }
     if set(&tls.key) && set(&tls.key_file) {
-        return Err(Invalid::key(at("key_file"), "at most one of key & key_file must be configured"));
+        return Err(Invalid::key(
+            at("key_file"),
+            "at most one of key & key_file must be configured",
+        ));
     }
     let has_cert = set(&tls.cert) || set(&tls.cert_file);
     let has_key = set(&tls.key) || set(&tls.key_file);
@@ -244,21 +337,43 @@ pub(crate) fn validate_tls(base: &str, tls: &TlsConfig) -> Result<(), Invalid> {
         return Err(Invalid::key(at(key), "exactly one of key or key_file must be configured when a client certificate is configured"));
     }
     if has_key && !has_cert {
-        let key = if set(&tls.key_file) { "key_file" } else { "key" };
-        return Err(Invalid::key(at(key), "exactly one of cert or cert_file must be configured when a client key is configured"));
+        let key = if set(&tls.key_file) {
+            "key_file"
+        } else {
+            "key"
+        };
+        return Err(Invalid::key(
+            at(key),
+            "exactly one of cert or cert_file must be configured when a client key is configured",
+        ));
     }
     let version = |key: &str, value: &Option<String>| {
         let value = value.as_deref().unwrap_or_default();
         match TLS_VERSIONS.iter().position(|v| *v == value) {
             Some(i) => Ok(Some(i)),
             None if value.is_empty() => Ok(None),
-            None => Err(Invalid::value(at(key), format!("unknown TLS version {value:?}: expected one of {}", TLS_VERSIONS.join(", ")))),
+            None => Err(Invalid::value(
+                at(key),
+                format!(
+                    "unknown TLS version {value:?}: expected one of {}",
+                    TLS_VERSIONS.join(", ")
+                ),
+            )),
         }
     };
-    let (min, max) = (version("min_version", &tls.min_version)?, version("max_version", &tls.max_version)?);
+    let (min, max) = (
+        version("min_version", &tls.min_version)?,
+        version("max_version", &tls.max_version)?,
+    );
     if let (Some(min), Some(max)) = (min, max) {
         if max < min {
-            return Err(Invalid::value(at("max_version"), format!("max_version {} is lower than min_version {}", TLS_VERSIONS[max], TLS_VERSIONS[min])));
+            return Err(Invalid::value(
+                at("max_version"),
+                format!(
+                    "max_version {} is lower than min_version {}",
+                    TLS_VERSIONS[max], TLS_VERSIONS[min]
+                ),
+            ));
         }
     }
     Ok(())
@@ -294,25 +409,39 @@ mod tests {
 
     #[test]
     fn auth_methods_are_mutually_exclusive() {
-        let basic = Some(BasicAuth { username: Some("u".into()), password: Some("p".into()), ..Default::default() });
-        let auth = Some(Authorization { credentials: Some("c".into()), ..Default::default() });
+        let basic = Some(BasicAuth {
+            username: Some("u".into()),
+            password: Some("p".into()),
+            ..Default::default()
+        });
+        let auth = Some(Authorization {
+            credentials: Some("c".into()),
+            ..Default::default()
+        });
         let token = Some("t".to_string());
         let file = Some("/f".to_string());
-        let oauth = Some(OAuth2 { client_id: Some("id".into()), token_url: Some("http://t".into()), ..Default::default() });
+        let oauth = Some(OAuth2 {
+            client_id: Some("id".into()),
+            token_url: Some("http://t".into()),
+            ..Default::default()
+        });
         let tls = None;
-        let none = None;
-        let no_token = None;
+        let (no_basic, no_auth, no_token) = (None, None, None);
         let cases: Vec<(HttpSettings<'_>, Option<(&str, &str)>)> = vec![
-            (settings(&basic, &none, &no_token, &no_token, &None, &tls), None),
-            (settings(&none, &none, &token, &file, &None, &tls), Some(("c.bearer_token_file", "at most one of bearer_token & bearer_token_file must be configured"))),
-            (settings(&basic, &none, &token, &no_token, &None, &tls), Some(("c.bearer_token", "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"))),
-            (settings(&none, &auth, &token, &no_token, &None, &tls), Some(("c.authorization", "authorization is not compatible with bearer_token & bearer_token_file"))),
+            (settings(&basic, &no_auth, &no_token, &no_token, &None, &tls), None),
+            (settings(&no_basic, &no_auth, &token, &file, &None, &tls), Some(("c.bearer_token_file", "at most one of bearer_token & bearer_token_file must be configured"))),
+            (settings(&basic, &no_auth, &token, &no_token, &None, &tls), Some(("c.bearer_token", "at most one of basic_auth, oauth2, bearer_token & bearer_token_file must be configured"))),
+            (settings(&no_basic, &auth, &token, &no_token, &None, &tls), Some(("c.authorization", "authorization is not compatible with bearer_token & bearer_token_file"))),
             (settings(&basic, &auth, &no_token, &no_token, &None, &tls), Some(("c.authorization", "at most one of basic_auth, oauth2 & authorization must be configured"))),
-            (settings(&basic, &none, &no_token, &no_token, &oauth, &tls), Some(("c.oauth2", "at most one of basic_auth, oauth2 & authorization must be configured"))),
+            (settings(&basic, &no_auth, &no_token, &no_token, &oauth, &tls), Some(("c.oauth2", "at most one of basic_auth, oauth2 & authorization must be configured"))),
         ];
         for (i, (http, want)) in cases.into_iter().enumerate() {
             let got = validate("c", &http).err().map(|e| (e.path, e.message));
-            assert_eq!(got, want.map(|(p, m)| (p.to_string(), m.to_string())), "case {i}");
+            assert_eq!(
+                got,
+                want.map(|(p, m)| (p.to_string(), m.to_string())),
+                "case {i}"
+            );
         }
     }
 
@@ -321,24 +450,84 @@ mod tests {
         let check = |tls: TlsConfig| validate_tls("t", &tls).err().map(|e| e.message);
         assert_eq!(check(TlsConfig::default()), None);
         let s = |v: &str| Some(v.to_string());
-        assert_eq!(check(TlsConfig { ca: s("x"), ca_file: s("y"), ..Default::default() }).unwrap(), "at most one of ca & ca_file must be configured");
-        assert_eq!(check(TlsConfig { ca: s(""), ca_file: s("y"), ..Default::default() }), None, "empty means unset");
+        assert_eq!(
+            check(TlsConfig {
+                ca: s("x"),
+                ca_file: s("y"),
+                ..Default::default()
+            })
+            .unwrap(),
+            "at most one of ca & ca_file must be configured"
+        );
+        assert_eq!(
+            check(TlsConfig {
+                ca: s(""),
+                ca_file: s("y"),
+                ..Default::default()
+            }),
+            None,
+            "empty means unset"
+        );
         assert_eq!(check(TlsConfig { cert_file: s("c"), ..Default::default() }).unwrap(), "exactly one of key or key_file must be configured when a client certificate is configured");
-        assert_eq!(check(TlsConfig { cert_file: s("c"), key_file: s("k"), ..Default::default() }), None);
-        assert_eq!(check(TlsConfig { min_version: s("TLS1.2"), ..Default::default() }).unwrap(), "unknown TLS version \"TLS1.2\": expected one of TLS10, TLS11, TLS12, TLS13");
-        assert_eq!(check(TlsConfig { min_version: s("TLS13"), max_version: s("TLS12"), ..Default::default() }).unwrap(), "max_version TLS12 is lower than min_version TLS13");
+        assert_eq!(
+            check(TlsConfig {
+                cert_file: s("c"),
+                key_file: s("k"),
+                ..Default::default()
+            }),
+            None
+        );
+        assert_eq!(
+            check(TlsConfig {
+                min_version: s("TLS1.2"),
+                ..Default::default()
+            })
+            .unwrap(),
+            "unknown TLS version \"TLS1.2\": expected one of TLS10, TLS11, TLS12, TLS13"
+        );
+        assert_eq!(
+            check(TlsConfig {
+                min_version: s("TLS13"),
+                max_version: s("TLS12"),
+                ..Default::default()
+            })
+            .unwrap(),
+            "max_version TLS12 is lower than min_version TLS13"
+        );
     }
 
     #[test]
     fn bearer_token_becomes_authorization() {
         let auth = effective_authorization(&None, &Some("tok".into()), &None).unwrap();
-        assert_eq!((auth.r#type.as_deref(), auth.credentials.as_deref()), (Some("Bearer"), Some("tok")));
+        assert_eq!(
+            (auth.r#type.as_deref(), auth.credentials.as_deref()),
+            (Some("Bearer"), Some("tok"))
+        );
         let auth = effective_authorization(&None, &None, &Some("/run/token".into())).unwrap();
         assert_eq!(auth.credentials_file.as_deref(), Some("/run/token"));
-        let custom = Some(Authorization { r#type: Some(" ".into()), credentials: Some("c".into()), ..Default::default() });
-        assert_eq!(effective_authorization(&custom, &None, &None).unwrap().r#type.as_deref(), Some("Bearer"));
-        let custom = Some(Authorization { r#type: Some("Token".into()), ..Default::default() });
-        assert_eq!(effective_authorization(&custom, &None, &None).unwrap().r#type.as_deref(), Some("Token"));
+        let custom = Some(Authorization {
+            r#type: Some(" ".into()),
+            credentials: Some("c".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            effective_authorization(&custom, &None, &None)
+                .unwrap()
+                .r#type
+                .as_deref(),
+            Some("Bearer")
+        );
+        let custom = Some(Authorization {
+            r#type: Some("Token".into()),
+            ..Default::default()
+        });
+        assert_eq!(
+            effective_authorization(&custom, &None, &None)
+                .unwrap()
+                .r#type
+                .as_deref(),
+            Some("Token")
+        );
         assert_eq!(effective_authorization(&None, &None, &None), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::duration::ByteSize;
+use super::byte_size::ByteSize;
 use super::yaml::{self, yes};
 
 /// The `limits_config` block.
@@ -66,7 +66,8 @@ mod tests {
     fn max_line_size_takes_sizes_and_integers() {
         let l: LimitsConfig = serde_yaml_ng::from_str("max_line_size: 256kb").unwrap();
         assert_eq!(l.max_line_size, ByteSize(256 * 1024));
-        let l: LimitsConfig = serde_yaml_ng::from_str("max_line_size: 4096\nreadline_rate: 50").unwrap();
+        let l: LimitsConfig =
+            serde_yaml_ng::from_str("max_line_size: 4096\nreadline_rate: 50").unwrap();
         assert_eq!((l.max_line_size, l.readline_rate), (ByteSize(4096), 50.0));
     }
 }

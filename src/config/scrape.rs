@@ -5,18 +5,17 @@
 //! raw YAML so that a Promtail config still loads, and [`ScrapeConfig::source`] tells the runtime which
 //! source a job uses, so it can say which ones it does not support.
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
-use super::duration::{GoDuration, ModelDuration};
+use super::discovery::{DockerSdConfig, FileSdConfig, StaticConfig};
+use super::duration::GoDuration;
 use super::error::Invalid;
-use super::http::{self, Authorization, BasicAuth, HttpSettings, OAuth2, TlsConfig};
 use super::locate::join_key;
 use super::stages::StageConfig;
-use super::yaml::{self, yes, LabelSet};
+use super::yaml::{self, LabelSet};
 use crate::relabel::RelabelConfig;
 
 /// One scrape job.
@@ -46,53 +45,145 @@ pub struct ScrapeConfig {
     pub journal: Option<JournalConfig>,
 
     // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub syslog: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub loki_push_api: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub windows_events: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kafka: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gelf: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gcplog: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub azure_event_hubs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub cloudflare: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub heroku_drain: Option<Value>,
 
     // Prometheus service discoveries that feed file targets in Promtail; not run by logferry.
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub kubernetes_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub consul_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub consulagent_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dns_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub digitalocean_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dockerswarm_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub serverset_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub nerve_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub marathon_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub gce_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub ec2_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub openstack_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub azure_sd_configs: Option<Value>,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::redacted_value",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub triton_sd_configs: Option<Value>,
 }
 
@@ -168,7 +259,9 @@ impl ScrapeConfig {
         ];
         let order: [(bool, SourceKind); 12] = [
             (
-                !self.static_configs.is_empty() || !self.file_sd_configs.is_empty() || other_sd.into_iter().any(present),
+                !self.static_configs.is_empty()
+                    || !self.file_sd_configs.is_empty()
+                    || other_sd.into_iter().any(present),
                 SourceKind::File,
             ),
             (self.journal.is_some(), SourceKind::Journal),
@@ -183,12 +276,16 @@ impl ScrapeConfig {
             (!self.docker_sd_configs.is_empty(), SourceKind::Docker),
             (present(&self.heroku_drain), SourceKind::HerokuDrain),
         ];
-        order.into_iter().find(|(used, _)| *used).map(|(_, kind)| kind)
+        order
+            .into_iter()
+            .find(|(used, _)| *used)
+            .map(|(_, kind)| kind)
     }
 
     /// Checks the typed sources of one job; `base` is its path (`scrape_configs[0]`).
     pub(crate) fn validate_sources(&self, base: &str) -> Result<(), Invalid> {
-        self.decompression.validate(&join_key(base, "decompression"))?;
+        self.decompression
+            .validate(&join_key(base, "decompression"))?;
         for (i, sd) in self.file_sd_configs.iter().enumerate() {
             sd.validate(&format!("{base}.file_sd_configs[{i}]"))?;
         }
@@ -229,167 +326,13 @@ impl DecompressionConfig {
         if self.enabled && !Self::FORMATS.contains(&self.format.as_str()) {
             return Err(Invalid::value(
                 join_key(base, "format"),
-                format!("invalid decompression format {:?}: expected one of gz, z, bz2", self.format),
+                format!(
+                    "invalid decompression format {:?}: expected one of gz, z, bz2",
+                    self.format
+                ),
             ));
         }
         Ok(())
-    }
-}
-
-/// `static_configs[]`: fixed targets and their labels; `__path__` is the glob to tail.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct StaticConfig {
-    /// Each becomes `__address__`; only the count matters for files.
-    #[serde(default = "localhost")]
-    pub targets: Vec<String>,
-    /// Must contain `__path__` for the target to be read; may set `__path_exclude__` and `__host__`.
-    #[serde(default)]
-    pub labels: LabelSet,
-}
-
-fn localhost() -> Vec<String> {
-    vec!["localhost".to_string()]
-}
-
-/// `file_sd_configs[]`: targets read from JSON/YAML files.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileSdConfig {
-    /// Paths ending in `.json`, `.yml` or `.yaml`; the last path segment may contain `*`.
-    #[serde(default)]
-    pub files: Vec<String>,
-    /// Re-read interval, besides inotify.
-    #[serde(default = "five_minutes")]
-    pub refresh_interval: ModelDuration,
-}
-
-fn five_minutes() -> ModelDuration {
-    ModelDuration::from_secs(300)
-}
-
-impl FileSdConfig {
-    /// Prometheus' file SD checks: at least one file, each `^[^*]*(\*[^/]*)?\.(json|yml|yaml)$`.
-    fn validate(&self, base: &str) -> Result<(), Invalid> {
-        if self.files.is_empty() {
-            return Err(Invalid::key(base, "file service discovery config must contain at least one path name"));
-        }
-        for (i, file) in self.files.iter().enumerate() {
-            let (dir, name) = file.rsplit_once('/').unwrap_or(("", file));
-            let ext_ok = [".json", ".yml", ".yaml", ".JSON", ".YML", ".YAML"].iter().any(|e| name.ends_with(e));
-            if !ext_ok || dir.contains('*') || name.matches('*').count() > 1 {
-                return Err(Invalid::value(
-                    format!("{base}.files[{i}]"),
-                    format!("path name {file:?} is not valid for file discovery: it must end in .json, .yml or .yaml and only its last segment may contain one *"),
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// `docker_sd_configs[]`: containers of a Docker daemon (Prometheus' moby SD plus Promtail's reader).
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DockerSdConfig {
-    /// Daemon address, e.g. `unix:///var/run/docker.sock` or `tcp://host:2375`. Required.
-    #[serde(default)]
-    pub host: String,
-    /// Port for `__address__` of containers without published ports.
-    #[serde(default = "port_80")]
-    pub port: u16,
-    /// Host for `__address__` of containers in host networking mode.
-    #[serde(default = "localhost_host")]
-    pub host_networking_host: String,
-    /// Use only the first network of a container with several.
-    #[serde(default = "yes", deserialize_with = "yaml::bool")]
-    pub match_first_network: bool,
-    /// Docker `ContainerList` filters.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub filters: Vec<DockerFilter>,
-    #[serde(default = "sixty_seconds")]
-    pub refresh_interval: ModelDuration,
-
-    // Prometheus HTTPClientConfig, inline (used for http:// and https:// hosts).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub basic_auth: Option<BasicAuth>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authorization: Option<Authorization>,
-    #[serde(default, serialize_with = "yaml::secret", skip_serializing_if = "Option::is_none")]
-    pub bearer_token: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bearer_token_file: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub oauth2: Option<OAuth2>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub no_proxy: Option<String>,
-    #[serde(default, deserialize_with = "yaml::bool")]
-    pub proxy_from_environment: bool,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub proxy_connect_header: BTreeMap<String, Vec<String>>,
-    #[serde(default = "yes", deserialize_with = "yaml::bool")]
-    pub follow_redirects: bool,
-    #[serde(default = "yes", deserialize_with = "yaml::bool")]
-    pub enable_http2: bool,
-    #[serde(default, serialize_with = "yaml::redacted_value", skip_serializing_if = "Option::is_none")]
-    pub http_headers: Option<Value>,
-}
-
-/// One Docker `ContainerList` filter, e.g. `{name: label, values: [logging=promtail]}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct DockerFilter {
-    pub name: String,
-    #[serde(default)]
-    pub values: Vec<String>,
-}
-
-fn port_80() -> u16 {
-    80
-}
-fn localhost_host() -> String {
-    "localhost".to_string()
-}
-fn sixty_seconds() -> ModelDuration {
-    ModelDuration::from_secs(60)
-}
-
-impl DockerSdConfig {
-    /// The `Authorization` header to send to an http(s) daemon, as for clients.
-    pub fn effective_authorization(&self) -> Option<Authorization> {
-        http::effective_authorization(&self.authorization, &self.bearer_token, &self.bearer_token_file)
-    }
-
-    fn validate(&self, base: &str) -> Result<(), Invalid> {
-        if self.host.is_empty() {
-            return Err(Invalid::key(base, "host missing: set the Docker daemon address, e.g. host: unix:///var/run/docker.sock"));
-        }
-        let scheme_ok = ["unix://", "tcp://", "http://", "https://", "npipe://"].iter().any(|s| self.host.starts_with(s));
-        if !scheme_ok {
-            return Err(Invalid::value(
-                join_key(base, "host"),
-                format!("invalid Docker host {:?}: expected unix:///path/to/docker.sock, tcp://host:port or http(s)://host:port", self.host),
-            ));
-        }
-        http::validate(
-            base,
-            &HttpSettings {
-                basic_auth: &self.basic_auth,
-                authorization: &self.authorization,
-                bearer_token: &self.bearer_token,
-                bearer_token_file: &self.bearer_token_file,
-                oauth2: &self.oauth2,
-                tls_config: &self.tls_config,
-                proxy_url: &self.proxy_url,
-                no_proxy: &self.no_proxy,
-                proxy_from_environment: self.proxy_from_environment,
-                proxy_connect_header: &self.proxy_connect_header,
-            },
-        )
     }
 }
 
@@ -421,7 +364,10 @@ fn seven_hours() -> GoDuration {
 impl JournalConfig {
     /// The `matches` terms as (field, value) pairs.
     pub fn match_terms(&self) -> Vec<(&str, &str)> {
-        self.matches.split_whitespace().filter_map(|term| term.split_once('=')).collect()
+        self.matches
+            .split_whitespace()
+            .filter_map(|term| term.split_once('='))
+            .collect()
     }
 
     fn validate(&self, base: &str) -> Result<(), Invalid> {
@@ -451,27 +397,67 @@ mod tests {
         let j = job("job_name: x\nstatic_configs: [{labels: {__path__: /a}}]\ndocker_sd_configs: [{host: unix:///d}]\njournal: {}\nfile_sd_configs: [{files: [a.json]}]");
         assert_eq!(j.static_configs[0].targets, ["localhost"]);
         let d = &j.docker_sd_configs[0];
-        assert_eq!((d.port, d.host_networking_host.as_str(), d.match_first_network), (80, "localhost", true));
+        assert_eq!(
+            (
+                d.port,
+                d.host_networking_host.as_str(),
+                d.match_first_network
+            ),
+            (80, "localhost", true)
+        );
         assert_eq!(d.refresh_interval.0, Duration::from_secs(60));
         assert!(d.follow_redirects && d.enable_http2 && d.filters.is_empty());
         let journal = j.journal.as_ref().unwrap();
-        assert_eq!((journal.json, journal.max_age.0, journal.path.as_str()), (false, Duration::from_secs(7 * 3600), ""));
-        assert_eq!(j.file_sd_configs[0].refresh_interval.0, Duration::from_secs(300));
-        assert_eq!(j.decompression, DecompressionConfig { enabled: false, initial_delay: GoDuration::default(), format: String::new() });
-        assert!(j.pipeline_stages.is_empty() && j.relabel_configs.is_empty() && j.encoding.is_empty());
+        assert_eq!(
+            (journal.json, journal.max_age.0, journal.path.as_str()),
+            (false, Duration::from_secs(7 * 3600), "")
+        );
+        assert_eq!(
+            j.file_sd_configs[0].refresh_interval.0,
+            Duration::from_secs(300)
+        );
+        assert_eq!(
+            j.decompression,
+            DecompressionConfig {
+                enabled: false,
+                initial_delay: GoDuration::default(),
+                format: String::new()
+            }
+        );
+        assert!(
+            j.pipeline_stages.is_empty() && j.relabel_configs.is_empty() && j.encoding.is_empty()
+        );
     }
 
     #[test]
     fn source_follows_promtail_routing_order() {
         let cases: &[(&str, Option<SourceKind>)] = &[
             ("job_name: a", None),
-            ("job_name: a\nstatic_configs: [{}]\njournal: {}", Some(SourceKind::File)),
-            ("job_name: a\njournal: {}\nsyslog: {listen_address: ':1514'}", Some(SourceKind::Journal)),
-            ("job_name: a\ndocker_sd_configs: [{host: unix:///d}]", Some(SourceKind::Docker)),
-            ("job_name: a\nkubernetes_sd_configs: [{role: pod}]", Some(SourceKind::File)),
+            (
+                "job_name: a\nstatic_configs: [{}]\njournal: {}",
+                Some(SourceKind::File),
+            ),
+            (
+                "job_name: a\njournal: {}\nsyslog: {listen_address: ':1514'}",
+                Some(SourceKind::Journal),
+            ),
+            (
+                "job_name: a\ndocker_sd_configs: [{host: unix:///d}]",
+                Some(SourceKind::Docker),
+            ),
+            (
+                "job_name: a\nkubernetes_sd_configs: [{role: pod}]",
+                Some(SourceKind::File),
+            ),
             ("job_name: a\nkubernetes_sd_configs: []", None),
-            ("job_name: a\nloki_push_api: {server: {http_listen_port: 3500}}", Some(SourceKind::LokiPushApi)),
-            ("job_name: a\ngelf: {}\nheroku_drain: {}", Some(SourceKind::Gelf)),
+            (
+                "job_name: a\nloki_push_api: {server: {http_listen_port: 3500}}",
+                Some(SourceKind::LokiPushApi),
+            ),
+            (
+                "job_name: a\ngelf: {}\nheroku_drain: {}",
+                Some(SourceKind::Gelf),
+            ),
         ];
         for (text, want) in cases {
             assert_eq!(job(text).source_kind(), *want, "{text}");
@@ -480,16 +466,64 @@ mod tests {
 
     #[test]
     fn source_checks() {
-        let err = |text: &str| job(text).validate_sources("s").err().map(|e| (e.path, e.message));
-        assert_eq!(err("job_name: a\ndocker_sd_configs: [{host: unix:///var/run/docker.sock}]"), None);
-        assert_eq!(err("job_name: a\ndocker_sd_configs: [{port: 1}]").unwrap().0, "s.docker_sd_configs[0]");
-        assert_eq!(err("job_name: a\ndocker_sd_configs: [{host: /var/run/docker.sock}]").unwrap().0, "s.docker_sd_configs[0].host");
-        assert_eq!(err("job_name: a\nfile_sd_configs: [{files: [targets/*.json]}]"), None);
-        assert_eq!(err("job_name: a\nfile_sd_configs: [{files: [targets.txt]}]").unwrap().0, "s.file_sd_configs[0].files[0]");
-        assert_eq!(err("job_name: a\nfile_sd_configs: [{}]").unwrap().1, "file service discovery config must contain at least one path name");
-        assert_eq!(err("job_name: a\njournal: {matches: '_SYSTEMD_UNIT=a.service PRIORITY=3'}"), None);
-        assert_eq!(err("job_name: a\njournal: {matches: 'A=1 + B=2'}").unwrap().0, "s.journal.matches");
-        assert_eq!(err("job_name: a\ndecompression: {enabled: true, format: zip}").unwrap().1, "invalid decompression format \"zip\": expected one of gz, z, bz2");
-        assert_eq!(job("job_name: a\njournal: {matches: 'A=1 B=2'}").journal.unwrap().match_terms(), [("A", "1"), ("B", "2")]);
+        let err = |text: &str| {
+            job(text)
+                .validate_sources("s")
+                .err()
+                .map(|e| (e.path, e.message))
+        };
+        assert_eq!(
+            err("job_name: a\ndocker_sd_configs: [{host: unix:///var/run/docker.sock}]"),
+            None
+        );
+        assert_eq!(
+            err("job_name: a\ndocker_sd_configs: [{port: 1}]")
+                .unwrap()
+                .0,
+            "s.docker_sd_configs[0]"
+        );
+        assert_eq!(
+            err("job_name: a\ndocker_sd_configs: [{host: /var/run/docker.sock}]")
+                .unwrap()
+                .0,
+            "s.docker_sd_configs[0].host"
+        );
+        assert_eq!(
+            err("job_name: a\nfile_sd_configs: [{files: [targets/*.json]}]"),
+            None
+        );
+        assert_eq!(
+            err("job_name: a\nfile_sd_configs: [{files: [targets.txt]}]")
+                .unwrap()
+                .0,
+            "s.file_sd_configs[0].files[0]"
+        );
+        assert_eq!(
+            err("job_name: a\nfile_sd_configs: [{}]").unwrap().1,
+            "file service discovery config must contain at least one path name"
+        );
+        assert_eq!(
+            err("job_name: a\njournal: {matches: '_SYSTEMD_UNIT=a.service PRIORITY=3'}"),
+            None
+        );
+        assert_eq!(
+            err("job_name: a\njournal: {matches: 'A=1 + B=2'}")
+                .unwrap()
+                .0,
+            "s.journal.matches"
+        );
+        assert_eq!(
+            err("job_name: a\ndecompression: {enabled: true, format: zip}")
+                .unwrap()
+                .1,
+            "invalid decompression format \"zip\": expected one of gz, z, bz2"
+        );
+        assert_eq!(
+            job("job_name: a\njournal: {matches: 'A=1 B=2'}")
+                .journal
+                .unwrap()
+                .match_terms(),
+            [("A", "1"), ("B", "2")]
+        );
     }
 }

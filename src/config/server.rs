@@ -222,7 +222,10 @@ impl FromStr for LogLevel {
             "info" => Ok(LogLevel::Info),
             "warn" => Ok(LogLevel::Warn),
             "error" => Ok(LogLevel::Error),
-            _ => Err(format!("invalid log level {s:?}: expected one of {}", Self::VALUES.join(", "))),
+            _ => Err(format!(
+                "invalid log level {s:?}: expected one of {}",
+                Self::VALUES.join(", ")
+            )),
         }
     }
 }
@@ -249,7 +252,10 @@ impl FromStr for LogFormat {
         match s {
             "logfmt" => Ok(LogFormat::Logfmt),
             "json" => Ok(LogFormat::Json),
-            _ => Err(format!("invalid log format {s:?}: expected one of {}", Self::VALUES.join(", "))),
+            _ => Err(format!(
+                "invalid log format {s:?}: expected one of {}",
+                Self::VALUES.join(", ")
+            )),
         }
     }
 }
@@ -389,8 +395,14 @@ health_check_target: false
 external_url: http://example/
 ";
         let s: ServerConfig = serde_yaml_ng::from_str(text).unwrap();
-        assert_eq!((s.http_listen_address.as_str(), s.http_listen_port), ("127.0.0.1", 9080));
-        assert_eq!((s.log_level, s.log_format), (LogLevel::Debug, LogFormat::Json));
+        assert_eq!(
+            (s.http_listen_address.as_str(), s.http_listen_port),
+            ("127.0.0.1", 9080)
+        );
+        assert_eq!(
+            (s.log_level, s.log_format),
+            (LogLevel::Debug, LogFormat::Json)
+        );
         assert_eq!(s.graceful_shutdown_timeout.0, Duration::from_secs(5));
         assert!(s.enable_runtime_reload && !s.health_check_target);
         assert_eq!(s.http_tls_config.unwrap().cert_file, "c");
@@ -398,10 +410,19 @@ external_url: http://example/
 
     #[test]
     fn rejects_bad_log_settings() {
-        let err = serde_yaml_ng::from_str::<ServerConfig>("log_level: verbose").unwrap_err().to_string();
+        let err = serde_yaml_ng::from_str::<ServerConfig>("log_level: verbose")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("log_level: invalid log level \"verbose\": expected one of debug, info, warn, error"), "{err}");
-        let err = serde_yaml_ng::from_str::<ServerConfig>("log_format: text").unwrap_err().to_string();
-        assert!(err.starts_with("log_format: invalid log format \"text\": expected one of logfmt, json"), "{err}");
+        let err = serde_yaml_ng::from_str::<ServerConfig>("log_format: text")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "log_format: invalid log format \"text\": expected one of logfmt, json"
+            ),
+            "{err}"
+        );
         assert_eq!("warn".parse::<LogLevel>(), Ok(LogLevel::Warn));
         assert!(serde_yaml_ng::from_str::<ServerConfig>("grpc_bogus: 1").is_err());
     }

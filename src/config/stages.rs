@@ -45,12 +45,19 @@ pub const STAGE_NAMES: &[&str] = &[
 
 /// One pipeline stage: its name, its raw body, and where it starts in the file (the stage name's
 /// line:column) when it came from a config file.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct StageConfig {
     pub name: String,
     pub body: Value,
     pub line: Option<usize>,
     pub column: Option<usize>,
+}
+
+/// Two stages are equal when they do the same thing, wherever they are written.
+impl PartialEq for StageConfig {
+    fn eq(&self, other: &StageConfig) -> bool {
+        self.name == other.name && self.body == other.body
+    }
 }
 
 /// Why an item is not a valid stage; `key` is the offending key inside the item, if any.
@@ -64,7 +71,12 @@ impl StageConfig {
     fn from_item(item: Value) -> Result<StageConfig, ShapeError> {
         let map = match item {
             Value::Mapping(map) => map,
-            other => return Err(ShapeError { key: None, message: not_a_mapping(&other) }),
+            other => {
+                return Err(ShapeError {
+                    key: None,
+                    message: not_a_mapping(&other),
+                })
+            }
         };
         let mut entries = map.into_iter();
         let Some((key, body)) = entries.next() else {
@@ -87,10 +99,18 @@ impl StageConfig {
         if !STAGE_NAMES.contains(&name.as_str()) {
             return Err(ShapeError {
                 key: Some(name.clone()),
-                message: format!("unknown stage type: {name}, expected one of {}", STAGE_NAMES.join(", ")),
+                message: format!(
+                    "unknown stage type: {name}, expected one of {}",
+                    STAGE_NAMES.join(", ")
+                ),
             });
         }
-        Ok(StageConfig { name, body, line: None, column: None })
+        Ok(StageConfig {
+            name,
+            body,
+            line: None,
+            column: None,
+        })
     }
 
     /// For a `match` stage, its nested `stages` list (validated), or `None` for other stages or a `match`
@@ -108,7 +128,9 @@ impl StageConfig {
 fn key_text(key: &Value) -> String {
     match key {
         Value::String(s) => s.clone(),
-        other => serde_yaml_ng::to_string(other).map(|s| s.trim_end().to_string()).unwrap_or_default(),
+        other => serde_yaml_ng::to_string(other)
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -170,7 +192,11 @@ fn check_nested(stage: &StageConfig, path: &str) -> Result<(), Invalid> {
 }
 
 /// Checks nested `match` pipelines and records where each top-level stage starts.
-pub(crate) fn check_and_locate(stages: &mut [StageConfig], base: &str, map: Option<&SourceMap>) -> Result<(), Invalid> {
+pub(crate) fn check_and_locate(
+    stages: &mut [StageConfig],
+    base: &str,
+    map: Option<&SourceMap>,
+) -> Result<(), Invalid> {
     for (i, stage) in stages.iter_mut().enumerate() {
         let path = join_index(base, i);
         check_nested(stage, &path)?;
@@ -192,9 +218,15 @@ mod tests {
 
     #[test]
     fn accepts_every_stage_name_and_keeps_bodies_raw() {
-        let text: String = STAGE_NAMES.iter().map(|name| format!("- {name}: {{unknown_key: kept}}\n")).collect();
+        let text: String = STAGE_NAMES
+            .iter()
+            .map(|name| format!("- {name}: {{unknown_key: kept}}\n"))
+            .collect();
         let stages = parse(&text).unwrap();
-        assert_eq!(stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), STAGE_NAMES);
+        assert_eq!(
+            stages.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            STAGE_NAMES
+        );
         assert_eq!(stages[0].body["unknown_key"], Value::from("kept"));
         let stages = parse("- docker: {}\n- cri:\n- labeldrop: [a, b]\n").unwrap();
         assert_eq!(stages[1].body, Value::Null);
@@ -223,22 +255,40 @@ mod tests {
         let ok = parse("- match:\n    selector: '{a=\"b\"}'\n    stages:\n    - json: {}\n    - match:\n        stages: [{drop: {}}]\n").unwrap();
         assert_eq!(check_and_locate(&mut ok.clone(), "p", None), Ok(()));
         let nested = ok[0].nested_stages().unwrap().unwrap();
-        assert_eq!(nested.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), ["json", "match"]);
+        assert_eq!(
+            nested.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["json", "match"]
+        );
         assert_eq!(ok[0].body.get("selector"), Some(&Value::from("{a=\"b\"}")));
 
-        let mut bad = parse("- match:\n    stages:\n    - json: {}\n    - match:\n        stages: [{jsn: {}}]\n").unwrap();
-        let err = check_and_locate(&mut bad, "scrape_configs[0].pipeline_stages", None).unwrap_err();
-        assert_eq!(err.path, "scrape_configs[0].pipeline_stages[0].match.stages[1].match.stages[0].jsn");
-        assert!(err.message.starts_with("unknown stage type: jsn, expected one of docker, cri"));
+        let mut bad = parse(
+            "- match:\n    stages:\n    - json: {}\n    - match:\n        stages: [{jsn: {}}]\n",
+        )
+        .unwrap();
+        let err =
+            check_and_locate(&mut bad, "scrape_configs[0].pipeline_stages", None).unwrap_err();
+        assert_eq!(
+            err.path,
+            "scrape_configs[0].pipeline_stages[0].match.stages[1].match.stages[0].jsn"
+        );
+        assert!(err
+            .message
+            .starts_with("unknown stage type: jsn, expected one of docker, cri"));
 
         let mut bad = parse("- match:\n    stages: {json: {}}\n").unwrap();
         let err = check_and_locate(&mut bad, "p", None).unwrap_err();
-        assert_eq!((err.path.as_str(), err.message.as_str()), ("p[0].match.stages", "expected a list of pipeline stages"));
+        assert_eq!(
+            (err.path.as_str(), err.message.as_str()),
+            ("p[0].match.stages", "expected a list of pipeline stages")
+        );
     }
 
     #[test]
     fn serializes_back_to_a_single_key_mapping() {
         let stages = parse("- regex: {expression: '(?P<a>.*)'}\n").unwrap();
-        assert_eq!(serde_yaml_ng::to_string(&stages).unwrap(), "- regex:\n    expression: (?P<a>.*)\n");
+        assert_eq!(
+            serde_yaml_ng::to_string(&stages).unwrap(),
+            "- regex:\n    expression: (?P<a>.*)\n"
+        );
     }
 }

@@ -40,9 +40,15 @@ impl GlobalConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         let watch = &self.file_watch_config;
         let path = |key: &str| format!("global.file_watch_config.{key}");
-        for (key, value) in [("min_poll_frequency", watch.min_poll_frequency), ("max_poll_frequency", watch.max_poll_frequency)] {
+        for (key, value) in [
+            ("min_poll_frequency", watch.min_poll_frequency),
+            ("max_poll_frequency", watch.max_poll_frequency),
+        ] {
             if value.0.is_zero() {
-                return Err(Invalid::value(path(key), format!("{key} must be greater than 0")));
+                return Err(Invalid::value(
+                    path(key),
+                    format!("{key} must be greater than 0"),
+                ));
             }
         }
         if watch.max_poll_frequency < watch.min_poll_frequency {
@@ -88,7 +94,10 @@ fn ten_seconds() -> GoDuration {
 impl PositionsConfig {
     pub(crate) fn validate(&self) -> Result<(), Invalid> {
         if self.filename.is_empty() {
-            return Err(Invalid::value("positions.filename", "filename must not be empty"));
+            return Err(Invalid::value(
+                "positions.filename",
+                "filename must not be empty",
+            ));
         }
         positive("positions.sync_period", self.sync_period)
     }
@@ -122,7 +131,10 @@ impl TargetConfig {
 fn positive(path: &str, value: GoDuration) -> Result<(), Invalid> {
     if value.0.is_zero() {
         let key = path.rsplit('.').next().unwrap_or(path);
-        return Err(Invalid::value(path, format!("{key} must be greater than 0")));
+        return Err(Invalid::value(
+            path,
+            format!("{key} must be greater than 0"),
+        ));
     }
     Ok(())
 }
@@ -135,8 +147,14 @@ mod tests {
     #[test]
     fn defaults_match_promtail() {
         let g = GlobalConfig::default();
-        assert_eq!(g.file_watch_config.min_poll_frequency.0, Duration::from_millis(250));
-        assert_eq!(g.file_watch_config.max_poll_frequency.0, Duration::from_millis(250));
+        assert_eq!(
+            g.file_watch_config.min_poll_frequency.0,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            g.file_watch_config.max_poll_frequency.0,
+            Duration::from_millis(250)
+        );
         let p = PositionsConfig::default();
         assert_eq!(p.filename, "/var/log/positions.yaml");
         assert_eq!(p.sync_period.0, Duration::from_secs(10));
@@ -144,20 +162,35 @@ mod tests {
         let t = TargetConfig::default();
         assert_eq!(t.sync_period.0, Duration::from_secs(10));
         assert!(!t.stdin);
-        assert_eq!((g.validate(), p.validate(), t.validate()), (Ok(()), Ok(()), Ok(())));
+        assert_eq!(
+            (g.validate(), p.validate(), t.validate()),
+            (Ok(()), Ok(()), Ok(()))
+        );
     }
 
     #[test]
     fn poll_frequencies_must_be_ordered_and_positive() {
-        let check = |text: &str| serde_yaml_ng::from_str::<GlobalConfig>(text).unwrap().validate().err().map(|e| (e.path, e.message));
-        assert_eq!(check("file_watch_config: {min_poll_frequency: 1s, max_poll_frequency: 5s}"), None);
+        let check = |text: &str| {
+            serde_yaml_ng::from_str::<GlobalConfig>(text)
+                .unwrap()
+                .validate()
+                .err()
+                .map(|e| (e.path, e.message))
+        };
+        assert_eq!(
+            check("file_watch_config: {min_poll_frequency: 1s, max_poll_frequency: 5s}"),
+            None
+        );
         assert_eq!(
             check("file_watch_config: {min_poll_frequency: 1s, max_poll_frequency: 500ms}"),
             Some(("global.file_watch_config.max_poll_frequency".into(), "max_poll_frequency (500ms) must be greater than or equal to min_poll_frequency (1s)".into()))
         );
         assert_eq!(
             check("file_watch_config: {min_poll_frequency: 0s}"),
-            Some(("global.file_watch_config.min_poll_frequency".into(), "min_poll_frequency must be greater than 0".into()))
+            Some((
+                "global.file_watch_config.min_poll_frequency".into(),
+                "min_poll_frequency must be greater than 0".into()
+            ))
         );
     }
 }

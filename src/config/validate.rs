@@ -39,7 +39,11 @@ pub(crate) fn validate(config: &mut Config, map: Option<&SourceMap>) -> Result<(
         validate_job(job, &base)?;
     }
     for (i, job) in config.scrape_configs.iter_mut().enumerate() {
-        stages::check_and_locate(&mut job.pipeline_stages, &format!("scrape_configs[{i}].pipeline_stages"), map)?;
+        stages::check_and_locate(
+            &mut job.pipeline_stages,
+            &format!("scrape_configs[{i}].pipeline_stages"),
+            map,
+        )?;
     }
     config.target_config.validate()
 }
@@ -58,23 +62,29 @@ fn relabel_invalid(base: &str, err: &RelabelError) -> Invalid {
         RelabelErrorKind::UnknownAction { .. } => (Some("action"), Anchor::Value),
         RelabelErrorKind::InvalidRegex { .. } => (Some("regex"), Anchor::Value),
         RelabelErrorKind::ZeroModulus => (Some("modulus"), Anchor::Value),
-        RelabelErrorKind::ReplacementNotAllowed { .. } | RelabelErrorKind::EmptyLabelMapReplacement => {
-            (Some("replacement"), Anchor::Key)
-        }
-        RelabelErrorKind::OnlySourceAndTarget { field, .. } | RelabelErrorKind::OnlyRegex { field, .. } => {
-            (Some(*field), Anchor::Key)
-        }
+        RelabelErrorKind::ReplacementNotAllowed { .. }
+        | RelabelErrorKind::EmptyLabelMapReplacement => (Some("replacement"), Anchor::Key),
+        RelabelErrorKind::OnlySourceAndTarget { field, .. }
+        | RelabelErrorKind::OnlyRegex { field, .. } => (Some(*field), Anchor::Key),
         _ => (None, Anchor::Value),
     };
     let path = field.map_or_else(|| rule.clone(), |f| join_key(&rule, f));
-    Invalid { path, message: err.kind.to_string(), anchor }
+    Invalid {
+        path,
+        message: err.kind.to_string(),
+        anchor,
+    }
 }
 
 /// Each client on its own, then uniqueness: explicit names must differ, and (as Promtail names an
 /// unnamed client by a hash of its config) two unnamed clients must not be identical.
 fn validate_clients(config: &Config) -> Result<(), Invalid> {
-    let mut all: Vec<(String, &ClientConfig)> =
-        config.clients.iter().enumerate().map(|(i, c)| (format!("clients[{i}]"), c)).collect();
+    let mut all: Vec<(String, &ClientConfig)> = config
+        .clients
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("clients[{i}]"), c))
+        .collect();
     if let Some(client) = &config.client {
         all.push(("client".to_string(), client));
     }

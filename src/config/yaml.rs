@@ -29,8 +29,12 @@ pub(crate) fn yes() -> bool {
 /// (lower, Title or UPPER case). serde_yaml_ng follows YAML 1.2 and would reject `enabled: yes`.
 fn parse_bool(text: &str) -> Option<bool> {
     match text {
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => Some(true),
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => Some(false),
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
+            Some(true)
+        }
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            Some(false)
+        }
         _ => None,
     }
 }
@@ -46,16 +50,23 @@ impl Visitor<'_> for BoolVisitor {
         Ok(v)
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        parse_bool(v).ok_or_else(|| E::custom(format!("expected true or false, found the string {v:?}")))
+        parse_bool(v)
+            .ok_or_else(|| E::custom(format!("expected true or false, found the string {v:?}")))
     }
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<bool, E> {
-        Err(E::custom(format!("expected true or false, found the number {v}")))
+        Err(E::custom(format!(
+            "expected true or false, found the number {v}"
+        )))
     }
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<bool, E> {
-        Err(E::custom(format!("expected true or false, found the number {v}")))
+        Err(E::custom(format!(
+            "expected true or false, found the number {v}"
+        )))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<bool, E> {
-        Err(E::custom(format!("expected true or false, found the number {v}")))
+        Err(E::custom(format!(
+            "expected true or false, found the number {v}"
+        )))
     }
     fn visit_unit<E: de::Error>(self) -> Result<bool, E> {
         Err(E::custom("expected true or false, found an empty value"))
@@ -88,7 +99,10 @@ where
 }
 
 /// Writes a credential as `<secret>` so `-print-config-stderr` never leaks it.
-pub(crate) fn secret<S: Serializer>(value: &Option<String>, serializer: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn secret<S: Serializer>(
+    value: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
     match value {
         Some(v) if !v.is_empty() => serializer.serialize_str("<secret>"),
         Some(_) => serializer.serialize_str(""),
@@ -97,8 +111,15 @@ pub(crate) fn secret<S: Serializer>(value: &Option<String>, serializer: S) -> Re
 }
 
 /// Keys whose values are redacted inside free-form blocks (the sources logferry keeps as raw YAML).
-const SECRET_KEYS: &[&str] =
-    &["password", "credentials", "bearer_token", "client_secret", "api_token", "connection_string", "key"];
+const SECRET_KEYS: &[&str] = &[
+    "password",
+    "credentials",
+    "bearer_token",
+    "client_secret",
+    "api_token",
+    "connection_string",
+    "key",
+];
 
 /// Writes a free-form YAML block with every credential-looking value replaced by `<secret>`.
 pub(crate) fn redacted_value<S: Serializer>(
@@ -111,8 +132,16 @@ pub(crate) fn redacted_value<S: Serializer>(
             Value::Mapping(map) => Value::Mapping(
                 map.iter()
                     .map(|(k, v)| {
-                        let secret = k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) && v.is_string();
-                        (k.clone(), if secret { Value::String("<secret>".into()) } else { redact(v) })
+                        let secret =
+                            k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) && v.is_string();
+                        (
+                            k.clone(),
+                            if secret {
+                                Value::String("<secret>".into())
+                            } else {
+                                redact(v)
+                            },
+                        )
                     })
                     .collect(),
             ),
@@ -143,21 +172,42 @@ mod tests {
 
     #[test]
     fn reads_yaml_1_1_booleans() {
-        for (text, want) in [("true", true), ("yes", true), ("On", true), ("Y", true), ("false", false), ("no", false), ("OFF", false)] {
+        for (text, want) in [
+            ("true", true),
+            ("yes", true),
+            ("On", true),
+            ("Y", true),
+            ("false", false),
+            ("no", false),
+            ("OFF", false),
+        ] {
             let probe: Probe = serde_yaml_ng::from_str(&format!("flag: {text}")).unwrap();
             assert_eq!(probe.flag, want, "{text}");
         }
-        let err = serde_yaml_ng::from_str::<Probe>("flag: maybe").err().unwrap().to_string();
-        assert!(err.contains("expected true or false, found the string \"maybe\""), "{err}");
+        let err = serde_yaml_ng::from_str::<Probe>("flag: maybe")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("expected true or false, found the string \"maybe\""),
+            "{err}"
+        );
     }
 
     #[test]
     fn redacts_secrets_when_printing() {
-        let probe: Probe =
-            serde_yaml_ng::from_str("password: hunter2\nraw: {sasl_config: {user: u, password: p}, labels: {a: b}}")
-                .unwrap();
+        let probe: Probe = serde_yaml_ng::from_str(
+            "password: hunter2\nraw: {sasl_config: {user: u, password: p}, labels: {a: b}}",
+        )
+        .unwrap();
         let printed = serde_yaml_ng::to_string(&probe).unwrap();
-        assert!(!printed.contains("hunter2") && !printed.contains(" p\n"), "{printed}");
-        assert!(printed.contains("password: <secret>") && printed.contains("user: u"), "{printed}");
+        assert!(
+            !printed.contains("hunter2") && !printed.contains(" p\n"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("password: <secret>") && printed.contains("user: u"),
+            "{printed}"
+        );
     }
 }

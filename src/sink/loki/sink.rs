@@ -47,6 +47,7 @@ impl LokiSink {
         let host = HostLabel {
             host: settings.host.clone(),
         };
+        metrics.init_client(&settings.host, &settings.tenant_id);
         Ok(LokiSink {
             service: Service::new(settings)?,
             metrics,

@@ -86,8 +86,15 @@ impl Reader {
         out: &mut Vec<Entry>,
         stats: &mut ChunkStats,
     ) -> io::Result<usize> {
-        if self.buf.len() < self.filled + CHUNK {
-            self.buf.resize(self.filled + CHUNK, 0);
+        // Size the read by what the file holds: an idle file's wake-up allocates nothing, and a small
+        // append does not grow a chunk-sized buffer (a thousand files each holding one would add up).
+        let available = self.file.metadata()?.len().saturating_sub(self.read_pos());
+        if available == 0 {
+            return Ok(0);
+        }
+        let want = (available as usize).clamp(4096, CHUNK);
+        if self.buf.len() < self.filled + want {
+            self.buf.resize(self.filled + want, 0);
         }
         let n = loop {
             match self.file.read(&mut self.buf[self.filled..]) {
