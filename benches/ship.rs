@@ -2,7 +2,8 @@
 //! into a Loki receiver that only counts, beside the baseline of reading the same file and splitting it
 //! into lines with memchr (one thread, one reused buffer) in this process.
 //!
-//! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB).
+//! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB;
+//! 8 MiB when run as a smoke test by `cargo test --all-targets`).
 //! Prints MiB per CPU-second, CPU seconds per GiB, wall MiB/s and the agent's peak RSS (VmHWM).
 
 #[path = "../tests/common/mod.rs"]
@@ -83,10 +84,12 @@ fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
+    // `cargo bench` passes --bench; `cargo test --all-targets` runs this as a smoke test on 8 MiB.
+    let full = std::env::args().any(|a| a == "--bench");
     let mib: u64 = std::env::var("LOGFERRY_BENCH_MB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(1024);
+        .unwrap_or(if full { 1024 } else { 8 });
     let dir = TestDir::new();
     let logs = dir.join("logs");
     fs::create_dir_all(&logs).unwrap();
@@ -126,7 +129,11 @@ scrape_configs:
     let cpu = proc_cpu(pid);
     let rss = peak_rss_mib(pid);
     drop(agent);
-    assert!(done, "receiver got {} of {lines} lines", receiver.stats().entries);
+    assert!(
+        done,
+        "receiver got {} of {lines} lines",
+        receiver.stats().entries
+    );
 
     let per_cpu = |cpu: f64| size_mib / cpu;
     println!();

@@ -86,6 +86,11 @@ struct Job {
 
 fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Job> {
     let at = || format!("scrape_configs[{index}] (job {:?})", sc.job_name);
+    if cfg.target_config.stdin {
+        anyhow::bail!(
+            "target_config.stdin (-stdin) is not supported yet by this version of logferry"
+        );
+    }
     match sc.source_kind() {
         Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
         Some(SourceKind::File) => anyhow::bail!(
@@ -188,7 +193,10 @@ fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
     }
     if let Some(a) = c.effective_authorization() {
         if let Some(credentials) = secret(&a.credentials, &a.credentials_file) {
-            let kind = a.r#type.filter(|t| !t.is_empty()).unwrap_or_else(|| "Bearer".into());
+            let kind = a
+                .r#type
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "Bearer".into());
             return Ok(Auth::Authorization { kind, credentials });
         }
     }
@@ -202,7 +210,10 @@ fn tls_of(c: &ClientConfig) -> anyhow::Result<TlsSettings> {
     let Some(t) = &c.tls_config else {
         return Ok(TlsSettings::default());
     };
-    let read = |inline: &Option<String>, file: &Option<String>, what: &str| -> anyhow::Result<Option<Vec<u8>>> {
+    let read = |inline: &Option<String>,
+                file: &Option<String>,
+                what: &str|
+     -> anyhow::Result<Option<Vec<u8>>> {
         if let Some(f) = file.as_ref().filter(|f| !f.is_empty()) {
             return std::fs::read(f)
                 .map(Some)
@@ -289,7 +300,9 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let to_stdout = opts.mode == Mode::DryRun || cfg.clients.is_empty();
     if to_stdout {
         if opts.default_config && opts.mode == Mode::Run {
-            tracing::info!("no LOKI_URL set: printing entries to stdout (set LOKI_URL to ship them to Loki)");
+            tracing::info!(
+                "no LOKI_URL set: printing entries to stdout (set LOKI_URL to ship them to Loki)"
+            );
         } else if opts.mode == Mode::Run {
             tracing::warn!("no clients configured: printing entries to stdout");
         }
@@ -315,7 +328,11 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let mut sources = JoinSet::new();
     let max_line = cfg.limits_config.max_line_size.get() as usize;
     let limit = LineLimit {
-        max: if max_line == 0 { HARD_LINE_LIMIT } else { max_line },
+        max: if max_line == 0 {
+            HARD_LINE_LIMIT
+        } else {
+            max_line
+        },
         truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
     };
     let fw = &cfg.global.file_watch_config;
@@ -335,6 +352,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 min_poll: fw.min_poll_frequency.get(),
                 max_poll: fw.max_poll_frequency.get(),
                 inotify: false,
+                flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
             },
         };
         sources.spawn(source.run(stop_rx.clone()));
@@ -389,12 +407,12 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
 
     let grace = cfg.server.graceful_shutdown_timeout.get();
     tracing::info!(timeout = ?grace, "flushing sinks");
-    let flushed = tokio::time::timeout(grace, async {
-        while sinks.join_next().await.is_some() {}
-    })
-    .await;
+    let flushed =
+        tokio::time::timeout(grace, async { while sinks.join_next().await.is_some() {} }).await;
     if flushed.is_err() {
-        tracing::warn!("sinks did not flush in time; unsent lines will be read again after restart");
+        tracing::warn!(
+            "sinks did not flush in time; unsent lines will be read again after restart"
+        );
         let _ = abort_tx.send(true);
         while sinks.join_next().await.is_some() {}
     }
@@ -432,7 +450,10 @@ fn listen_addr(cfg: &Config) -> anyhow::Result<SocketAddr> {
 fn redact_url(url: &str) -> String {
     match url.split_once("://") {
         Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host)) if !rest.split('/').next().unwrap_or("").is_empty() && rest.find('@') < rest.find('/') => {
+            Some((_, host))
+                if !rest.split('/').next().unwrap_or("").is_empty()
+                    && rest.find('@') < rest.find('/') =>
+            {
                 format!("{scheme}://<redacted>@{host}")
             }
             _ => url.to_string(),

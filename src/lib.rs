@@ -22,14 +22,14 @@
 //! * **clap**: subcommands and `--help`; Promtail's single-dash Go flags are normalised before it.
 
 pub mod ack;
+pub mod agent;
+pub mod config;
 pub mod entry;
-pub mod positions;
 pub mod goregex;
-pub mod relabel;
-pub mod sink;
 pub mod metrics;
+pub mod positions;
+pub mod relabel;
+pub mod server;
+pub mod sink;
 pub mod source;
 pub mod stage;
-pub mod server;
-pub mod config;
-pub mod agent;

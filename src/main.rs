@@ -76,7 +76,11 @@ struct Flags {
     #[arg(long = "server.http-listen-port", global = true, value_name = "PORT")]
     http_listen_port: Option<u16>,
     /// HTTP listen address; overrides server.http_listen_address.
-    #[arg(long = "server.http-listen-address", global = true, value_name = "ADDR")]
+    #[arg(
+        long = "server.http-listen-address",
+        global = true,
+        value_name = "ADDR"
+    )]
     http_listen_address: Option<String>,
     /// Log level: debug, info, warn, error; overrides server.log_level.
     #[arg(long = "log.level", global = true, value_name = "LEVEL")]
@@ -258,7 +262,9 @@ mod tests {
     #[test]
     fn subcommands_parse() {
         let cli = Cli::try_parse_from(["logferry", "check-config", "x.yaml"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::CheckConfig { file: Some(ref f) }) if f == "x.yaml"));
+        assert!(
+            matches!(cli.command, Some(Command::CheckConfig { file: Some(ref f) }) if f == "x.yaml")
+        );
         let cli = Cli::try_parse_from(["logferry", "dry-run", "--config.file=a.yaml"]).unwrap();
         assert!(matches!(cli.command, Some(Command::DryRun)));
     }

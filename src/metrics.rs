@@ -233,7 +233,12 @@ impl Metrics {
             host: host.to_owned(),
             tenant: tenant.to_owned(),
         }));
-        for reason in ["ingester_error", "rate_limited", "stream_limited", "line_too_long"] {
+        for reason in [
+            "ingester_error",
+            "rate_limited",
+            "stream_limited",
+            "line_too_long",
+        ] {
             let l = Self::drop_label(host, tenant, reason);
             drop(self.dropped_entries.get_or_create(&l));
             drop(self.dropped_bytes.get_or_create(&l));

@@ -67,8 +67,15 @@ impl Fingerprint {
 pub enum Checkpoint {
     /// `epoch` counts the restarts (truncations) of the file, so that an acknowledgement of a batch
     /// read before a truncation cannot move the offset of the file's new content.
-    File { id: FileId, epoch: u32, offset: u64 },
-    Cursor { key: String, value: String },
+    File {
+        id: FileId,
+        epoch: u32,
+        offset: u64,
+    },
+    Cursor {
+        key: String,
+        value: String,
+    },
 }
 
 /// Where a newly opened file starts, and why (logged at debug level by the tailer).
@@ -399,7 +406,8 @@ fn render(st: &State) -> String {
     let mut files: Vec<_> = st.files.iter().collect();
     files.sort_by(|a, b| a.1.path.cmp(&b.1.path).then(a.0.ino.cmp(&b.0.ino)));
     for (id, rec) in files {
-        disk.positions.insert(rec.path.clone(), rec.offset.to_string());
+        disk.positions
+            .insert(rec.path.clone(), rec.offset.to_string());
         disk.files.push(OnDiskFile {
             path: rec.path.clone(),
             dev: id.dev,
@@ -453,7 +461,10 @@ mod tests {
         .unwrap();
         let pos = Positions::open(&p, false).unwrap();
         let fp = |_| Ok(Fingerprint::of(b"x"));
-        assert_eq!(pos.resume_file("/var/log/a.log", id(5), 500, fp).offset, 120);
+        assert_eq!(
+            pos.resume_file("/var/log/a.log", id(5), 500, fp).offset,
+            120
+        );
         // Claimed once: a later file at the same path starts at 0.
         assert_eq!(pos.resume_file("/var/log/a.log", id(6), 500, fp).offset, 0);
         assert_eq!(pos.cursor("cursor-journal").as_deref(), Some("s=abc;i=1"));
@@ -462,7 +473,12 @@ mod tests {
     #[test]
     fn promtail_offset_past_end_restarts() {
         let pos = Positions::in_memory();
-        pos.shared.state.lock().unwrap().legacy.insert("/a".into(), 900);
+        pos.shared
+            .state
+            .lock()
+            .unwrap()
+            .legacy
+            .insert("/a".into(), 900);
         let r = pos.resume_file("/a", id(1), 10, |_| Ok(Fingerprint::default()));
         assert_eq!(r.offset, 0);
     }
@@ -522,9 +538,17 @@ mod tests {
         pos.track_file(id(4), "/t.log", 0, Fingerprint::of(b"a"));
         let epoch = pos.restart_file(id(4), Fingerprint::of(b"b"));
         assert_eq!(epoch, 1);
-        pos.commit(&Checkpoint::File { id: id(4), epoch: 0, offset: 900 });
+        pos.commit(&Checkpoint::File {
+            id: id(4),
+            epoch: 0,
+            offset: 900,
+        });
         assert_eq!(pos.file_offset(id(4)), Some(0));
-        pos.commit(&Checkpoint::File { id: id(4), epoch: 1, offset: 10 });
+        pos.commit(&Checkpoint::File {
+            id: id(4),
+            epoch: 1,
+            offset: 10,
+        });
         assert_eq!(pos.file_offset(id(4)), Some(10));
     }
 

@@ -53,6 +53,8 @@ struct Marks {
 pub struct SourceMap {
     nodes: HashMap<String, Marks>,
     pub duplicates: Vec<DuplicateKey>,
+    /// The document uses YAML merge keys (`<<: *anchor`).
+    pub merge_keys: bool,
 }
 
 /// Appends a mapping key to a path: `a` + `b` = `a.b`, `` + `b` = `b`.
@@ -161,6 +163,7 @@ impl SourceMap {
                 marks.value = at;
             }
         }
+        self.merge_keys |= key == "<<";
         if let Some(first) = seen.get(&key) {
             self.duplicates.push(DuplicateKey {
                 parent: path.clone(),

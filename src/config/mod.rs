@@ -1,27 +1,31 @@
 //! Promtail's YAML config, read exactly as Promtail v3.6 reads it, with errors that say where and why.
 //!
 //! The spec is `shared/reference/promtail-compat.md` (§1 loading, §2 top-level blocks, §3 scrape configs,
-//! §9 traps, §10 the key checklist). Loading is a short pipeline, each step in its own module:
+//! §9 traps, §10 the key checklist). Loading ([`parse_str`]) is a short pipeline:
 //!
-//! 1. [`envsubst`] (only with `-config.expand-env=true`): drone/envsubst's `${VAR}` expansion over the raw
+//! 1. [`envsubst`], only with `-config.expand-env=true`: drone/envsubst's `${VAR}` expansion over the raw
 //!    text, comments included, quirks and all.
-//! 2. [`locate`]: a second, marked parse of the text with yaml-rust2 that records where every key path
-//!    starts and every duplicate key (yaml.v2's strict mode rejects duplicates; serde's maps would merge
-//!    them silently).
-//! 3. serde_yaml_ng, wrapped in serde_path_to_error, into [`Config`]. Every block is
+//! 2. A syntax pass over the whole document, so a YAML error anywhere wins over typed errors before it
+//!    (yaml.v2 also parses everything first).
+//! 3. `locate`: a second, marked parse with yaml-rust2 that records where every key path starts, and
+//!    every duplicate key: yaml.v2's strict mode rejects them, serde's maps would merge them silently.
+//! 4. serde_yaml_ng, wrapped in serde_path_to_error, into [`Config`]. Every block is
 //!    `#[serde(deny_unknown_fields)]` like yaml.v2's `UnmarshalStrict`, and each field carries its
-//!    Promtail default in `#[serde(default = ...)]` next to its doc comment, so option, default and
+//!    Promtail default in `#[serde(default = ...)]` beside its doc comment, so option, default and
 //!    documentation live in one place. Scalars with Promtail-specific syntax ([`GoDuration`],
-//!    [`ModelDuration`], [`ByteSize`], YAML 1.1 booleans) parse in their own visitors.
-//! 4. [`validate`]: the checks Promtail makes while unmarshalling (unique non-empty job names, HTTP auth
-//!    exclusivity, relabel rules, Docker `host`) plus a few that keep the runtime from misbehaving.
-//!    They fail with a key path; step 2's map turns it into line:column.
-//! 5. The deprecated single `client:` block is appended to `clients` (with a warning).
+//!    [`ModelDuration`], [`ByteSize`], YAML 1.1 booleans) parse in their own visitors. Merge keys
+//!    (`<<: *anchor`) are resolved first when the document has any.
+//! 5. `validate`: what Promtail checks while unmarshalling (unique non-empty job names, HTTP auth
+//!    exclusivity, relabel rules, Docker `host`) plus a few checks that keep the runtime from misbehaving;
+//!    each failure names a key path, which step 3's map turns into line:column.
+//! 6. Deprecations: the single `client:` block joins `clients`, `options.stream_lag_labels` is dropped,
+//!    each with a warning.
 //!
 //! Every failure is a [`ConfigError`], printed `<file>:<line>:<col>: <key.path>: <what is wrong, and what
-//! would be valid>`. Pipeline stage bodies are kept as raw YAML: Promtail decodes them leniently later,
-//! and so does logferry's stage builder; here only their shape and names are checked ([`StageConfig`]).
-//! Line:column refer to the text after env expansion, which is the text that was parsed.
+//! would be valid>`. Pipeline stage bodies stay raw YAML: Promtail decodes them leniently later, and so
+//! does logferry's stage builder; here only their shape and names are checked ([`StageConfig`]). Later
+//! checks can still point into the file with [`Config::locate`] and [`Config::error_at`]. Positions refer
+//! to the text after env expansion, which is the text that was parsed.
 
 mod byte_size;
 mod client;
@@ -170,54 +174,65 @@ fn parse_text(text: &str, file: &str, env: Option<EnvLookup<'_>>) -> Result<Conf
         }
         None => text,
     };
+    let hint = |err| expand_env_hint(err, text, env.is_none());
     // Like yaml.v2, read the whole document before decoding anything, so that a syntax error anywhere is
     // reported as such rather than as whatever typed error precedes it.
     let syntax: Result<serde::de::IgnoredAny, _> =
         serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
-    if let Err(err) = syntax {
-        return Err(expand_env_hint(
-            error::from_serde(err, file, None),
-            text,
-            env.is_none(),
-        ));
-    }
+    syntax.map_err(|err| hint(error::from_serde(err, file, None)))?;
     let map = SourceMap::parse(text);
-    let duplicate = map.as_ref().and_then(|m| m.duplicates.first());
-    let parsed: Result<Config, _> =
-        serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text));
-    let mut config = match parsed {
-        Ok(config) => config,
-        Err(err) => {
-            let err = error::from_serde(err, file, map.as_ref());
-            // A duplicate key often causes the serde error ("duplicate field"); report it precisely.
-            return Err(match duplicate {
-                Some(dup) if err.kind != ErrorKind::Syntax => duplicate_error(file, dup),
-                _ => expand_env_hint(err, text, env.is_none()),
-            });
-        }
-    };
-    if let Some(dup) = duplicate {
+    if let Some(dup) = map.as_ref().and_then(|m| m.duplicates.first()) {
         return Err(duplicate_error(file, dup));
     }
+    let mut config = deserialize(text, map.as_ref())
+        .map_err(|err| hint(error::from_serde(err, file, map.as_ref())))?;
     validate::validate(&mut config, map.as_ref())
         .map_err(|invalid| locate_invalid(file, map.as_ref(), invalid))?;
-    let mut origin = Origin {
+    config.origin = Origin {
         file: file.to_string(),
         map: map.map(Arc::new),
         deprecated_client: None,
     };
-    if let Some(client) = config.client.take() {
-        tracing::warn!("{file}: the `client` block is deprecated, use `clients` (a list) instead");
-        origin.deprecated_client = Some(config.clients.len());
-        config.clients.push(client);
-    }
-    if config.options.stream_lag_labels.take().is_some() {
-        tracing::warn!(
-            "{file}: options.stream_lag_labels was removed in Promtail 3.0 and is ignored"
-        );
-    }
-    config.origin = origin;
+    config.apply_deprecations();
     Ok(config)
+}
+
+impl Config {
+    /// Moves the deprecated `client:` block into `clients` and drops `options.stream_lag_labels`, warning
+    /// about each as Promtail does.
+    fn apply_deprecations(&mut self) {
+        let file = &self.origin.file;
+        if let Some(client) = self.client.take() {
+            tracing::warn!(
+                "{file}: the `client` block is deprecated, use `clients` (a list) instead"
+            );
+            self.origin.deprecated_client = Some(self.clients.len());
+            self.clients.push(client);
+        }
+        if self.options.stream_lag_labels.take().is_some() {
+            tracing::warn!(
+                "{file}: options.stream_lag_labels was removed in Promtail 3.0 and is ignored"
+            );
+        }
+    }
+}
+
+/// Deserializes straight from the text, so errors carry serde_yaml_ng's own positions; a document with
+/// merge keys (`<<: *defaults`, which yaml.v2 resolves and serde_yaml_ng's typed path does not) goes
+/// through a merged `Value` instead, and its errors are located with the source map.
+fn deserialize(
+    text: &str,
+    map: Option<&SourceMap>,
+) -> Result<Config, serde_path_to_error::Error<serde_yaml_ng::Error>> {
+    let uses_merge = map.map_or_else(|| text.contains("<<"), |m| m.merge_keys);
+    if uses_merge {
+        let merged = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text)
+            .and_then(|mut value| value.apply_merge().map(|()| value));
+        if let Ok(value) = merged {
+            return serde_path_to_error::deserialize(value);
+        }
+    }
+    serde_path_to_error::deserialize(serde_yaml_ng::Deserializer::from_str(text))
 }
 
 fn envsubst_error(file: &str, err: EnvsubstError) -> ConfigError {

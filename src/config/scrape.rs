@@ -234,7 +234,7 @@ impl fmt::Display for SourceKind {
 
 impl ScrapeConfig {
     /// The source this job uses, or `None` when it names none (Promtail: "no valid target scrape config
-    /// defined for <job>").
+    /// defined for `<job>`").
     pub fn source_kind(&self) -> Option<SourceKind> {
         let present = |v: &Option<Value>| match v {
             Some(Value::Sequence(items)) => !items.is_empty(),

@@ -113,6 +113,11 @@ pub struct TargetConfig {
     /// Read lines from standard input instead of the scrape configs (same as `-stdin`).
     #[serde(default, deserialize_with = "yaml::bool")]
     pub stdin: bool,
+    /// logferry extension. A file's last line is held back until its `\n` arrives; with this set, a
+    /// graceful shutdown sends such an unfinished line as it is (the rest then arrives later as a line
+    /// of its own). Off by default, as in Promtail, which never sends an unfinished line.
+    #[serde(default, deserialize_with = "yaml::bool")]
+    pub flush_partial_lines_on_shutdown: bool,
 }
 
 impl Default for TargetConfig {

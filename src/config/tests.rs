@@ -605,15 +605,37 @@ fn reload_comparison_ignores_layout() {
 }
 
 #[test]
-fn tmp_merge_probe() {
-    let text = "clients:\n  - &base\n    url: http://a/p\n    tenant_id: t\n  - <<: *base\n    url: http://b/p\n";
-    match parse(text) {
-        Ok(c) => eprintln!("OK {:?}", c.clients.iter().map(|c| (c.url.clone(), c.tenant_id.clone())).collect::<Vec<_>>()),
-        Err(e) => eprintln!("ERR {e}"),
-    }
-    let text = "scrape_configs:\n  - job_name: a\n    relabel_configs: &rl\n      - source_labels: [a]\n        target_label: b\n  - job_name: b\n    relabel_configs: *rl\n";
-    match parse(text) {
-        Ok(c) => eprintln!("OK {}", c.scrape_configs[1].relabel_configs.len()),
-        Err(e) => eprintln!("ERR {e}"),
-    }
+fn yaml_anchors_aliases_and_merge_keys_work_as_in_yaml_v2() {
+    let text = "\
+clients:
+  - &base
+    url: http://a/loki/api/v1/push
+    tenant_id: shared
+    batchwait: 3s
+  - <<: *base
+    url: http://b/loki/api/v1/push
+scrape_configs:
+  - job_name: a
+    relabel_configs: &rules
+      - source_labels: [__journal__systemd_unit]
+        target_label: unit
+  - job_name: b
+    relabel_configs: *rules
+";
+    let c = parse(text).unwrap();
+    assert_eq!(c.clients[1].url, "http://b/loki/api/v1/push");
+    assert_eq!(
+        (
+            c.clients[1].tenant_id.as_str(),
+            c.clients[1].batchwait.get()
+        ),
+        ("shared", Duration::from_secs(3))
+    );
+    assert_eq!(
+        c.scrape_configs[1].relabel_configs,
+        c.scrape_configs[0].relabel_configs
+    );
+    let err =
+        error_of("clients:\n  - &base\n    url: http://a/p\n  - <<: *base\n    batchwait: 5x\n");
+    assert_eq!(err, "promtail.yaml:5:16: clients[1].batchwait: invalid duration \"5x\": expected a number followed by ns, us, µs, ms, s, m or h (e.g. 1s, 500ms)");
 }

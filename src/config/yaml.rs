@@ -110,7 +110,8 @@ pub(crate) fn secret<S: Serializer>(
     }
 }
 
-/// Keys whose values are redacted inside free-form blocks (the sources logferry keeps as raw YAML).
+/// Keys whose values are redacted inside free-form blocks (the sources logferry keeps as raw YAML, and
+/// Prometheus `http_headers` with its `secrets` lists).
 const SECRET_KEYS: &[&str] = &[
     "password",
     "credentials",
@@ -119,6 +120,7 @@ const SECRET_KEYS: &[&str] = &[
     "api_token",
     "connection_string",
     "key",
+    "secrets",
 ];
 
 /// Writes a free-form YAML block with every credential-looking value replaced by `<secret>`.
@@ -126,22 +128,25 @@ pub(crate) fn redacted_value<S: Serializer>(
     value: &Option<serde_yaml_ng::Value>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    fn redact(value: &serde_yaml_ng::Value) -> serde_yaml_ng::Value {
-        use serde_yaml_ng::Value;
+    use serde_yaml_ng::Value;
+    /// Every string under a secret key becomes `<secret>`; the shape (lists, maps) is kept.
+    fn hide(value: &Value) -> Value {
+        match value {
+            Value::String(_) => Value::String("<secret>".into()),
+            Value::Sequence(items) => Value::Sequence(items.iter().map(hide).collect()),
+            Value::Mapping(map) => {
+                Value::Mapping(map.iter().map(|(k, v)| (k.clone(), hide(v))).collect())
+            }
+            other => other.clone(),
+        }
+    }
+    fn redact(value: &Value) -> Value {
         match value {
             Value::Mapping(map) => Value::Mapping(
                 map.iter()
                     .map(|(k, v)| {
-                        let secret =
-                            k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k)) && v.is_string();
-                        (
-                            k.clone(),
-                            if secret {
-                                Value::String("<secret>".into())
-                            } else {
-                                redact(v)
-                            },
-                        )
+                        let secret = k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k));
+                        (k.clone(), if secret { hide(v) } else { redact(v) })
                     })
                     .collect(),
             ),
@@ -197,12 +202,12 @@ mod tests {
     #[test]
     fn redacts_secrets_when_printing() {
         let probe: Probe = serde_yaml_ng::from_str(
-            "password: hunter2\nraw: {sasl_config: {user: u, password: p}, labels: {a: b}}",
+            "password: hunter2\nraw: {sasl_config: {user: u, password: p}, labels: {a: b}, X-Key: {secrets: [s1, s2]}}",
         )
         .unwrap();
         let printed = serde_yaml_ng::to_string(&probe).unwrap();
         assert!(
-            !printed.contains("hunter2") && !printed.contains(" p\n"),
+            !printed.contains("hunter2") && !printed.contains(" p\n") && !printed.contains("s1"),
             "{printed}"
         );
         assert!(

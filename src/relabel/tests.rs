@@ -197,8 +197,7 @@ fn replace_special_case() {
         },
         Case {
             name: "a non-default regex must match the empty value",
-            rules:
-                "[{source_labels: [nope], regex: '(.+)', target_label: env, replacement: prod}]",
+            rules: "[{source_labels: [nope], regex: '(.+)', target_label: env, replacement: prod}]",
             input: &[],
             want: Some(&[]),
         },
@@ -455,8 +454,7 @@ fn lowercase_and_uppercase() {
         },
         Case {
             name: "lowercase of joined sources",
-            rules:
-                "[{source_labels: [a, b], separator: '-', target_label: t, action: lowercase}]",
+            rules: "[{source_labels: [a, b], separator: '-', target_label: t, action: lowercase}]",
             input: &[("a", "FoO"), ("b", "BAR")],
             want: Some(&[("a", "FoO"), ("b", "BAR"), ("t", "foo-bar")]),
         },
@@ -485,8 +483,7 @@ fn lowercase_and_uppercase() {
 fn action_names_are_case_insensitive() {
     check(&[Case {
         name: "mixed case",
-        rules:
-            "[{regex: 'x', action: LabelDrop}, {source_labels: [a], regex: 'f.*', action: KEEP},
+        rules: "[{regex: 'x', action: LabelDrop}, {source_labels: [a], regex: 'f.*', action: KEEP},
                  {source_labels: [a], target_label: b, action: Replace}]",
         input: &[("a", "foo"), ("x", "1")],
         want: Some(&[("a", "foo"), ("b", "foo")]),
@@ -555,8 +552,7 @@ fn templates_differ_from_regex_crate_expand() {
     let caps = regex.captures("foo").unwrap();
     for (template, go) in [("$01", ""), ("${a-b}", "${a-b}"), ("$1é", "")] {
         let mut ours = String::new();
-        Template::parse(template, &regex)
-            .expand(|i| caps.get(i).map(|m| m.as_str()), &mut ours);
+        Template::parse(template, &regex).expand(|i| caps.get(i).map(|m| m.as_str()), &mut ours);
         let mut crate_expand = String::new();
         caps.expand(template, &mut crate_expand);
         assert_eq!(ours, go, "{template:?}");

@@ -86,6 +86,9 @@ mod tests {
             super::format_rfc3339_nanos(1_556_590_361_844_351_500),
             "2019-04-30T02:12:41.844351500Z"
         );
-        assert_eq!(super::format_rfc3339_nanos(0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            super::format_rfc3339_nanos(0),
+            "1970-01-01T00:00:00.000000000Z"
+        );
     }
 }

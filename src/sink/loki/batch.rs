@@ -94,7 +94,14 @@ impl PendingPush {
     }
 
     /// Add entry `entry` of attached batch `batch` to the stream `labels`, sending `line_len` bytes.
-    pub fn push(&mut self, labels: &Arc<str>, batch: u32, entry: u32, line_len: usize, size: usize) {
+    pub fn push(
+        &mut self,
+        labels: &Arc<str>,
+        batch: u32,
+        entry: u32,
+        line_len: usize,
+        size: usize,
+    ) {
         // Consecutive entries mostly belong to one stream (one file's chunk): skip the hash lookup.
         let last = self.streams.len().wrapping_sub(1);
         let same = self
@@ -121,7 +128,6 @@ impl PendingPush {
         self.bytes += size;
         self.entries += 1;
     }
-
 
     /// The push is finished with (accepted, or given up for good): release its share of every batch.
     pub fn finish(self) {

@@ -26,9 +26,15 @@ impl Secret {
 #[derive(Clone, Debug)]
 pub enum Auth {
     None,
-    Basic { username: Secret, password: Secret },
+    Basic {
+        username: Secret,
+        password: Secret,
+    },
     /// `Authorization: <kind> <credentials>`; `bearer_token[_file]` become kind `Bearer`.
-    Authorization { kind: String, credentials: Secret },
+    Authorization {
+        kind: String,
+        credentials: Secret,
+    },
 }
 
 #[derive(Clone, Debug, Default)]

@@ -95,7 +95,10 @@ fn put_entry(out: &mut Vec<u8>, e: &Entry, line_len: usize) {
     put_str(out, 2, &e.line[..line_len]);
     for (name, value) in &e.metadata {
         put_key(out, 3, LEN);
-        put_varint(out, (field_len(1, name.len()) + field_len(2, value.len())) as u64);
+        put_varint(
+            out,
+            (field_len(1, name.len()) + field_len(2, value.len())) as u64,
+        );
         put_str(out, 1, name);
         put_str(out, 2, value);
     }
@@ -176,7 +179,11 @@ mod tests {
                 labels: labels.rendered().to_string(),
                 entries: vec![
                     mk(1_556_590_361_844_351_500, "héllo", vec![]),
-                    mk(-1, "truncated line", vec![("trace_id".into(), "abc".into())]),
+                    mk(
+                        -1,
+                        "truncated line",
+                        vec![("trace_id".into(), "abc".into())],
+                    ),
                     mk(0, "", vec![]),
                 ],
             },
@@ -212,7 +219,14 @@ mod tests {
 
     #[test]
     fn varint_lengths() {
-        for (v, n) in [(0u64, 1), (127, 1), (128, 2), (16383, 2), (16384, 3), (u64::MAX, 10)] {
+        for (v, n) in [
+            (0u64, 1),
+            (127, 1),
+            (128, 2),
+            (16383, 2),
+            (16384, 3),
+            (u64::MAX, 10),
+        ] {
             let mut b = Vec::new();
             put_varint(&mut b, v);
             assert_eq!(b.len(), n);

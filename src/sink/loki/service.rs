@@ -5,7 +5,9 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
+};
 
 use super::config::{Auth, LokiSettings};
 
@@ -16,9 +18,15 @@ pub const USER_AGENT_VALUE: &str = concat!("logferry/", env!("CARGO_PKG_VERSION"
 pub enum Outcome {
     Accepted,
     /// Worth trying again; `status` is -1 for transport errors, as in Promtail's metrics.
-    Retry { status: i32, error: String },
+    Retry {
+        status: i32,
+        error: String,
+    },
     /// Will never be accepted as it is.
-    Rejected { status: i32, error: String },
+    Rejected {
+        status: i32,
+        error: String,
+    },
 }
 
 pub struct Service {
@@ -170,7 +178,11 @@ fn base64(input: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
     for chunk in input.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

@@ -62,7 +62,11 @@ impl LokiSink {
 
     /// Run until the router closes the input, then flush. `abort` turning true stops retrying at once:
     /// what is not yet accepted stays unacknowledged and is read again after a restart.
-    pub async fn run(mut self, mut input: mpsc::Receiver<Arc<Batch>>, abort: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut input: mpsc::Receiver<Arc<Batch>>,
+        abort: watch::Receiver<bool>,
+    ) {
         let wait = self.service.settings().batch_wait;
         let mut tick = tokio::time::interval((wait / 10).max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -262,10 +266,19 @@ impl LokiSink {
                             tenant: tenant.to_owned(),
                         })
                         .inc();
-                    if self.service.settings().max_retries.is_some_and(|m| attempt >= m) {
+                    if self
+                        .service
+                        .settings()
+                        .max_retries
+                        .is_some_and(|m| attempt >= m)
+                    {
                         tracing::error!(host = %self.host.host, status, tenant, %error,
                             "final error sending batch");
-                        let reason = if status == 429 { "rate_limited" } else { "ingester_error" };
+                        let reason = if status == 429 {
+                            "rate_limited"
+                        } else {
+                            "ingester_error"
+                        };
                         self.drop_push(push, tenant, reason);
                         return true;
                     }

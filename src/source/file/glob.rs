@@ -140,7 +140,13 @@ mod tests {
         );
         assert_eq!(
             names(PathGlob::new(&format!("{r}/**/*.log"), None).unwrap()),
-            ["a.log", "b.log", "skip/f.log", "sub/d.log", "sub/deep/e.log"]
+            [
+                "a.log",
+                "b.log",
+                "skip/f.log",
+                "sub/d.log",
+                "sub/deep/e.log"
+            ]
         );
         assert_eq!(
             names(PathGlob::new(&format!("{r}/**/*.log"), Some(&format!("{r}/skip/*"))).unwrap()),

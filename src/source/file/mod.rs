@@ -162,7 +162,10 @@ impl Discovery {
     fn route_event(&self, ev: &notify::Event) -> bool {
         use notify::EventKind;
         let mut rescan = matches!(ev.kind, EventKind::Create(_) | EventKind::Remove(_))
-            || matches!(ev.kind, EventKind::Modify(notify::event::ModifyKind::Name(_)));
+            || matches!(
+                ev.kind,
+                EventKind::Modify(notify::event::ModifyKind::Name(_))
+            );
         for p in &ev.paths {
             match self.by_path.get(p).and_then(|id| self.tailers.get(id)) {
                 Some(h) => h.wake.notify_one(),
@@ -198,9 +201,7 @@ impl Discovery {
             if let Some(h) = self.tailers.get_mut(id) {
                 if &h.path != path {
                     tracing::info!(from = %h.path.display(), to = %path.display(), "file renamed; still reading it");
-                    self.ctx
-                        .positions
-                        .rename_file(*id, &path.to_string_lossy());
+                    self.ctx.positions.rename_file(*id, &path.to_string_lossy());
                     h.path = path.clone();
                 }
                 continue;

@@ -195,7 +195,8 @@ impl Reader {
     }
 
     fn grow_fingerprint(&mut self) {
-        if self.fingerprint.len < FINGERPRINT_MAX && self.read_pos() > u64::from(self.fingerprint.len)
+        if self.fingerprint.len < FINGERPRINT_MAX
+            && self.read_pos() > u64::from(self.fingerprint.len)
         {
             if let Ok(fp) = fingerprint_of(&self.file, FINGERPRINT_MAX) {
                 self.fingerprint = fp;
@@ -359,7 +360,13 @@ mod tests {
 
     #[test]
     fn truncation_does_not_split_characters() {
-        let (lines, stats, _) = read_all("ééé\n".as_bytes(), LineLimit { max: 3, truncate: true });
+        let (lines, stats, _) = read_all(
+            "ééé\n".as_bytes(),
+            LineLimit {
+                max: 3,
+                truncate: true,
+            },
+        );
         assert_eq!(lines, ["é"]);
         assert_eq!(stats.invalid_utf8, 0);
     }

@@ -41,6 +41,8 @@ pub struct JobContext {
     pub max_poll: Duration,
     /// Whether inotify watches this job's directories; if not, tailers poll between min and max_poll.
     pub inotify: bool,
+    /// Send a file's unfinished last line when the agent stops (`target_config`'s extension key).
+    pub flush_partial_on_stop: bool,
 }
 
 /// With inotify, a tailer still looks at its file this often, in case an event was missed.
@@ -77,6 +79,9 @@ impl Tailer {
             let mut grew = false;
             for _ in 0..CHUNKS_PER_TURN {
                 if *self.commands.borrow() == Command::Stop {
+                    if ctx.flush_partial_on_stop {
+                        self.send_rest(&path_label, &mut pipeline).await;
+                    }
                     break 'outer;
                 }
                 let Some((entries, stats, checkpoint)) = self.read_chunk(false).await else {
@@ -104,7 +109,12 @@ impl Tailer {
             }
             let command = *self.commands.borrow();
             match command {
-                Command::Stop => break,
+                Command::Stop => {
+                    if ctx.flush_partial_on_stop {
+                        self.send_rest(&path_label, &mut pipeline).await;
+                    }
+                    break;
+                }
                 Command::Drain => {
                     let since = *quiet_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= DRAIN_QUIET {
@@ -224,13 +234,22 @@ impl Tailer {
         }
     }
 
-    /// The file is gone from the glob and quiet: send its unfinished last line and forget it.
-    async fn finish_drained(&mut self, path_label: &PathLabel, pipeline: &mut crate::stage::Pipeline) {
+    /// Read what is left, the unfinished last line included, and send it.
+    async fn send_rest(&mut self, path_label: &PathLabel, pipeline: &mut crate::stage::Pipeline) {
         if let Some((mut entries, stats, checkpoint)) = self.read_chunk(true).await {
             self.account(path_label, &stats);
             pipeline.run(&mut entries);
             let _ = self.ctx.router.send(entries, Some(checkpoint)).await;
         }
+    }
+
+    /// The file is gone from the glob and quiet: send its unfinished last line and forget it.
+    async fn finish_drained(
+        &mut self,
+        path_label: &PathLabel,
+        pipeline: &mut crate::stage::Pipeline,
+    ) {
+        self.send_rest(path_label, pipeline).await;
         tracing::info!(path = %self.path, "file rotated away or deleted and read to its end; stopped");
         self.ctx.positions.forget_file(self.id);
     }

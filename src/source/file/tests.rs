@@ -61,6 +61,7 @@ fn start(dir: &Path, positions: Positions) -> Harness {
             min_poll: Duration::from_millis(50),
             max_poll: Duration::from_millis(250),
             inotify: false,
+            flush_partial_on_stop: false,
         },
     };
     let (stop, stop_rx) = watch::channel(false);
