@@ -325,7 +325,7 @@ scrape_configs:
       - targets: [localhost]
         labels:
           job: varlogs
-          __path__: /var/log/*.log
+          __path__: "${LOG_PATH:-/var/log/*.log}"
 clients:
   - url: "${LOKI_URL}"
 "#;

@@ -1,0 +1,202 @@
+//! The command line and the operator-facing behaviour around it: the embedded default config, the
+//! Promtail flags, an invalid positions file, a permanently rejected batch, Promtail's max_retries,
+//! and the partial-line flush at shutdown.
+
+mod common;
+
+use std::time::Duration;
+
+use common::fixtures::{start_agent, TestConfig};
+use common::{append_lines, count_loss, lines_range, Agent, LokiReceiver, TestDir};
+
+const T: Duration = Duration::from_secs(20);
+
+#[test]
+fn default_config_prints_entries_when_loki_url_is_unset() {
+    let dir = TestDir::new();
+    let log = dir.join("app.log");
+    append_lines(&log, &["first", "second"]);
+    let agent = Agent::builder()
+        .env_remove("LOKI_URL")
+        .env("LOG_PATH", dir.join("*.log"))
+        .args([
+            format!("-positions.file={}", dir.join("pos.yaml").display()),
+            "-server.http-listen-port=0".to_string(),
+        ])
+        .spawn();
+    assert!(agent.wait_for_log("no LOKI_URL set", T), "{}", agent.logs());
+    assert!(
+        agent.wait_for_log("\"line\":\"second\"", T),
+        "{}",
+        agent.logs()
+    );
+    let out = agent.stdout();
+    let first: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(first["line"], "first");
+    assert_eq!(first["labels"]["job"], "varlogs");
+    assert_eq!(first["labels"]["filename"], log.display().to_string());
+    assert_eq!(agent.log_count("no LOKI_URL set"), 1, "said once");
+}
+
+#[test]
+fn default_config_ships_to_loki_url() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    append_lines(dir.join("app.log"), &lines_range("d", 0, 50));
+    let _agent = Agent::builder()
+        .env("LOKI_URL", receiver.url())
+        .env("LOG_PATH", dir.join("*.log"))
+        .args([
+            format!("-positions.file={}", dir.join("pos.yaml").display()),
+            "-server.http-listen-port=0".to_string(),
+        ])
+        .spawn();
+    assert!(receiver.wait_for_lines(50, T));
+    assert!(count_loss(&lines_range("d", 0, 50), &receiver.lines()).is_exact());
+}
+
+#[test]
+fn help_lists_promtail_flags_and_subcommands() {
+    let out = Agent::builder().arg("--help").run(T);
+    assert!(out.status.success());
+    for flag in [
+        "--config.file",
+        "--config.expand-env",
+        "--dry-run",
+        "--check-syntax",
+        "--print-config-stderr",
+        "--server.http-listen-port",
+        "--log.level",
+        "check-config",
+        "dry-run",
+    ] {
+        assert!(
+            out.stdout.contains(flag),
+            "--help lacks {flag}:\n{}",
+            out.stdout
+        );
+    }
+}
+
+#[test]
+fn print_config_stderr_shows_the_effective_config_without_secrets() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url())
+        .client_yaml("    basic_auth:\n      username: u\n      password: hunter2\n")
+        .write(&dir);
+    let mut agent = Agent::builder()
+        .config_file(&config)
+        .args(["-print-config-stderr", "-log.level=debug"])
+        .spawn();
+    assert!(
+        agent.wait_for_log("logferry started", T),
+        "{}",
+        agent.logs()
+    );
+    let err = agent.stderr();
+    assert!(err.contains("batchwait: 100ms"), "{err}");
+    assert!(err.contains("log_level: debug"), "flag applied: {err}");
+    assert!(!err.contains("hunter2"), "secret printed: {err}");
+    assert!(agent.terminate(T).unwrap().success());
+}
+
+#[test]
+fn an_invalid_positions_file_is_moved_aside_and_reading_starts_over() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    append_lines(dir.join("logs/a.log"), &lines_range("p", 0, 20));
+    dir.write_file("positions.yaml", "positions: [this is: not valid\n");
+    let agent = start_agent(&config);
+    assert!(receiver.wait_for_lines(20, T), "{}", agent.logs());
+    assert!(
+        agent.logs().contains("positions file invalid"),
+        "{}",
+        agent.logs()
+    );
+    assert!(dir.join("positions.yaml.invalid").exists());
+    assert!(count_loss(&lines_range("p", 0, 20), &receiver.lines()).is_exact());
+}
+
+#[test]
+fn a_rejected_batch_is_logged_with_lokis_message_counted_and_later_lines_flow() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    receiver.fail_next_with(
+        1,
+        400,
+        "entry too far behind, oldest acceptable timestamp is: x",
+    );
+    append_lines(dir.join("logs/a.log"), &lines_range("bad", 0, 10));
+    let agent = start_agent(&config);
+    assert!(
+        agent.wait_for_log("entry too far behind", T),
+        "{}",
+        agent.logs()
+    );
+    append_lines(dir.join("logs/a.log"), &lines_range("good", 0, 10));
+    assert!(receiver.wait_for_lines(10, T));
+    assert!(count_loss(&lines_range("good", 0, 10), &receiver.lines()).is_exact());
+    let metrics = common::http::get(&format!("{}/metrics", agent.http_url()))
+        .unwrap()
+        .text();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("promtail_dropped_entries_total{") && l.contains("ingester_error"))
+        .unwrap_or_else(|| panic!("{metrics}"));
+    assert!(line.ends_with(" 10"), "{line}");
+}
+
+#[test]
+fn promtails_max_retries_gives_up_when_set() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "      max_period: 500ms\n",
+        "      max_period: 500ms\n      max_retries: 3\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    receiver.set_status(Some(503));
+    append_lines(dir.join("logs/a.log"), &["doomed"]);
+    let agent = start_agent(&config);
+    assert!(
+        agent.wait_for_log("final error sending batch", T),
+        "{}",
+        agent.logs()
+    );
+    assert_eq!(receiver.requests().len(), 3, "3 attempts in all");
+    receiver.set_status(None);
+    append_lines(dir.join("logs/a.log"), &["after"]);
+    assert!(receiver.wait_for_lines(1, T));
+    assert_eq!(receiver.lines(), ["after"]);
+}
+
+#[test]
+fn an_unfinished_last_line_is_sent_at_shutdown_only_when_configured() {
+    for flush in [false, true] {
+        let dir = TestDir::new();
+        let receiver = LokiReceiver::start();
+        let config = TestConfig::new(receiver.url()).write(&dir);
+        let mut text = std::fs::read_to_string(&config).unwrap();
+        text = text.replace(
+            "target_config:\n  sync_period: 1s\n",
+            &format!(
+                "target_config:\n  sync_period: 1s\n  flush_partial_lines_on_shutdown: {flush}\n"
+            ),
+        );
+        std::fs::write(&config, text).unwrap();
+        dir.write_file("logs/a.log", "complete\nunfinished");
+        let mut agent = start_agent(&config);
+        assert!(receiver.wait_for_lines(1, T));
+        assert!(agent.terminate(T).unwrap().success());
+        let expected: &[&str] = if flush {
+            &["complete", "unfinished"]
+        } else {
+            &["complete"]
+        };
+        assert_eq!(receiver.lines(), expected, "flush={flush}");
+    }
+}
