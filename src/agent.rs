@@ -85,29 +85,32 @@ struct Job {
 }
 
 fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Job> {
-    let at = || format!("scrape_configs[{index}] (job {:?})", sc.job_name);
+    let here = format!("scrape_configs[{index}]");
+    let fail =
+        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
     if cfg.target_config.stdin {
-        anyhow::bail!(
-            "target_config.stdin (-stdin) is not supported yet by this version of logferry"
-        );
+        let msg = "-stdin is not supported yet by this version of logferry";
+        return Err(cfg.error_at("target_config.stdin", msg).into());
     }
     match sc.source_kind() {
         Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
-        Some(SourceKind::File) => anyhow::bail!(
-            "{}: only static_configs file targets are supported yet by this version of logferry \
-             (file_sd_configs and the other service discoveries are not)",
-            at()
-        ),
-        Some(kind) => anyhow::bail!(
-            "{}: the {kind} source is not supported yet by this version of logferry",
-            at()
-        ),
-        None => anyhow::bail!("{}: no valid target scrape config defined", at()),
+        Some(SourceKind::File) => {
+            let msg = "only static_configs file targets are supported yet by this version of \
+                       logferry (file_sd_configs and the other service discoveries are not)";
+            return Err(fail(&here, msg.into()).into());
+        }
+        Some(kind) => {
+            let msg = format!("the {kind} source is not supported yet by this version of logferry");
+            return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
+        }
+        None => return Err(fail(&here, "no valid target scrape config defined".into()).into()),
     }
-    let relabeler = Relabeler::new(&sc.relabel_configs).with_context(at)?;
-    let pipeline = PipelineSpec::build(&sc.pipeline_stages)
-        .map_err(|e| anyhow::anyhow!("{}: {}", cfg.source_name(), e))
-        .with_context(at)?;
+    let relabeler = Relabeler::new(&sc.relabel_configs)
+        .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
+    let pipeline = PipelineSpec::build(&sc.pipeline_stages).map_err(|e| {
+        let path = format!("{here}.pipeline_stages[{}]", e.index);
+        fail(&path, format!("stage {:?} {}", e.name, e.reason))
+    })?;
     let mut targets = Vec::new();
     for stat in &sc.static_configs {
         let addresses: Vec<String> = if stat.targets.is_empty() {
@@ -132,8 +135,7 @@ fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Jo
             };
             let exclude = labels.get("__path_exclude__").cloned();
             let glob = PathGlob::new(&path, exclude.as_deref())
-                .map_err(|e| anyhow::anyhow!(e))
-                .with_context(at)?;
+                .map_err(|e| fail(&format!("{here}.static_configs"), e))?;
             labels.retain(|k, _| !k.starts_with("__"));
             targets.push(FileTarget { glob, labels });
         }

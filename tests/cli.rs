@@ -200,3 +200,29 @@ fn an_unfinished_last_line_is_sent_at_shutdown_only_when_configured() {
         assert_eq!(receiver.lines(), expected, "flush={flush}");
     }
 }
+
+#[test]
+fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
+    let dir = TestDir::new();
+    let cases = [
+        (
+            "scrape_configs:\n  - job_name: app\n    pipeline_stages:\n      - json:\n          expressions: {level: level}\n    static_configs:\n      - labels: {__path__: /x/*.log}\n",
+            ":4:9: scrape_configs[0].pipeline_stages[0]: stage \"json\" is not supported yet",
+        ),
+        (
+            "scrape_configs:\n  - job_name: j\n    journal:\n      max_age: 12h\n",
+            ":4:7: scrape_configs[0].journal: the journal source is not supported yet",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let config = dir.write_config(yaml);
+        let out = Agent::builder().arg("check-config").arg(&config).run(T);
+        assert_eq!(out.status.code(), Some(1));
+        let wanted = format!("{}{expected}", config.display());
+        assert!(
+            out.stderr.contains(&wanted),
+            "want {wanted}\ngot {}",
+            out.stderr
+        );
+    }
+}

@@ -32,10 +32,10 @@ pub trait StageFactory: Send + Sync {
     fn instantiate(&self) -> Box<dyn Stage>;
 }
 
+/// A stage that cannot be built; the caller places it in the file (`Config::error_at`).
 #[derive(Debug, thiserror::Error)]
-#[error("{location}pipeline_stages[{index}]: stage `{name}` {reason}")]
+#[error("pipeline_stages[{index}]: stage {name:?} {reason}")]
 pub struct StageError {
-    pub location: String,
     pub index: usize,
     pub name: String,
     pub reason: String,
@@ -49,12 +49,7 @@ pub struct PipelineSpec {
 impl PipelineSpec {
     pub fn build(stages: &[StageConfig]) -> Result<Self, StageError> {
         if let Some((index, s)) = stages.iter().enumerate().next() {
-            let location = match (s.line, s.column) {
-                (Some(l), Some(c)) => format!("line {l}:{c}: "),
-                _ => String::new(),
-            };
             return Err(StageError {
-                location,
                 index,
                 name: s.name.clone(),
                 reason: "is not supported yet by this version of logferry".into(),
