@@ -30,7 +30,7 @@ use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{Claims, FileSource, FileTarget};
-use crate::stage::PipelineSpec;
+use crate::stage::{BuildContext, PipelineSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -52,8 +52,9 @@ const SINK_QUEUE: usize = 4;
 /// `check-config`: everything a start would check, without starting anything.
 pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     let cfg = crate::config::load_first_existing(paths, expand_env)?;
+    let metrics = Metrics::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
-        build_job(i, sc, &cfg)?;
+        build_job(i, sc, &cfg, &metrics)?;
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
@@ -84,7 +85,12 @@ struct Job {
     pipeline: PipelineSpec,
 }
 
-fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Job> {
+fn build_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
     let here = format!("scrape_configs[{index}]");
     let fail =
         |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
@@ -107,7 +113,11 @@ fn build_job(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Jo
     }
     let relabeler = Relabeler::new(&sc.relabel_configs)
         .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
-    let pipeline = PipelineSpec::build(&sc.pipeline_stages).map_err(|e| {
+    let stage_ctx = BuildContext {
+        metrics: metrics.clone(),
+        job: sc.job_name.as_str().into(),
+    };
+    let pipeline = PipelineSpec::build(&sc.pipeline_stages, &stage_ctx).map_err(|e| {
         let path = format!("{here}.pipeline_stages[{}]", e.index);
         fail(&path, format!("stage {:?} {}", e.name, e.reason))
     })?;
@@ -292,7 +302,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         .scrape_configs
         .iter()
         .enumerate()
-        .map(|(i, sc)| build_job(i, sc, &cfg))
+        .map(|(i, sc)| build_job(i, sc, &cfg, &metrics))
         .collect::<anyhow::Result<Vec<_>>>()?;
 
     // Sinks.

@@ -27,6 +27,14 @@ pub struct LineLimit {
     pub truncate: bool,
 }
 
+/// A chunk's entries, with where each one's line starts in the file (for [`crate::stage`]'s held
+/// lines: a checkpoint never passes a line a stage still holds).
+#[derive(Debug, Default)]
+pub struct Output {
+    pub entries: Vec<Entry>,
+    pub origins: Vec<u64>,
+}
+
 /// What one chunk held besides its entries, for the metrics and the log.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ChunkStats {
@@ -83,7 +91,7 @@ impl Reader {
         &mut self,
         labels: &Arc<LabelSet>,
         limit: LineLimit,
-        out: &mut Vec<Entry>,
+        out: &mut Output,
         stats: &mut ChunkStats,
     ) -> io::Result<usize> {
         // Size the read by what the file holds: an idle file's wake-up allocates nothing, and a small
@@ -116,12 +124,13 @@ impl Reader {
                 self.skipping = false;
             } else {
                 let line = &self.buf[start..nl];
+                out.origins.push(self.offset + start as u64);
                 self.last_ts = emit(line, labels, limit, now, self.last_ts, out, stats);
             }
             start = nl + 1;
         }
-        self.offset += start as u64;
         let rest = end - start;
+        self.offset += start as u64;
         if self.skipping {
             // Still inside an over-long line: its bytes so far are consumed and forgotten.
             self.offset += rest as u64;
@@ -129,9 +138,11 @@ impl Reader {
         } else if rest > limit.max {
             // A line longer than the limit with no end yet: send its head (or drop it), skip its tail.
             let line = &self.buf[start..start + limit.max];
+            out.origins.push(self.offset + start as u64);
             if limit.truncate {
                 self.last_ts = emit_truncated(line, labels, now, self.last_ts, out, stats);
             } else {
+                out.origins.pop();
                 stats.dropped += 1;
             }
             self.offset += rest as u64;
@@ -150,11 +161,12 @@ impl Reader {
         &mut self,
         labels: &Arc<LabelSet>,
         limit: LineLimit,
-        out: &mut Vec<Entry>,
+        out: &mut Output,
         stats: &mut ChunkStats,
     ) {
         if self.filled > 0 && !self.skipping {
             let line = &self.buf[..self.filled];
+            out.origins.push(self.offset);
             self.last_ts = emit(line, labels, limit, now_nanos(), self.last_ts, out, stats);
             self.offset += self.filled as u64;
             self.filled = 0;
@@ -232,12 +244,13 @@ fn emit(
     limit: LineLimit,
     now: i64,
     last_ts: i64,
-    out: &mut Vec<Entry>,
+    out: &mut Output,
     stats: &mut ChunkStats,
 ) -> i64 {
     if line.len() > limit.max {
         if !limit.truncate {
             stats.dropped += 1;
+            out.origins.pop();
             return last_ts;
         }
         return emit_truncated(&line[..limit.max], labels, now, last_ts, out, stats);
@@ -257,7 +270,7 @@ fn emit_truncated(
     labels: &Arc<LabelSet>,
     now: i64,
     last_ts: i64,
-    out: &mut Vec<Entry>,
+    out: &mut Output,
     stats: &mut ChunkStats,
 ) -> i64 {
     stats.truncated += 1;
@@ -282,12 +295,12 @@ fn push(
     labels: &Arc<LabelSet>,
     now: i64,
     last_ts: i64,
-    out: &mut Vec<Entry>,
+    out: &mut Output,
     stats: &mut ChunkStats,
 ) -> i64 {
     let ts = next_ts(now, last_ts);
     stats.lines += 1;
-    out.push(Entry {
+    out.entries.push(Entry {
         timestamp: ts,
         line,
         labels: labels.clone(),
@@ -307,12 +320,17 @@ mod tests {
         f.write_all(content).unwrap();
         let mut r = Reader::new(f, 0, Fingerprint::default()).unwrap();
         let labels = LabelSet::new(Labels::new());
-        let mut out = Vec::new();
+        let mut out = Output::default();
         let mut stats = ChunkStats::default();
         while r.read_chunk(&labels, limit, &mut out, &mut stats).unwrap() > 0 {}
-        let ts: Vec<i64> = out.iter().map(|e| e.timestamp).collect();
+        let ts: Vec<i64> = out.entries.iter().map(|e| e.timestamp).collect();
         assert!(ts.windows(2).all(|w| w[0] < w[1]), "timestamps increase");
-        (out.into_iter().map(|e| e.line).collect(), stats, r.offset())
+        assert_eq!(out.origins.len(), out.entries.len(), "one origin per entry");
+        (
+            out.entries.into_iter().map(|e| e.line).collect(),
+            stats,
+            r.offset(),
+        )
     }
 
     const NO_LIMIT: LineLimit = LineLimit {
@@ -322,6 +340,14 @@ mod tests {
 
     #[test]
     fn splits_keeps_cr_and_holds_partial_line() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(b"a\r\nb\n\nc").unwrap();
+        let mut r = Reader::new(f, 0, Fingerprint::default()).unwrap();
+        let mut out = Output::default();
+        let labels = LabelSet::new(Labels::new());
+        r.read_chunk(&labels, NO_LIMIT, &mut out, &mut ChunkStats::default())
+            .unwrap();
+        assert_eq!(out.origins, [0, 3, 5], "where each line starts");
         let (lines, _, offset) = read_all(b"a\r\nb\n\nc", NO_LIMIT);
         assert_eq!(lines, ["a\r", "b", ""]);
         assert_eq!(offset, 6);

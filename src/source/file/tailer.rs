@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::reader::{ChunkStats, LineLimit, Reader};
+use super::reader::{ChunkStats, LineLimit, Output, Reader};
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::{JobReasonLabel, Metrics, PathLabel};
 use crate::positions::{Checkpoint, FileId, Positions};
 use crate::sink::Router;
-use crate::stage::PipelineSpec;
+use crate::stage::{Pipeline, PipelineSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -79,12 +79,10 @@ impl Tailer {
             let mut grew = false;
             for _ in 0..CHUNKS_PER_TURN {
                 if *self.commands.borrow() == Command::Stop {
-                    if ctx.flush_partial_on_stop {
-                        self.send_rest(&path_label, &mut pipeline).await;
-                    }
+                    self.stop(&path_label, &mut pipeline).await;
                     break 'outer;
                 }
-                let Some((entries, stats, checkpoint)) = self.read_chunk(false).await else {
+                let Some((output, stats)) = self.read_chunk(false).await else {
                     break 'outer;
                 };
                 if stats.bytes == 0 {
@@ -92,9 +90,7 @@ impl Tailer {
                 }
                 grew = true;
                 self.account(&path_label, &stats);
-                let mut entries = entries;
-                pipeline.run(&mut entries);
-                if ctx.router.send(entries, Some(checkpoint)).await.is_err() {
+                if !self.deliver(&mut pipeline, output, false).await {
                     break 'outer;
                 }
             }
@@ -110,9 +106,7 @@ impl Tailer {
             let command = *self.commands.borrow();
             match command {
                 Command::Stop => {
-                    if ctx.flush_partial_on_stop {
-                        self.send_rest(&path_label, &mut pipeline).await;
-                    }
+                    self.stop(&path_label, &mut pipeline).await;
                     break;
                 }
                 Command::Drain => {
@@ -131,12 +125,27 @@ impl Tailer {
             } else {
                 poll
             };
+            let deadline = pipeline.next_deadline();
+            let stage_timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {
                     poll = (poll * 2).min(ctx.max_poll);
                 }
                 _ = self.commands.changed() => {}
+                _ = stage_timer => {
+                    // A stage's timeout (multiline's max_wait_time) is up, even though the file is idle.
+                    let mut entries = Vec::new();
+                    pipeline.flush(Instant::now(), false, &mut entries);
+                    if !self.send(pipeline.held_origin(), entries).await {
+                        break;
+                    }
+                }
             }
             self.check_truncation().await;
         }
@@ -147,26 +156,19 @@ impl Tailer {
     }
 
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
-    async fn read_chunk(&mut self, finish: bool) -> Option<(Vec<Entry>, ChunkStats, Checkpoint)> {
+    async fn read_chunk(&mut self, finish: bool) -> Option<(Output, ChunkStats)> {
         let labels = self.labels.clone();
         let limit = self.ctx.limit;
-        let id = self.id;
-        let epoch = self.epoch;
         let reader = self.reader.take()?;
         let (reader, result) = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
-            let mut out = Vec::new();
+            let mut out = Output::default();
             let mut stats = ChunkStats::default();
             let r = reader.read_chunk(&labels, limit, &mut out, &mut stats);
             if finish {
                 reader.take_partial(&labels, limit, &mut out, &mut stats);
             }
-            let checkpoint = Checkpoint::File {
-                id,
-                epoch,
-                offset: reader.offset(),
-            };
-            (reader, r.map(|_| (out, stats, checkpoint)))
+            (reader, r.map(|_| (out, stats)))
         })
         .await
         .ok()?;
@@ -234,12 +236,54 @@ impl Tailer {
         }
     }
 
-    /// Read what is left, the unfinished last line included, and send it.
-    async fn send_rest(&mut self, path_label: &PathLabel, pipeline: &mut crate::stage::Pipeline) {
-        if let Some((mut entries, stats, checkpoint)) = self.read_chunk(true).await {
+    /// Run a chunk through the pipeline and hand it to the router. False once the router is closed.
+    async fn deliver(&mut self, pipeline: &mut Pipeline, output: Output, flush_all: bool) -> bool {
+        let Output {
+            mut entries,
+            origins,
+        } = output;
+        pipeline.run(&mut entries, &origins);
+        if flush_all {
+            pipeline.flush(Instant::now(), true, &mut entries);
+        }
+        self.send(pipeline.held_origin(), entries).await
+    }
+
+    /// Send entries with the checkpoint they allow: the end of what was read, but never past a line a
+    /// stage still holds (it would be lost in a crash).
+    async fn send(&mut self, held: Option<u64>, entries: Vec<Entry>) -> bool {
+        let Some(reader) = &self.reader else {
+            return false;
+        };
+        let read = reader.offset();
+        let offset = held.map_or(read, |held| held.min(read));
+        let checkpoint = Checkpoint::File {
+            id: self.id,
+            epoch: self.epoch,
+            offset,
+        };
+        self.ctx
+            .router
+            .send(entries, Some(checkpoint))
+            .await
+            .is_ok()
+    }
+
+    /// Read what is left, the unfinished last line included, and send it with everything held.
+    async fn send_rest(&mut self, path_label: &PathLabel, pipeline: &mut Pipeline) {
+        if let Some((output, stats)) = self.read_chunk(true).await {
             self.account(path_label, &stats);
-            pipeline.run(&mut entries);
-            let _ = self.ctx.router.send(entries, Some(checkpoint)).await;
+            self.deliver(pipeline, output, true).await;
+        }
+    }
+
+    /// The agent is stopping: send what the stages hold (as Promtail flushes multiline blocks) and,
+    /// if configured, the unfinished last line.
+    async fn stop(&mut self, path_label: &PathLabel, pipeline: &mut Pipeline) {
+        if self.ctx.flush_partial_on_stop {
+            self.send_rest(path_label, pipeline).await;
+        } else if !pipeline.is_empty() {
+            self.deliver(pipeline, Output::default(), true).await;
         }
     }
 
