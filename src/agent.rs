@@ -30,6 +30,7 @@ use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{Claims, FileSource, FileTarget};
+use crate::source::stdin::StdinSource;
 use crate::stage::{BuildContext, PipelineSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,6 +45,8 @@ pub struct Options {
     /// Running the embedded default config (no -config.file).
     pub default_config: bool,
     pub print_config: bool,
+    /// Read lines from stdin instead of the scrape configs (`-stdin`).
+    pub stdin: bool,
 }
 
 /// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
@@ -94,10 +97,6 @@ fn build_job(
     let here = format!("scrape_configs[{index}]");
     let fail =
         |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
-    if cfg.target_config.stdin {
-        let msg = "-stdin is not supported yet by this version of logferry";
-        return Err(cfg.error_at("target_config.stdin", msg).into());
-    }
     match sc.source_kind() {
         Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
         Some(SourceKind::File) => {
@@ -155,6 +154,38 @@ fn build_job(
         targets,
         pipeline,
     })
+}
+
+/// The stdin source's labels and pipeline: the first scrape config's (Promtail's rule), else
+/// `{job="stdin", hostname="<host>"}`.
+fn stdin_job(cfg: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<(Labels, PipelineSpec)> {
+    let Some(sc) = cfg.scrape_configs.first() else {
+        let labels = Labels::from([
+            ("job".to_string(), "stdin".to_string()),
+            ("hostname".to_string(), hostname()),
+        ]);
+        return Ok((labels, PipelineSpec::default()));
+    };
+    let ctx = BuildContext {
+        metrics: metrics.clone(),
+        job: sc.job_name.as_str().into(),
+    };
+    let pipeline = PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
+        let path = format!("scrape_configs[0].pipeline_stages[{}]", e.index);
+        cfg.error_at(&path, format!("stage {:?} {}", e.name, e.reason))
+    })?;
+    let labels: Labels = sc
+        .static_configs
+        .first()
+        .map(|s| {
+            s.labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((labels, pipeline))
 }
 
 fn hostname() -> String {
@@ -298,12 +329,21 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     }
     let metrics = Metrics::new();
     let positions = open_positions(&cfg, opts.mode)?;
-    let jobs = cfg
-        .scrape_configs
-        .iter()
-        .enumerate()
-        .map(|(i, sc)| build_job(i, sc, &cfg, &metrics))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let stdin = opts.stdin || cfg.target_config.stdin;
+    let stdin_source = if stdin {
+        Some(stdin_job(&cfg, &metrics)?)
+    } else {
+        None
+    };
+    let jobs = if stdin {
+        Vec::new()
+    } else {
+        cfg.scrape_configs
+            .iter()
+            .enumerate()
+            .map(|(i, sc)| build_job(i, sc, &cfg, &metrics))
+            .collect::<anyhow::Result<Vec<_>>>()?
+    };
 
     // Sinks.
     let (abort_tx, abort_rx) = watch::channel(false);
@@ -369,6 +409,18 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         };
         sources.spawn(source.run(stop_rx.clone()));
     }
+    let (input_done_tx, input_done) = tokio::sync::oneshot::channel::<()>();
+    if let Some((labels, pipeline)) = stdin_source {
+        let source = StdinSource {
+            labels,
+            pipeline,
+            router: router.clone(),
+        };
+        sources.spawn(async move {
+            source.run().await;
+            let _ = input_done_tx.send(());
+        });
+    }
     drop(router);
 
     // Positions sync.
@@ -411,8 +463,10 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     metrics.ready.set(1);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
 
-    wait_for_shutdown_signal().await;
-    tracing::info!("shutting down: stopping sources");
+    tokio::select! {
+        _ = wait_for_shutdown_signal() => tracing::info!("shutting down: stopping sources"),
+        Ok(()) = input_done => tracing::info!("end of standard input: flushing and stopping"),
+    }
     let _ = stop_tx.send(true);
     while sources.join_next().await.is_some() {}
     let _ = sync_positions.await;

@@ -72,6 +72,11 @@ struct Flags {
     #[arg(long = "inspect", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     inspect: Option<bool>,
+    /// Read lines from standard input through the first scrape config's pipeline, then exit
+    /// (`logferry dry-run -stdin -config.file=cfg.yaml < sample.log` tries a pipeline).
+    #[arg(long = "stdin", global = true, num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_name = "BOOL")]
+    stdin: Option<bool>,
     /// HTTP listen port (0 picks a free one); overrides server.http_listen_port.
     #[arg(long = "server.http-listen-port", global = true, value_name = "PORT")]
     http_listen_port: Option<u16>,
@@ -215,6 +220,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         mode,
         default_config: config_file.is_none(),
         print_config: f.print_config_stderr.unwrap_or(false),
+        stdin: f.stdin.unwrap_or(false),
     };
     agent::init_logging(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()

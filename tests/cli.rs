@@ -226,3 +226,30 @@ fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
         );
     }
 }
+
+#[test]
+fn dry_run_with_stdin_shows_what_a_config_does_to_sample_lines() {
+    let dir = TestDir::new();
+    let config = dir.write_config(
+        "server:\n  http_listen_port: 0\n  http_listen_address: 127.0.0.1\n\
+         scrape_configs:\n  - job_name: try\n    static_configs:\n      - labels:\n          job: tryout\n          __path__: /nowhere/*.log\n",
+    );
+    let mut agent = Agent::builder()
+        .config_file(&config)
+        .args(["dry-run", "-stdin"])
+        .stdin_piped()
+        .spawn();
+    agent.write_stdin(b"sample one\nsample two\n");
+    agent.close_stdin();
+    let status = agent.wait(T).expect("exits at the end of its input");
+    assert!(status.success(), "{}", agent.logs());
+    let lines: Vec<serde_json::Value> = agent
+        .stdout()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["line"], "sample one");
+    assert_eq!(lines[1]["line"], "sample two");
+    assert_eq!(lines[0]["labels"], serde_json::json!({"job": "tryout"}));
+}

@@ -46,7 +46,8 @@ pub struct ClientConfig {
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
 
-    // Prometheus HTTPClientConfig, inline.
+    // Prometheus HTTPClientConfig, inline. Written out here and in discovery.rs rather than shared
+    // through `#[serde(flatten)]`, because serde cannot deny unknown keys across a flatten.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

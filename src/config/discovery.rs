@@ -91,7 +91,8 @@ pub struct DockerSdConfig {
     #[serde(default = "sixty_seconds")]
     pub refresh_interval: ModelDuration,
 
-    // Prometheus HTTPClientConfig, inline (used for http:// and https:// hosts).
+    // Prometheus HTTPClientConfig, inline (used for http:// and https:// hosts); see client.rs for why
+    // it is written out rather than flattened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub basic_auth: Option<BasicAuth>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,3 +2,4 @@
 //! its own task and hands batches to the [`Router`](crate::sink::Router) with their checkpoint.
 
 pub mod file;
+pub mod stdin;
