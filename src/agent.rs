@@ -65,22 +65,6 @@ pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn init_logging(cfg: &Config) {
-    use tracing_subscriber::EnvFilter;
-    let level = cfg.server.log_level.as_str();
-    let filter = EnvFilter::try_from_env("LOGFERRY_LOG")
-        .unwrap_or_else(|_| EnvFilter::new(format!("{level},hyper=warn,reqwest=warn")));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
-    if cfg.server.log_format == crate::config::LogFormat::Json {
-        let _ = builder.json().flatten_event(true).try_init();
-    } else {
-        let _ = builder.try_init();
-    }
-}
-
 /// What one scrape config becomes: its file targets and its pipeline.
 struct Job {
     name: Arc<str>,

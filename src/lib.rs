@@ -26,6 +26,7 @@ pub mod agent;
 pub mod config;
 pub mod entry;
 pub mod goregex;
+pub mod logging;
 pub mod metrics;
 pub mod positions;
 pub mod relabel;

@@ -222,7 +222,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         print_config: f.print_config_stderr.unwrap_or(false),
         stdin: f.stdin.unwrap_or(false),
     };
-    agent::init_logging(&cfg);
+    logferry::logging::init(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("logferry")

@@ -46,7 +46,7 @@ fn assert_graceful_exit(agent: &mut common::Agent) {
     let status = agent.terminate(WAIT).expect("the agent exits on SIGTERM");
     assert!(status.success(), "exit status {status} after SIGTERM");
     assert!(
-        agent.wait_for_log(": stopped", Duration::from_secs(5)),
+        agent.wait_for_log("msg=stopped", Duration::from_secs(5)),
         "no `stopped` log line at the end of a graceful shutdown"
     );
 }
