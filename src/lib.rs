@@ -23,6 +23,7 @@
 
 pub mod ack;
 pub mod agent;
+pub mod buffer;
 pub mod config;
 pub mod entry;
 pub mod goregex;
