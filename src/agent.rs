@@ -55,12 +55,32 @@ const SINK_QUEUE: usize = 4;
 /// `check-config`: everything a start would check, without starting anything.
 pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     let cfg = crate::config::load_first_existing(paths, expand_env)?;
+    check_limits(&cfg)?;
     let metrics = Metrics::new();
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         build_job(i, sc, &cfg, &metrics)?;
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
+    }
+    Ok(())
+}
+
+/// Limits logferry does not enforce yet are refused rather than silently ignored.
+fn check_limits(cfg: &Config) -> anyhow::Result<()> {
+    let limits = &cfg.limits_config;
+    let refuse = |path: &str, what: &str| {
+        let msg = format!("{what} is not supported yet by this version of logferry");
+        Err(cfg.error_at(path, msg).into())
+    };
+    if limits.readline_rate_enabled {
+        return refuse(
+            "limits_config.readline_rate_enabled",
+            "the global readline rate limit",
+        );
+    }
+    if limits.max_streams > 0 {
+        return refuse("limits_config.max_streams", "max_streams");
     }
     Ok(())
 }
@@ -93,6 +113,17 @@ fn build_job(
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
         }
         None => return Err(fail(&here, "no valid target scrape config defined".into()).into()),
+    }
+    let not_yet = |path: &str, what: &str| {
+        let msg = format!("{what} is not supported yet by this version of logferry");
+        Err(fail(&format!("{here}.{path}"), msg).into())
+    };
+    if sc.decompression.enabled {
+        return not_yet("decompression", "reading compressed files");
+    }
+    let encoding = sc.encoding.to_ascii_lowercase().replace('_', "-");
+    if !encoding.is_empty() && encoding != "utf-8" && encoding != "utf8" {
+        return not_yet("encoding", "a file encoding other than UTF-8");
     }
     let relabeler = Relabeler::new(&sc.relabel_configs)
         .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
@@ -328,6 +359,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             .map(|(i, sc)| build_job(i, sc, &cfg, &metrics))
             .collect::<anyhow::Result<Vec<_>>>()?
     };
+
+    check_limits(&cfg)?;
 
     // Sinks.
     let (abort_tx, abort_rx) = watch::channel(false);

@@ -213,6 +213,14 @@ fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
             "scrape_configs:\n  - job_name: j\n    journal:\n      max_age: 12h\n",
             ":4:7: scrape_configs[0].journal: the journal source is not supported yet",
         ),
+        (
+            "limits_config:\n  readline_rate_enabled: true\n",
+            ":2:26: limits_config.readline_rate_enabled: the global readline rate limit is not supported yet",
+        ),
+        (
+            "scrape_configs:\n  - job_name: app\n    encoding: iso-8859-1\n    static_configs:\n      - labels: {__path__: /x/*.log}\n",
+            ":3:15: scrape_configs[0].encoding: a file encoding other than UTF-8 is not supported yet",
+        ),
     ];
     for (yaml, expected) in cases {
         let config = dir.write_config(yaml);

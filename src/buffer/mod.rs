@@ -2,4 +2,5 @@
 //! CRC32C-checked records and a ledger of what the receiver accepted. Not wired into the sinks yet.
 
 pub mod codec;
+pub mod log;
 pub mod segment;
