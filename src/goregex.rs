@@ -17,6 +17,13 @@ pub fn compile_anchored(pattern: &str) -> Result<Regex, regex::Error> {
     RegexBuilder::new(&wrapped).octal(true).build()
 }
 
+/// Compile `pattern` unanchored, as Go's `regexp.Compile` reads it (the stages' expressions).
+pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
+    let mut translated = String::with_capacity(pattern.len() + 4);
+    translate(pattern, &mut translated);
+    RegexBuilder::new(&translated).octal(true).build()
+}
+
 /// Append the regex crate spelling of the Go pattern `go` to `out`.
 pub fn translate(go: &str, out: &mut String) {
     let mut rest = go;

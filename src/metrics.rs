@@ -5,15 +5,26 @@
 //! `promtail_sent_entries_total`, …; note that Promtail's `*_bytes_total` file metrics are gauges).
 //! What Promtail does not have is exported under `logferry_`. Hot paths update metrics once per
 //! chunk or batch, never per line.
+//!
+//! Two kinds of metric come from the pipeline stages (Promtail's `clients/pkg/logentry`): the drop
+//! counters `logentry_dropped_lines_total{reason}` and `logentry_dropped_lines_by_label_total` that
+//! `match`, `drop`, `limit` and `sampling` count into, and the custom metrics of the `metrics` stage
+//! ([`StageMetrics`]), whose names and label sets come from the config and the log data: they are kept
+//! in a store of their own, encoded by a collector at scrape time, where series idle for longer than
+//! their `max_idle_duration` are removed, as Promtail does.
 
 use std::sync::Arc;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
+
+mod stage;
+
+pub use stage::{SeriesUpdate, StageMetricKind, StageMetricVec, StageMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabel {
@@ -55,6 +66,44 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// A label value written escaped (`\\`, `\"`, `\n`) as the text format wants; prometheus-client writes
+/// values as they are, and these come from log data.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct Escaped(pub String);
+
+impl EncodeLabelValue for Escaped {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        write_escaped(encoder, &self.0)
+    }
+}
+
+pub(crate) fn write_escaped(out: &mut impl std::fmt::Write, s: &str) -> std::fmt::Result {
+    let mut rest = s;
+    while let Some(i) = rest.find(['\\', '"', '\n']) {
+        out.write_str(&rest[..i])?;
+        out.write_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'"' => "\\\"",
+            _ => "\\n",
+        })?;
+        rest = &rest[i + 1..];
+    }
+    out.write_str(rest)
+}
+
+/// `logentry_dropped_lines_total{reason}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropReasonLabel {
+    pub reason: Escaped,
+}
+
+/// `logentry_dropped_lines_by_label_total{label_name,label_value}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropByLabel {
+    pub label_name: Escaped,
+    pub label_value: Escaped,
+}
+
 fn request_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.005, 2.0, 12))
 }
@@ -88,6 +137,13 @@ pub struct Metrics {
     /// Requests a sink gave up on for good (after Promtail's max_retries, or a 4xx), by host and reason.
     pub positions_save_errors: Counter,
     pub ready: Gauge,
+    // Pipeline stages (Promtail names).
+    /// Lines a filtering stage dropped, by the stage's `drop_counter_reason`.
+    pub dropped_lines: Family<DropReasonLabel, Counter>,
+    /// Lines `limit` with `by_label_name` dropped, by label.
+    pub dropped_lines_by_label: Family<DropByLabel, Counter>,
+    /// The `metrics` stage's custom metrics.
+    pub stage_metrics: Arc<StageMetrics>,
 }
 
 impl Metrics {
@@ -113,6 +169,9 @@ impl Metrics {
             lines_oversized: Family::default(),
             positions_save_errors: Counter::default(),
             ready: Gauge::default(),
+            dropped_lines: Family::default(),
+            dropped_lines_by_label: Family::default(),
+            stage_metrics: Arc::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -210,7 +269,37 @@ impl Metrics {
             "1 once the agent has started its sources and sinks",
             m.ready.clone(),
         );
+        registry.register(
+            "logentry_dropped_lines",
+            "A count of all log lines dropped as a result of a pipeline stage",
+            m.dropped_lines.clone(),
+        );
+        registry.register(
+            "logentry_dropped_lines_by_label",
+            "A count of all log lines dropped as a result of a pipeline stage",
+            m.dropped_lines_by_label.clone(),
+        );
+        registry.register_collector(Box::new(stage::Collector(m.stage_metrics.clone())));
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The `logentry_dropped_lines_total` series for `reason`, to count into without a lookup.
+    pub fn dropped_lines_counter(&self, reason: &str) -> Counter {
+        self.dropped_lines
+            .get_or_create(&DropReasonLabel {
+                reason: Escaped(reason.to_owned()),
+            })
+            .clone()
+    }
+
+    /// Count a line `limit` dropped in `logentry_dropped_lines_by_label_total`.
+    pub fn count_dropped_by_label(&self, label_name: &str, label_value: &str) {
+        self.dropped_lines_by_label
+            .get_or_create(&DropByLabel {
+                label_name: Escaped(label_name.to_owned()),
+                label_value: Escaped(label_value.to_owned()),
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -251,5 +340,27 @@ impl Metrics {
             tenant: tenant.to_owned(),
             reason: reason.to_owned(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drop_counters_are_exported_with_escaped_labels() {
+        let m = Metrics::new();
+        m.dropped_lines_counter("match_stage").inc();
+        m.dropped_lines_counter("match_stage").inc();
+        m.count_dropped_by_label("app", "a \"quoted\" \\ value");
+        let text = m.encode();
+        assert!(text.contains("# HELP logentry_dropped_lines A count of all log lines dropped as a result of a pipeline stage.\n# TYPE logentry_dropped_lines counter\n"), "{text}");
+        assert!(
+            text.contains("logentry_dropped_lines_total{reason=\"match_stage\"} 2\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "logentry_dropped_lines_by_label_total{label_name=\"app\",label_value=\"a \\\"quoted\\\" \\\\ value\"} 1\n"
+        ), "{text}");
     }
 }

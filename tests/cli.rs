@@ -206,8 +206,8 @@ fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
     let dir = TestDir::new();
     let cases = [
         (
-            "scrape_configs:\n  - job_name: app\n    pipeline_stages:\n      - json:\n          expressions: {level: level}\n    static_configs:\n      - labels: {__path__: /x/*.log}\n",
-            ":4:9: scrape_configs[0].pipeline_stages[0]: stage \"json\" is not supported yet",
+            "scrape_configs:\n  - job_name: app\n    pipeline_stages:\n      - eventlogmessage:\n          source: message\n    static_configs:\n      - labels: {__path__: /x/*.log}\n",
+            ":4:9: scrape_configs[0].pipeline_stages[0]: stage \"eventlogmessage\" is not supported yet",
         ),
         (
             "scrape_configs:\n  - job_name: j\n    journal:\n      max_age: 12h\n",
@@ -260,4 +260,39 @@ fn dry_run_with_stdin_shows_what_a_config_does_to_sample_lines() {
     assert_eq!(lines[0]["line"], "sample one");
     assert_eq!(lines[1]["line"], "sample two");
     assert_eq!(lines[0]["labels"], serde_json::json!({"job": "tryout"}));
+}
+
+#[test]
+fn a_pipeline_parses_json_into_labels_timestamp_and_line_end_to_end() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url())
+        .scrape_yaml(
+            "    pipeline_stages:\n      - json:\n          expressions: {level: level, ts: time, msg: message}\n\
+             \x20     - labels: {level: }\n      - timestamp: {source: ts, format: RFC3339Nano}\n\
+             \x20     - output: {source: msg}\n      - match:\n          selector: '{level=\"debug\"}'\n\
+             \x20         action: drop\n",
+        )
+        .write(&dir);
+    append_lines(
+        dir.join("logs/app.log"),
+        &[
+            r#"{"time":"2026-02-02T13:00:00.123456789Z","level":"info","message":"started"}"#,
+            r#"{"time":"2026-02-02T13:00:01Z","level":"debug","message":"noise"}"#,
+            r#"{"time":"2026-02-02T13:00:02Z","level":"error","message":"failed"}"#,
+        ],
+    );
+    let agent = start_agent(&config);
+    assert!(receiver.wait_for_lines(2, T), "{}", agent.logs());
+    let entries = receiver.entries();
+    assert_eq!(entries.len(), 2, "the debug line is dropped");
+    assert_eq!(entries[0].line, "started");
+    assert_eq!(entries[0].timestamp_ns, 1_770_037_200_123_456_789);
+    assert!(
+        entries[0].labels.contains("level=\"info\""),
+        "{}",
+        entries[0].labels
+    );
+    assert_eq!(entries[1].line, "failed");
+    assert!(entries[1].labels.contains("level=\"error\""));
 }

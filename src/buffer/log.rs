@@ -111,7 +111,7 @@ impl SegmentLog {
     pub fn read_next(&mut self) -> io::Result<Option<(Vec<u8>, Position)>> {
         loop {
             let seq = self.read.seq;
-            let stale = self.read_data.as_ref().is_none_or(|(s, d)| {
+            let stale = self.read_data.as_ref().map_or(true, |(s, d)| {
                 *s != seq || (seq == self.writer.seq && (d.len() as u64) < self.writer.len)
             });
             if stale {

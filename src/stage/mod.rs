@@ -155,6 +155,7 @@ pub fn decode<T: DeserializeOwned>(stage: &str, body: &serde_yaml_ng::Value) -> 
 pub mod filtering;
 pub mod parsing;
 pub mod transforming;
+pub mod value;
 
 /// What a family's builder answers: `None` if the stage is not one of its own.
 pub type FamilyBuild =
