@@ -296,3 +296,18 @@ fn a_pipeline_parses_json_into_labels_timestamp_and_line_end_to_end() {
     assert_eq!(entries[1].line, "failed");
     assert!(entries[1].labels.contains("level=\"error\""));
 }
+
+#[test]
+fn the_shipped_example_configs_pass_check_config() {
+    for file in ["configs/logferry.yaml", "configs/redaction.yaml"] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
+        let out = Agent::builder()
+            .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")
+            .arg("check-config")
+            .arg(&path)
+            .arg("-config.expand-env=true")
+            .run(T);
+        assert!(out.status.success(), "{file}: {}", out.stderr);
+        assert!(out.stdout.contains("Valid config file!"), "{file}");
+    }
+}
