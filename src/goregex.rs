@@ -200,3 +200,16 @@ fn repeat_len(t: &str) -> Option<usize> {
     }
     (bytes.get(end) == Some(&b'}')).then_some(end + 1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_regexes_are_unanchored() {
+        let re = compile(r"err\d+").unwrap();
+        assert!(re.is_match("an err42 here"));
+        assert!(!re.is_match("error"));
+        assert!(compile("(").is_err());
+    }
+}

@@ -156,6 +156,7 @@ pub mod filtering;
 pub mod parsing;
 pub mod transforming;
 pub mod value;
+pub mod weak;
 
 /// What a family's builder answers: `None` if the stage is not one of its own.
 pub type FamilyBuild =
@@ -327,6 +328,27 @@ pub mod testing {
         PipelineSpec::build(&stages, &ctx)
             .map(|s| s.instantiate())
             .map_err(|e| e.to_string())
+    }
+
+    /// An item with owned `labels` and exactly the `extracted` values given (a JSON object; labels are
+    /// not copied into it), timestamp 0, origin 0.
+    pub fn item(line: &str, labels: &[(&str, &str)], extracted: serde_json::Value) -> Item {
+        let serde_json::Value::Object(map) = extracted else {
+            panic!("extracted must be an object")
+        };
+        Item {
+            timestamp: 0,
+            line: line.into(),
+            labels: ItemLabels::Owned(
+                labels
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            ),
+            metadata: Vec::new(),
+            extracted: map.into_iter().collect(),
+            origin: 0,
+        }
     }
 
     /// An entry with `labels` (name, value pairs) and a fixed timestamp.

@@ -69,4 +69,27 @@ mod tests {
         }
         assert_eq!(float_to_string(f64::INFINITY), "+Inf");
     }
+
+    #[test]
+    fn get_string_formats_like_promtail() {
+        let cases = [
+            (json!("text"), Some("text")),
+            (json!(125), Some("125")),
+            (json!(125.0), Some("125")),
+            (json!(12.34), Some("12.34")),
+            (json!(-0.5), Some("-0.5")),
+            (json!(1e21), Some("1000000000000000000000")),
+            (json!(0.000001), Some("0.000001")),
+            (json!(true), Some("true")),
+            (json!(false), Some("false")),
+            (json!(null), None),
+            (json!([1]), None),
+            (json!({"a": 1}), None),
+        ];
+        for (value, want) in cases {
+            assert_eq!(value_to_string(&value).as_deref(), want, "{value}");
+        }
+        assert_eq!(float_to_string(f64::INFINITY), "+Inf");
+        assert_eq!(float_to_string(f64::NAN), "NaN");
+    }
 }

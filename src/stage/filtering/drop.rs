@@ -21,9 +21,10 @@ use regex::Regex;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::weak::WeakString;
-use super::{compile_go_regex, get_string};
 use crate::config::{ByteSize, GoDuration};
+use crate::goregex::compile as compile_go_regex;
+use crate::stage::value::value_to_string as get_string;
+use crate::stage::weak::WeakString;
 use crate::stage::{decode, BuildContext, Item, Stage, StageFactory};
 
 #[derive(Deserialize)]

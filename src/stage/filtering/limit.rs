@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 
-use super::weak::{WeakBool, WeakF64, WeakInt, WeakString};
 use crate::metrics::Metrics;
+use crate::stage::weak::{WeakBool, WeakF64, WeakInt, WeakString};
 use crate::stage::{decode, BuildContext, Item, Stage, StageFactory};
 
 /// Promtail raises `max_distinct_labels` to this when `by_label_name` is set.
@@ -71,17 +71,17 @@ pub fn build(
         max_distinct = MIN_DISTINCT_LABELS;
     }
     let bucket = TokenBucket::new(rate, burst as f64, Instant::now());
-    Ok(Arc::new(LimitFactory {
-        shared: Arc::new(Mutex::new(Buckets {
+    Ok(Arc::new(LimitFactory(Arc::new(Limit {
+        shared: Mutex::new(Buckets {
             bucket: bucket.clone(),
             by_label: Generations::new(max_distinct),
-        })),
+        }),
         template: bucket,
         drop,
-        by_label: by_label.map(Arc::from),
+        by_label,
         dropped: ctx.metrics.dropped_lines_counter("ratelimit_drop_stage"),
         metrics: ctx.metrics.clone(),
-    }))
+    }))))
 }
 
 /// Go's `rate.Limiter`: `tokens` may go negative, a debt reservations repay as time passes.
@@ -174,43 +174,36 @@ struct Buckets {
     by_label: Generations,
 }
 
-struct LimitFactory {
-    shared: Arc<Mutex<Buckets>>,
+/// The stage's settings and the buckets every instance of one scrape config shares.
+struct Limit {
+    shared: Mutex<Buckets>,
     template: TokenBucket,
     drop: bool,
-    by_label: Option<Arc<str>>,
+    by_label: Option<String>,
     dropped: Counter,
     metrics: Arc<Metrics>,
 }
 
+struct LimitFactory(Arc<Limit>);
+
 impl StageFactory for LimitFactory {
     fn instantiate(&self) -> Box<dyn Stage> {
         Box::new(LimitStage {
-            shared: self.shared.clone(),
-            template: self.template.clone(),
-            drop: self.drop,
-            by_label: self.by_label.clone(),
-            dropped: self.dropped.clone(),
-            metrics: self.metrics.clone(),
+            limit: self.0.clone(),
             waiting: VecDeque::new(),
         })
     }
 }
 
 struct LimitStage {
-    shared: Arc<Mutex<Buckets>>,
-    template: TokenBucket,
-    drop: bool,
-    by_label: Option<Arc<str>>,
-    dropped: Counter,
-    metrics: Arc<Metrics>,
+    limit: Arc<Limit>,
     /// Held entries (`drop: false`) with the time their token is free, in order.
     waiting: VecDeque<(Instant, Item)>,
 }
 
 impl LimitStage {
     fn buckets(&self) -> std::sync::MutexGuard<'_, Buckets> {
-        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+        self.limit.shared.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn release(&mut self, now: Instant, out: &mut Vec<Item>) {
@@ -229,28 +222,31 @@ impl Stage for LimitStage {
 
     fn process(&mut self, item: Item, out: &mut Vec<Item>) {
         let now = Instant::now();
-        if let Some(label) = &self.by_label {
+        if let Some(label) = &self.limit.by_label {
             let Some(value) = item.labels.get(label) else {
                 out.push(item);
                 return;
             };
-            let (allowed, rolled) = self.buckets().by_label.allow(value, &self.template, now);
+            let (allowed, rolled) = self
+                .buckets()
+                .by_label
+                .allow(value, &self.limit.template, now);
             if rolled {
-                self.metrics.dropped_lines_by_label.clear();
+                self.limit.metrics.dropped_lines_by_label.clear();
             }
             if allowed {
                 out.push(item);
             } else {
-                self.dropped.inc();
-                self.metrics.count_dropped_by_label(label, value);
+                self.limit.dropped.inc();
+                self.limit.metrics.count_dropped_by_label(label, value);
             }
             return;
         }
-        if self.drop {
+        if self.limit.drop {
             if self.buckets().bucket.allow(now) {
                 out.push(item);
             } else {
-                self.dropped.inc();
+                self.limit.dropped.inc();
             }
             return;
         }

@@ -20,7 +20,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::compile_go_regex;
+use crate::goregex::compile as compile_go_regex;
 use crate::stage::{decode, Item, Stage, StageFactory};
 
 #[derive(Deserialize)]

@@ -28,10 +28,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::get_string;
-use super::weak::parse_go_float;
 use crate::config::GoDuration;
 use crate::metrics::{SeriesUpdate, StageMetricKind, StageMetricVec};
+use crate::stage::value::value_to_string as get_string;
+use crate::stage::weak::parse_go_float;
 use crate::stage::{decode, BuildContext, Item, Stage, StageFactory};
 
 /// Prometheus' default histogram buckets (`prometheus.DefBuckets`).

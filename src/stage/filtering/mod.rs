@@ -18,7 +18,6 @@ mod match_stage;
 mod metrics;
 mod sampling;
 mod selector;
-mod weak;
 
 #[cfg(test)]
 mod redaction;
@@ -38,48 +37,6 @@ pub fn build(
         _ => return None,
     };
     Some(built)
-}
-
-pub(crate) use crate::goregex::compile as compile_go_regex;
-pub(crate) use crate::stage::value::{
-    float_to_string as go_float_string, value_to_string as get_string,
-};
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn get_string_formats_like_promtail() {
-        let cases = [
-            (json!("text"), Some("text")),
-            (json!(125), Some("125")),
-            (json!(125.0), Some("125")),
-            (json!(12.34), Some("12.34")),
-            (json!(-0.5), Some("-0.5")),
-            (json!(1e21), Some("1000000000000000000000")),
-            (json!(0.000001), Some("0.000001")),
-            (json!(true), Some("true")),
-            (json!(false), Some("false")),
-            (json!(null), None),
-            (json!([1]), None),
-            (json!({"a": 1}), None),
-        ];
-        for (value, want) in cases {
-            assert_eq!(get_string(&value).as_deref(), want, "{value}");
-        }
-        assert_eq!(go_float_string(f64::INFINITY), "+Inf");
-        assert_eq!(go_float_string(f64::NAN), "NaN");
-    }
-
-    #[test]
-    fn go_regexes_are_unanchored() {
-        let re = compile_go_regex(r"err\d+").unwrap();
-        assert!(re.is_match("an err42 here"));
-        assert!(!re.is_match("error"));
-        assert!(compile_go_regex("(").is_err());
-    }
 }
 
 #[cfg(test)]

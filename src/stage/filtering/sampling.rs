@@ -10,7 +10,7 @@ use std::sync::Arc;
 use prometheus_client::metrics::counter::Counter;
 use serde::Deserialize;
 
-use super::weak::{WeakF64, WeakString};
+use crate::stage::weak::{WeakF64, WeakString};
 use crate::stage::{decode, BuildContext, Item, Stage, StageFactory};
 
 const MAX_RANDOM: u64 = (1 << 63) - 1;

@@ -12,7 +12,7 @@
 use memchr::memmem::Finder;
 use regex::Regex;
 
-use super::compile_go_regex;
+use crate::goregex::compile as compile_go_regex;
 use crate::stage::ItemLabels;
 
 /// A parsed selector, ready to test entries.

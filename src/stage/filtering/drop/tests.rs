@@ -6,7 +6,7 @@ use crate::entry::now_nanos;
 use crate::metrics::Metrics;
 use crate::stage::filtering::test_support::{counter_value, run, setup};
 use crate::stage::testing::entry;
-use crate::stage::{BuildContext, Item, ItemLabels, Stage};
+use crate::stage::{BuildContext, Item, Stage};
 
 const HOUR: i64 = 3_600_000_000_000;
 
@@ -18,20 +18,6 @@ fn stage(yaml: &str) -> (Box<dyn Stage>, std::sync::Arc<Metrics>) {
     };
     let factory = super::build(&body, &ctx).unwrap_or_else(|e| panic!("{yaml}: {e}"));
     (factory.instantiate(), ctx.metrics)
-}
-
-fn item(line: &str, extracted: Value, age_nanos: i64) -> Item {
-    let Value::Object(map) = extracted else {
-        panic!("extracted must be an object")
-    };
-    Item {
-        timestamp: now_nanos() - age_nanos,
-        line: line.into(),
-        labels: ItemLabels::Owned(Default::default()),
-        metadata: Vec::new(),
-        extracted: map.into_iter().collect(),
-        origin: 0,
-    }
 }
 
 #[test]
@@ -167,5 +153,12 @@ fn rejects_bad_config() {
     for (yaml, want) in cases {
         let err = setup(yaml).err().unwrap_or_else(|| panic!("{yaml} built"));
         assert!(err.contains(want), "{yaml}: {err}");
+    }
+}
+
+fn item(line: &str, extracted: Value, age_nanos: i64) -> Item {
+    Item {
+        timestamp: now_nanos() - age_nanos,
+        ..crate::stage::testing::item(line, &[], extracted)
     }
 }

@@ -10,7 +10,7 @@ use super::{Action, MatchFactory};
 use crate::stage::filtering::selector::Selector;
 use crate::stage::filtering::test_support::{counter_value, run, setup};
 use crate::stage::testing::entry;
-use crate::stage::{Item, ItemLabels, Stage, StageFactory};
+use crate::stage::{Item, Stage, StageFactory};
 
 #[test]
 fn keep_runs_nested_stages_on_selected_entries_only() {
@@ -172,25 +172,6 @@ fn keep(selector: &str, stages: Vec<Arc<dyn StageFactory>>) -> Box<dyn Stage> {
     .instantiate()
 }
 
-fn item(line: &str, labels: &[(&str, &str)], extracted: Value, origin: u64) -> Item {
-    let Value::Object(map) = extracted else {
-        panic!("extracted must be an object")
-    };
-    Item {
-        timestamp: 0,
-        line: line.into(),
-        labels: ItemLabels::Owned(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        metadata: Vec::new(),
-        extracted: map.into_iter().collect(),
-        origin,
-    }
-}
-
 #[test]
 fn nested_pipeline_copies_current_labels_into_extracted() {
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -336,5 +317,12 @@ fn rejects_bad_config() {
     for (yaml, want) in cases {
         let err = setup(yaml).err().unwrap_or_else(|| panic!("{yaml} built"));
         assert!(err.contains(want), "{yaml}: {err}");
+    }
+}
+
+fn item(line: &str, labels: &[(&str, &str)], extracted: Value, origin: u64) -> Item {
+    Item {
+        origin,
+        ..crate::stage::testing::item(line, labels, extracted)
     }
 }

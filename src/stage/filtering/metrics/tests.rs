@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::metrics::Metrics;
 use crate::stage::filtering::test_support::{sample, setup};
-use crate::stage::{BuildContext, Item, ItemLabels, Stage};
+use crate::stage::testing::item;
+use crate::stage::{BuildContext, Item, Stage};
 
 fn stage(yaml: &str) -> (Box<dyn Stage>, Arc<Metrics>) {
     let body: serde_yaml_ng::Value = serde_yaml_ng::from_str(yaml).unwrap();
@@ -17,25 +18,6 @@ fn stage(yaml: &str) -> (Box<dyn Stage>, Arc<Metrics>) {
     };
     let factory = super::build(&body, &ctx).unwrap_or_else(|e| panic!("{yaml}: {e}"));
     (factory.instantiate(), ctx.metrics)
-}
-
-fn item(line: &str, labels: &[(&str, &str)], extracted: Value) -> Item {
-    let Value::Object(map) = extracted else {
-        panic!("extracted must be an object")
-    };
-    Item {
-        timestamp: 0,
-        line: line.into(),
-        labels: ItemLabels::Owned(
-            labels
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        ),
-        metadata: Vec::new(),
-        extracted: map.into_iter().collect(),
-        origin: 0,
-    }
 }
 
 fn feed(stage: &mut Box<dyn Stage>, items: Vec<Item>) -> usize {

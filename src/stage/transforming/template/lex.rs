@@ -378,31 +378,7 @@ impl<'s> Lexer<'s> {
 }
 
 /// Go's integer syntax with base prefixes (`0x`, `0o`, `0b`, leading `0`) and `_` separators.
-pub fn parse_go_int(text: &str) -> Option<i64> {
-    let (neg, body) = match text.as_bytes().first() {
-        Some(b'-') => (true, &text[1..]),
-        Some(b'+') => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    let digits = digits.replace('_', "");
-    if digits.is_empty() || digits.starts_with(['+', '-']) {
-        return None;
-    }
-    let v = i128::from_str_radix(&digits, radix).ok()?;
-    i64::try_from(if neg { -v } else { v }).ok()
-}
+pub use crate::stage::weak::parse_go_int;
 
 /// A number literal as Go's parser reads it: an integer, and/or a float.
 pub fn parse_number(text: &str) -> Option<Number> {

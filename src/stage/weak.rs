@@ -1,5 +1,5 @@
-//! Scalars decoded as mapstructure's `WeakDecode` decodes them: Promtail reads the bodies of `drop`,
-//! `limit` and `sampling` (also `multiline`, `pack` and `cri`) this way, so `rate: "10"` is a number
+//! Scalars decoded as mapstructure's `WeakDecode` decodes them, for every stage family: Promtail reads
+//! the bodies of `drop`, `limit`, `sampling`, `multiline`, `pack` and `cri` this way, so `rate: "10"` is a number
 //! and `value: 200` a string. Conversions, as mapstructure does them:
 //!
 //! * to a string: an integer in decimal, a float as Go's `FormatFloat(f, 'f', -1, 64)`, a bool as `1`/`0`;
@@ -15,7 +15,7 @@ use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 
-use super::go_float_string;
+use crate::stage::value::float_to_string as go_float_string;
 
 /// A string field of a weakly decoded stage.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -43,7 +43,7 @@ pub fn parse_go_float(s: &str) -> Option<f64> {
     s.parse().ok()
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then a base prefix or a leading 0 for octal.
+/// Go's `strconv.ParseInt(s, 0, 64)` (also the template engine's integer literals): an optional sign, then a base prefix or a leading 0 for octal.
 pub fn parse_go_int(s: &str) -> Option<i64> {
     let (negative, body) = match s.as_bytes().first()? {
         b'-' => (true, &s[1..]),
