@@ -153,6 +153,7 @@ pub fn decode<T: DeserializeOwned>(stage: &str, body: &serde_yaml_ng::Value) -> 
 }
 
 pub mod filtering;
+pub mod gojson;
 pub mod parsing;
 pub mod transforming;
 pub mod value;

@@ -5,7 +5,7 @@
 //!   the `jmespath` crate at build time, so syntax errors are config errors as in Promtail.
 //! * Results keep Promtail's types: strings and booleans as is, numbers as float64, `null` (or a path
 //!   that is not there) as a present key with a null value, arrays and objects re-serialized to compact
-//!   JSON text ([`super::gojson`]).
+//!   JSON text ([`crate::stage::gojson`]).
 //! * A line that is not a JSON object is malformed: dropped with `drop_malformed: true`, else passed on
 //!   unchanged. The JSON text `null` is accepted, as Go decodes it to an empty map (every key is null).
 //! * A `source` that is missing, or has no string form, leaves the entry unchanged.
@@ -24,7 +24,8 @@ use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
-use super::{gojson, invalid, set_value, source_text};
+use super::{invalid, set_value, source_text};
+use crate::stage::gojson;
 use crate::stage::{decode, Extracted, Item, Stage, StageFactory};
 
 #[derive(Deserialize)]

@@ -22,7 +22,6 @@ mod container;
 mod cri;
 mod decolorize;
 mod docker;
-mod gojson;
 mod json;
 mod logfmt;
 mod multiline;

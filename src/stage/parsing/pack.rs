@@ -4,7 +4,7 @@
 //! * `labels: [names]` are looked up in `extracted` (which holds the labels too); each one found with
 //!   a string form is packed, and removed from the stream labels if it is one.
 //! * The line becomes `{"k1":"v1",...,"_entry":"<line>"}`, keys sorted, `_entry` last, written as
-//!   Promtail's json-iterator writes strings ([`super::gojson`]).
+//!   Promtail's json-iterator writes strings ([`crate::stage::gojson`]).
 //! * `ingest_timestamp` (default true) sets the timestamp to the time of packing.
 //!
 //! The body is decoded like mapstructure's `WeakDecode` ([`super::weak`]).
@@ -15,7 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 
-use super::{go_string, gojson, invalid, weak};
+use super::{go_string, invalid, weak};
+use crate::stage::gojson;
 use crate::stage::{decode, Item, Stage, StageFactory};
 
 #[derive(Deserialize)]

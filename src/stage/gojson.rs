@@ -1,4 +1,4 @@
-//! JSON text as Promtail writes it. Promtail's stages marshal with json-iterator's default config, so:
+//! JSON text as Promtail writes it (the `json`/`pack` stages and the template engine's `toJson`). Promtail's stages marshal with json-iterator's default config, so:
 //!
 //! * strings escape `"` and `\`, write `\n`, `\r`, `\t` short, every other control character and the
 //!   HTML characters `<`, `>`, `&` as `\u00XX` (lowercase hex), and U+2028/U+2029 as `\u2028`/`\u2029`;
@@ -12,6 +12,12 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Append `s` as a JSON string literal.
 pub fn write_str(out: &mut String, s: &str) {
+    write_str_escaping(out, s, true);
+}
+
+/// Append `s` as a JSON string literal; `html` says whether `<`, `>` and `&` are escaped (Go's
+/// `SetEscapeHTML`; sprig's `toRawJson` turns it off).
+pub fn write_str_escaping(out: &mut String, s: &str, html: bool) {
     out.reserve(s.len() + 2);
     out.push('"');
     let bytes = s.as_bytes();
@@ -23,7 +29,8 @@ pub fn write_str(out: &mut String, s: &str) {
             b'\n' => Some("\\n"),
             b'\r' => Some("\\r"),
             b'\t' => Some("\\t"),
-            0x00..=0x1f | b'<' | b'>' | b'&' => Some(""),
+            0x00..=0x1f => Some(""),
+            b'<' | b'>' | b'&' if html => Some(""),
             // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
             0xe2 if bytes.get(i + 1) == Some(&0x80)
                 && matches!(bytes.get(i + 2), Some(0xa8 | 0xa9)) =>
