@@ -127,14 +127,7 @@ fn build_job(
     }
     let relabeler = Relabeler::new(&sc.relabel_configs)
         .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
-    let stage_ctx = BuildContext {
-        metrics: metrics.clone(),
-        job: sc.job_name.as_str().into(),
-    };
-    let pipeline = PipelineSpec::build(&sc.pipeline_stages, &stage_ctx).map_err(|e| {
-        let path = format!("{here}.pipeline_stages[{}]", e.index);
-        fail(&path, format!("stage {:?} {}", e.name, e.reason))
-    })?;
+    let pipeline = build_pipeline(cfg, index, sc, metrics)?;
     let mut targets = Vec::new();
     for stat in &sc.static_configs {
         let addresses: Vec<String> = if stat.targets.is_empty() {
@@ -171,6 +164,24 @@ fn build_job(
     })
 }
 
+/// Scrape config `index`'s pipeline; a stage that cannot be built is placed in the file.
+fn build_pipeline(
+    cfg: &Config,
+    index: usize,
+    sc: &ScrapeConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<PipelineSpec> {
+    let ctx = BuildContext {
+        metrics: metrics.clone(),
+        job: sc.job_name.as_str().into(),
+    };
+    PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
+        let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
+        let msg = format!("stage {:?} {} (job {:?})", e.name, e.reason, sc.job_name);
+        cfg.error_at(&path, msg).into()
+    })
+}
+
 /// The stdin source's labels and pipeline: the first scrape config's (Promtail's rule), else
 /// `{job="stdin", hostname="<host>"}`.
 fn stdin_job(cfg: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<(Labels, PipelineSpec)> {
@@ -181,14 +192,7 @@ fn stdin_job(cfg: &Config, metrics: &Arc<Metrics>) -> anyhow::Result<(Labels, Pi
         ]);
         return Ok((labels, PipelineSpec::default()));
     };
-    let ctx = BuildContext {
-        metrics: metrics.clone(),
-        job: sc.job_name.as_str().into(),
-    };
-    let pipeline = PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
-        let path = format!("scrape_configs[0].pipeline_stages[{}]", e.index);
-        cfg.error_at(&path, format!("stage {:?} {}", e.name, e.reason))
-    })?;
+    let pipeline = build_pipeline(cfg, 0, sc, metrics)?;
     let labels: Labels = sc
         .static_configs
         .first()

@@ -38,6 +38,8 @@ pub struct Output {
 /// What one chunk held besides its entries, for the metrics and the log.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct ChunkStats {
+    /// The file's size when the chunk was read (for `promtail_file_bytes_total`).
+    pub file_size: u64,
     pub bytes: u64,
     pub lines: u64,
     pub invalid_utf8: u64,
@@ -82,10 +84,6 @@ impl Reader {
         self.offset + self.filled as u64
     }
 
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// Read one chunk, appending its complete lines to `out`. Returns the bytes read (0 at end of file).
     pub fn read_chunk(
         &mut self,
@@ -96,7 +94,8 @@ impl Reader {
     ) -> io::Result<usize> {
         // Size the read by what the file holds: an idle file's wake-up allocates nothing, and a small
         // append does not grow a chunk-sized buffer (a thousand files each holding one would add up).
-        let available = self.file.metadata()?.len().saturating_sub(self.read_pos());
+        stats.file_size = self.file.metadata()?.len();
+        let available = stats.file_size.saturating_sub(self.read_pos());
         if available == 0 {
             return Ok(0);
         }

@@ -189,11 +189,9 @@ impl Tailer {
             m.read_bytes
                 .get_or_create(path_label)
                 .set(reader.read_pos() as i64);
-            if let Ok(meta) = reader.file().metadata() {
-                m.file_bytes
-                    .get_or_create(path_label)
-                    .set(meta.len() as i64);
-            }
+            m.file_bytes
+                .get_or_create(path_label)
+                .set(stats.file_size as i64);
         }
         let job = &self.ctx.job;
         if stats.invalid_utf8 > 0 {
