@@ -28,7 +28,7 @@ pub use stage::{SeriesUpdate, StageMetricKind, StageMetricVec, StageMetrics};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PathLabel {
-    pub path: String,
+    pub path: Escaped,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -39,13 +39,13 @@ pub struct HostLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HostTenantLabel {
     pub host: String,
-    pub tenant: String,
+    pub tenant: Escaped,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DropLabel {
     pub host: String,
-    pub tenant: String,
+    pub tenant: Escaped,
     pub reason: String,
 }
 
@@ -57,7 +57,7 @@ pub struct RequestLabel {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct JobReasonLabel {
-    pub job: String,
+    pub job: Escaped,
     pub reason: String,
 }
 
@@ -320,7 +320,7 @@ impl Metrics {
         drop(self.encoded_bytes.get_or_create(&h));
         drop(self.batch_retries.get_or_create(&HostTenantLabel {
             host: host.to_owned(),
-            tenant: tenant.to_owned(),
+            tenant: Escaped(tenant.to_owned()),
         }));
         for reason in [
             "ingester_error",
@@ -337,7 +337,7 @@ impl Metrics {
     pub fn drop_label(host: &str, tenant: &str, reason: &str) -> DropLabel {
         DropLabel {
             host: host.to_owned(),
-            tenant: tenant.to_owned(),
+            tenant: Escaped(tenant.to_owned()),
             reason: reason.to_owned(),
         }
     }
@@ -362,5 +362,22 @@ mod tests {
         assert!(text.contains(
             "logentry_dropped_lines_by_label_total{label_name=\"app\",label_value=\"a \\\"quoted\\\" \\\\ value\"} 1\n"
         ), "{text}");
+    }
+
+    #[test]
+    fn file_paths_and_tenants_from_the_outside_are_escaped() {
+        let m = Metrics::new();
+        m.read_lines
+            .get_or_create(&PathLabel {
+                path: Escaped("/logs/a \"b\"\\c.log".into()),
+            })
+            .inc();
+        m.init_client("loki:3100", "team \"x\"");
+        let text = m.encode();
+        assert!(
+            text.contains("promtail_read_lines_total{path=\"/logs/a \\\"b\\\"\\\\c.log\"} 1\n"),
+            "{text}"
+        );
+        assert!(text.contains("tenant=\"team \\\"x\\\"\""), "{text}");
     }
 }

@@ -19,7 +19,7 @@ use super::config::LokiSettings;
 use super::encode::PushEncoder;
 use super::service::{backoff, Outcome, Service};
 use crate::entry::{Batch, LabelSet, Labels};
-use crate::metrics::{HostLabel, HostTenantLabel, Metrics, RequestLabel};
+use crate::metrics::{Escaped, HostLabel, HostTenantLabel, Metrics, RequestLabel};
 
 /// How many distinct label sets the merge cache remembers before it starts over.
 const LABEL_CACHE_MAX: usize = 10_000;
@@ -263,7 +263,7 @@ impl LokiSink {
                         .batch_retries
                         .get_or_create(&HostTenantLabel {
                             host: self.host.host.clone(),
-                            tenant: tenant.to_owned(),
+                            tenant: Escaped(tenant.to_owned()),
                         })
                         .inc();
                     if self

@@ -15,7 +15,7 @@ use tokio::sync::{watch, Notify};
 
 use super::reader::{ChunkStats, LineLimit, Output, Reader};
 use crate::entry::{Entry, LabelSet};
-use crate::metrics::{JobReasonLabel, Metrics, PathLabel};
+use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
 use crate::positions::{Checkpoint, FileId, Positions};
 use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
@@ -68,7 +68,7 @@ impl Tailer {
     pub async fn run(mut self) {
         let ctx = self.ctx.clone();
         let path_label = PathLabel {
-            path: self.path.clone(),
+            path: Escaped(self.path.clone()),
         };
         ctx.metrics.files_active.inc();
         let mut pipeline = ctx.pipeline.instantiate();
@@ -197,7 +197,7 @@ impl Tailer {
         if stats.invalid_utf8 > 0 {
             m.lines_invalid_utf8
                 .get_or_create(&JobReasonLabel {
-                    job: job.to_string(),
+                    job: Escaped(job.to_string()),
                     reason: "replaced".into(),
                 })
                 .inc_by(stats.invalid_utf8);
@@ -206,7 +206,7 @@ impl Tailer {
             if n > 0 {
                 m.lines_oversized
                     .get_or_create(&JobReasonLabel {
-                        job: job.to_string(),
+                        job: Escaped(job.to_string()),
                         reason: reason.into(),
                     })
                     .inc_by(n);
