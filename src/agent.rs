@@ -342,6 +342,7 @@ fn raise_fd_limit() {
 }
 
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
+    let mut signals = Signals::install().context("installing signal handlers")?;
     raise_fd_limit();
     if opts.print_config {
         eprintln!("{}", cfg.to_redacted_yaml());
@@ -485,7 +486,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
 
     tokio::select! {
-        _ = wait_for_shutdown_signal() => tracing::info!("shutting down: stopping sources"),
+        _ = signals.shutdown() => tracing::info!("shutting down: stopping sources"),
         Ok(()) = input_done => tracing::info!("end of standard input: flushing and stopping"),
     }
     let _ = stop_tx.send(true);
@@ -549,17 +550,33 @@ fn redact_url(url: &str) -> String {
     }
 }
 
-async fn wait_for_shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    let mut hup = signal(SignalKind::hangup()).expect("SIGHUP handler");
-    loop {
-        tokio::select! {
-            _ = term.recv() => return,
-            _ = int.recv() => return,
-            _ = hup.recv() => {
-                tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
+/// SIGTERM, SIGINT and SIGHUP, caught from the start of `run`: a signal that arrives while the agent
+/// is still starting is handled, not fatal (the default action of all three is to kill).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// Wait for SIGTERM or SIGINT.
+    async fn shutdown(&mut self) {
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => return,
+                _ = self.int.recv() => return,
+                _ = self.hup.recv() => {
+                    tracing::warn!("SIGHUP received: config reload is not supported yet; restart to apply a new config");
+                }
             }
         }
     }
