@@ -1,16 +1,39 @@
 //! The acknowledgement path of the delivery contract (DESIGN.md, "Delivery contract").
 //!
-//! A source attaches an [`AckToken`] to every [`Batch`](crate::entry::Batch) it reads. The router arms
-//! the token with the number of sinks that must hold the batch; each sink calls [`AckToken::ack`] once
-//! the batch is safe on its side (accepted by the receiver today, durable in its disk buffer once the
-//! buffer exists). When the last sink has acked, the token's [`Checkpoint`] is committed to the
-//! positions store. A token dropped without all its acks (shutdown, a sink that gave up) commits
-//! nothing, so the lines are read again after a restart: duplicates are possible, loss is not.
+//! Every batch a source reads carries an [`AckToken`] holding its [`Checkpoint`]. The router arms the
+//! token with the number of sinks that must hold the batch and hands each sink a [`Delivery`]. A sink
+//! with a disk buffer acks once the batch is durable in its buffer (fsync per policy); a sink without
+//! one (`buffer: {type: memory}`, stdout) acks once the receiver accepted it. When the last sink has
+//! acked, the checkpoint is committed to the positions store.
+//!
+//! The disk buffer's reader uses the same token for its own records: the sink acks a record once the
+//! receiver accepted it, and the buffer may then forget it (see `buffer::reader`).
+//!
+//! A token dropped without all its acks (shutdown, a sink that gave up) commits nothing, so the data is
+//! read again after a restart: duplicates are possible, loss is not.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use tokio::sync::mpsc;
+
+use crate::entry::Batch;
 use crate::positions::{Checkpoint, Positions};
+
+/// A batch on its way to one sink, with the token that sink acks once the batch is safe on its side.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub batch: Arc<Batch>,
+    pub ack: Option<AckToken>,
+}
+
+impl Delivery {
+    pub fn ack(&self) {
+        if let Some(a) = &self.ack {
+            a.ack();
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct AckToken {
@@ -19,35 +42,74 @@ pub struct AckToken {
 
 struct Inner {
     remaining: AtomicUsize,
-    checkpoint: Checkpoint,
-    positions: Positions,
+    commit: Commit,
+}
+
+enum Commit {
+    /// A source's read position.
+    Position {
+        positions: Positions,
+        checkpoint: Checkpoint,
+    },
+    /// A disk buffer's record, numbered in the order it was read.
+    Record {
+        id: u64,
+        done: mpsc::UnboundedSender<u64>,
+    },
 }
 
 impl std::fmt::Debug for AckToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AckToken")
-            .field("remaining", &self.inner.remaining.load(Ordering::Relaxed))
-            .field("checkpoint", &self.inner.checkpoint)
-            .finish()
+        let mut d = f.debug_struct("AckToken");
+        d.field("remaining", &self.inner.remaining.load(Ordering::Relaxed));
+        match &self.inner.commit {
+            Commit::Position { checkpoint, .. } => d.field("checkpoint", checkpoint),
+            Commit::Record { id, .. } => d.field("record", id),
+        };
+        d.finish()
     }
 }
 
 impl AckToken {
     /// A token that commits `checkpoint` once it has been acked `holders` times.
     pub fn new(positions: Positions, checkpoint: Checkpoint, holders: usize) -> Self {
+        Self::with(
+            Commit::Position {
+                positions,
+                checkpoint,
+            },
+            holders,
+        )
+    }
+
+    /// A token that reports buffer record `id` on `done` once acked.
+    pub fn record(id: u64, done: mpsc::UnboundedSender<u64>) -> Self {
+        Self::with(Commit::Record { id, done }, 1)
+    }
+
+    fn with(commit: Commit, holders: usize) -> Self {
         AckToken {
             inner: Arc::new(Inner {
                 remaining: AtomicUsize::new(holders),
-                checkpoint,
-                positions,
+                commit,
             }),
         }
     }
 
-    /// One holder is done with the batch. The last one commits the checkpoint.
+    /// One holder is done with the batch. The last one commits.
     pub fn ack(&self) {
-        if self.inner.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.inner.positions.commit(&self.inner.checkpoint);
+        if self.inner.remaining.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        match &self.inner.commit {
+            Commit::Position {
+                positions,
+                checkpoint,
+            } => positions.commit(checkpoint),
+            Commit::Record { id, done } => {
+                // The buffer's reader is gone only when the agent stops: nothing to record then.
+                let _ = done.send(*id);
+            }
         }
     }
 }

@@ -17,7 +17,8 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{ClientConfig, Config, ScrapeConfig, SourceKind};
+use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
+use crate::config::{BufferType, ClientConfig, Config, ScrapeConfig, SourceKind};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
@@ -51,6 +52,10 @@ pub struct Options {
 
 /// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
 const SINK_QUEUE: usize = 4;
+
+/// Positions are written this soon after a batch became safe in every sink (and at least every
+/// `positions.sync_period`), so a crash re-reads at most this much more than the batches in flight.
+const SAVE_AFTER_COMMIT: Duration = Duration::from_millis(100);
 
 /// `check-config`: everything a start would check, without starting anything.
 pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
@@ -386,13 +391,39 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     } else {
         for (i, c) in cfg.clients.iter().enumerate() {
             let settings = loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
-            tracing::info!(url = %redact_url(&settings.url), "sending to Loki");
+            let name = sink_name(c);
+            let dir = buffer_dir(c, &cfg, &name);
+            let disk = c.buffer.r#type == BufferType::Disk && !stdin;
+            tracing::info!(url = %redact_url(&settings.url), sink = %name,
+                buffer = %if disk { dir.display().to_string() } else { "memory".into() },
+                "sending to Loki");
+            let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
             let sink = LokiSink::new(settings, metrics.clone())
-                .map_err(|e| anyhow::anyhow!("clients[{i}]: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("clients[{i}]: {e}"))?
+                .with_dead_letter(dead_letter, &name);
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
-            senders.push(tx);
             sinks.spawn(sink.run(rx, abort_rx.clone()));
+            if !disk {
+                senders.push(tx);
+                continue;
+            }
+            let b = &c.buffer;
+            let settings = BufferSettings {
+                name,
+                dir,
+                max_size: b.max_size.get(),
+                segment_size: b.segment_size.get(),
+                fsync: b.fsync,
+                fsync_interval: b.fsync_interval.get(),
+                when_full: b.when_full,
+            };
+            let buffer = buffer::start(settings, metrics.clone(), tx, abort_rx.clone())
+                .with_context(|| format!("clients[{i}].buffer: cannot open {}", dir_of(c, &cfg)))?;
+            senders.push(buffer.input);
+            sinks.spawn(buffer.reader);
+            sinks.spawn(buffer.writer_done);
         }
+        warn_orphaned_buffers(&cfg);
     }
     let router = Router::new(senders, positions.clone());
 
@@ -454,10 +485,16 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
             loop {
-                tokio::select! {
-                    _ = tick.tick() => save_positions(&positions, &metrics),
+                let committed = tokio::select! {
+                    _ = tick.tick() => false,
+                    _ = positions.committed() => true,
                     _ = stop.wait_for(|s| *s) => return,
+                };
+                if committed {
+                    // Commits come in bursts (one per batch): gather them into one write.
+                    tokio::time::sleep(SAVE_AFTER_COMMIT).await;
                 }
+                save_positions(&positions, &metrics);
             }
         })
     };
@@ -511,6 +548,79 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// A client's name in metrics, logs and its buffer directory: `name` when set, else the URL's host
+/// and port with a short hash of the URL and tenant (two clients to one Loki stay apart).
+fn sink_name(c: &ClientConfig) -> String {
+    if !c.name.is_empty() {
+        return c.name.clone();
+    }
+    let host: String = crate::sink::loki::config::host_of(&c.url)
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let fp = crate::positions::Fingerprint::of(format!("{}\n{}", c.url, c.tenant_id).as_bytes());
+    format!("loki-{host}-{:08x}", fp.hash as u32)
+}
+
+fn buffer_root(cfg: &Config) -> std::path::PathBuf {
+    let positions = std::path::Path::new(&cfg.positions.filename);
+    positions
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("buffer")
+}
+
+fn buffer_dir(c: &ClientConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
+    if c.buffer.path.is_empty() {
+        buffer_root(cfg).join(name)
+    } else {
+        c.buffer.path.clone().into()
+    }
+}
+
+fn dir_of(c: &ClientConfig, cfg: &Config) -> String {
+    buffer_dir(c, cfg, &sink_name(c)).display().to_string()
+}
+
+/// Buffers under the default root that no configured client uses any more still hold unsent data
+/// (a client renamed or its URL changed): say so once, rather than forget it silently.
+fn warn_orphaned_buffers(cfg: &Config) {
+    let used: HashSet<std::path::PathBuf> = cfg
+        .clients
+        .iter()
+        .map(|c| buffer_dir(c, cfg, &sink_name(c)))
+        .collect();
+    let Ok(dirs) = std::fs::read_dir(buffer_root(cfg)) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let path = d.path();
+        if used.contains(&path) || !path.is_dir() {
+            continue;
+        }
+        let bytes: u64 = std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "seg"))
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if bytes > 0 {
+            tracing::warn!(dir = %path.display(), bytes,
+                "a buffer no configured client uses holds unsent data (client renamed or its URL changed?); \
+                 set that client's buffer.path to it to send it, or delete the directory");
+        }
+    }
 }
 
 fn save_positions(positions: &Positions, metrics: &Metrics) {

@@ -9,8 +9,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
 
-use crate::ack::AckToken;
-
 /// A mutable label map, as relabeling and stages see it. Sorted by name, as Loki wants them.
 pub type Labels = BTreeMap<String, String>;
 
@@ -116,12 +114,11 @@ impl Entry {
     }
 }
 
-/// Entries read together from one target, with the acknowledgement that commits their position once
-/// every sink holds them.
+/// Entries read together from one target. Shared (`Arc`) by every sink it goes to; the
+/// acknowledgement travels beside it (`ack::Delivery`).
 #[derive(Debug, Default)]
 pub struct Batch {
     pub entries: Vec<Entry>,
-    pub ack: Option<AckToken>,
 }
 
 /// Unix time now, in nanoseconds.

@@ -62,6 +62,17 @@ pub struct JobReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: Escaped,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkReasonLabel {
+    pub sink: Escaped,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -144,6 +155,29 @@ pub struct Metrics {
     pub dropped_lines_by_label: Family<DropByLabel, Counter>,
     /// The `metrics` stage's custom metrics.
     pub stage_metrics: Arc<StageMetrics>,
+    // Sink buffers (logferry's own), by sink.
+    pub buffer: BufferMetrics,
+}
+
+/// The disk buffers' metrics; every family is labelled with the sink (its buffer's name).
+#[derive(Default)]
+pub struct BufferMetrics {
+    pub bytes: Family<SinkLabel, Gauge>,
+    pub records: Family<SinkLabel, Gauge>,
+    pub oldest_age_seconds: Family<SinkLabel, Gauge>,
+    /// 1 while the buffer is full and `when_full: block` holds the sources.
+    pub full: Family<SinkLabel, Gauge>,
+    /// Entries that never reached the receiver, by reason (`buffer_full`, `damaged`).
+    pub dropped_entries: Family<SinkReasonLabel, Counter>,
+    /// Records a damaged buffer lost (bad CRC, torn frames found while reading).
+    pub damaged_records: Family<SinkLabel, Counter>,
+    pub damaged_bytes: Family<SinkLabel, Counter>,
+    /// Bytes of a torn last record cut off when the buffer was opened after a crash.
+    pub torn_bytes: Family<SinkLabel, Counter>,
+    /// Failed writes (`no_space`, `io`) and reads (`read`), each retried or skipped, never fatal.
+    pub io_errors: Family<SinkReasonLabel, Counter>,
+    /// Entries the receiver rejected for good, written to the dead-letter file.
+    pub dead_letter_entries: Family<SinkLabel, Counter>,
 }
 
 impl Metrics {
@@ -172,8 +206,60 @@ impl Metrics {
             dropped_lines: Family::default(),
             dropped_lines_by_label: Family::default(),
             stage_metrics: Arc::default(),
+            buffer: BufferMetrics::default(),
             registry: Registry::default(),
         };
+        let b = &m.buffer;
+        registry.register(
+            "logferry_buffer_bytes",
+            "Bytes in the sink's buffer not yet accepted by the receiver",
+            b.bytes.clone(),
+        );
+        registry.register(
+            "logferry_buffer_records",
+            "Batches in the sink's buffer not yet accepted by the receiver",
+            b.records.clone(),
+        );
+        registry.register(
+            "logferry_buffer_oldest_record_age_seconds",
+            "Age of the oldest batch in the sink's buffer that is being sent",
+            b.oldest_age_seconds.clone(),
+        );
+        registry.register(
+            "logferry_buffer_full",
+            "1 while the sink's buffer is full and holds the sources back (when_full: block)",
+            b.full.clone(),
+        );
+        registry.register(
+            "logferry_buffer_dropped_entries",
+            "Entries the sink's buffer dropped, by reason (buffer_full with when_full: drop_newest, damaged)",
+            b.dropped_entries.clone(),
+        );
+        registry.register(
+            "logferry_buffer_damaged_records",
+            "Damaged records (bad CRC or framing) skipped while reading the sink's buffer",
+            b.damaged_records.clone(),
+        );
+        registry.register(
+            "logferry_buffer_damaged_bytes",
+            "Bytes of damaged records skipped while reading the sink's buffer",
+            b.damaged_bytes.clone(),
+        );
+        registry.register(
+            "logferry_buffer_torn_bytes",
+            "Bytes of a torn last record cut off when the sink's buffer was opened after a crash",
+            b.torn_bytes.clone(),
+        );
+        registry.register(
+            "logferry_buffer_io_errors",
+            "Buffer I/O errors by kind (no_space, io: writes retried; read: records skipped)",
+            b.io_errors.clone(),
+        );
+        registry.register(
+            "logferry_dead_letter_entries",
+            "Entries the receiver rejected for good, written to the sink's dead-letter file",
+            b.dead_letter_entries.clone(),
+        );
         registry.register(
             "promtail_read_bytes_total",
             "Number of bytes read (the file offset)",

@@ -119,6 +119,8 @@ struct Shared {
     state: Mutex<State>,
     file: Option<PathBuf>,
     read_only: bool,
+    /// A checkpoint was committed (wakes the agent's saver, see [`Positions::committed`]).
+    committed: tokio::sync::Notify,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -156,8 +158,15 @@ impl Positions {
                 state: Mutex::new(state),
                 file,
                 read_only,
+                committed: tokio::sync::Notify::new(),
             }),
         }
+    }
+
+    /// Resolves after a checkpoint was committed since the last call. The agent saves soon after, so
+    /// that a crash re-reads little that is already safe in the sinks' buffers.
+    pub async fn committed(&self) {
+        self.shared.committed.notified().await
     }
 
     /// Open the positions file. A missing or empty file means no positions. An invalid one is an error,
@@ -311,6 +320,8 @@ impl Positions {
                 st.dirty = true;
             }
         }
+        drop(st);
+        self.shared.committed.notify_one();
     }
 
     pub fn cursor(&self, key: &str) -> Option<String> {

@@ -1,158 +1,305 @@
-//! A sink's buffer directory as one log: append records at the head, read them in order from the
-//! tail, and acknowledge them once the receiver accepted them. The ledger file remembers the first
-//! unacknowledged record (segment and offset), so after a restart reading resumes exactly there;
-//! segments wholly before it are deleted.
+//! A sink's buffer directory as one log, split in two ends that run on different threads: the
+//! [`LogWriter`] appends records at the head, the [`LogReader`] reads them in order from the tail and
+//! acknowledges them once the receiver accepted them.
 //!
-//! Durability is the caller's choice per append: [`SegmentLog::sync`] makes everything appended so far
-//! durable (the `fsync: always|interval` policy lives in the sink).
+//! The ledger file remembers the first unacknowledged record (segment and offset), so after a restart
+//! reading resumes exactly there; segments wholly before it are deleted. The ledger is replaced
+//! atomically (write, rename) on every acknowledgement, without fsync: a process crash keeps it (the
+//! page cache survives), and a power cut can only make it older, which means records sent again
+//! (duplicates), never records skipped.
+//!
+//! Durability of appended records is the writer's call: [`LogWriter::sync`] makes everything appended
+//! so far durable (the `fsync: always|interval` policy lives in `buffer::writer`).
 
-use std::fs;
-use std::io::{self, Read};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use super::segment::{self, list_segments, repair_tail, segment_path, Frame, SegmentWriter};
 
-/// Where a record starts: its segment and byte offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Where a record starts (or where the one before it ends): its segment and byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
 pub struct Position {
     pub seq: u64,
     pub offset: u64,
 }
 
-/// What opening a log found wrong and repaired.
+/// What opening a log found, and repaired.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
     /// Bytes of a torn last record cut off.
     pub torn_bytes: u64,
-    /// The ledger was missing or unreadable: reading starts at the oldest segment.
+    /// The ledger was unreadable or pointed nowhere: reading starts at the oldest segment.
     pub ledger_reset: bool,
+    /// Records waiting to be sent, and their bytes on disk.
+    pub records: u64,
+    pub bytes: u64,
 }
 
-pub struct SegmentLog {
-    dir: PathBuf,
-    segment_size: u64,
-    writer: SegmentWriter,
-    /// The first record not yet acknowledged.
-    acked: Position,
-    /// The next record to read.
-    read: Position,
-    /// The segment being read, loaded whole (segments are bounded by `segment_size`).
-    read_data: Option<(u64, Vec<u8>)>,
-    /// Bytes of damaged records skipped while reading, since open.
-    pub damaged_bytes: u64,
-    scratch: Vec<u8>,
+/// The end of the log as the writer last published it: every byte before it is a whole record.
+#[derive(Default)]
+pub struct Head(Mutex<Position>);
+
+impl Head {
+    pub fn get(&self) -> Position {
+        *self.0.lock().unwrap()
+    }
+    fn set(&self, p: Position) {
+        *self.0.lock().unwrap() = p;
+    }
 }
 
 const LEDGER: &str = "ledger";
 
-impl SegmentLog {
-    pub fn open(dir: &Path, segment_size: u64) -> io::Result<(Self, Recovery)> {
-        fs::create_dir_all(dir)?;
-        let mut recovery = Recovery::default();
-        let seqs = list_segments(dir)?;
-        let head = seqs.last().copied().unwrap_or(0);
-        if seqs.last().is_some() {
-            recovery.torn_bytes = repair_tail(&segment_path(dir, head))?;
-        }
-        let oldest = Position {
-            seq: seqs.first().copied().unwrap_or(0),
-            offset: 0,
-        };
-        let acked = match read_ledger(dir) {
-            Some(p) if seqs.contains(&p.seq) || (seqs.is_empty() && p.seq == head) => p,
-            Some(p) if seqs.first().is_some_and(|first| p.seq < *first) => oldest,
-            Some(p) if seqs.last().is_some_and(|last| p.seq > *last) => {
-                recovery.ledger_reset = true;
-                oldest
-            }
-            Some(_) => oldest,
-            None => {
-                recovery.ledger_reset = !seqs.is_empty() && dir.join(LEDGER).exists();
-                oldest
-            }
-        };
-        let writer = SegmentWriter::open(dir, head)?;
-        let log = SegmentLog {
-            dir: dir.to_owned(),
-            segment_size,
-            writer,
-            acked,
-            read: acked,
-            read_data: None,
-            damaged_bytes: 0,
-            scratch: Vec::new(),
-        };
-        log.remove_before(acked.seq)?;
-        Ok((log, recovery))
+/// Open the log in `dir` (created if missing), repairing what a crash left: a torn last record is
+/// cut off, a bad ledger makes reading start at the oldest segment (duplicates, no loss).
+pub fn open(dir: &Path, segment_size: u64) -> io::Result<(LogWriter, LogReader, Recovery)> {
+    fs::create_dir_all(dir)?;
+    let mut recovery = Recovery::default();
+    let seqs = list_segments(dir)?;
+    let head_seq = seqs.last().copied().unwrap_or(0);
+    if !seqs.is_empty() {
+        recovery.torn_bytes = repair_tail(&segment_path(dir, head_seq))?;
     }
-
-    /// Append one record; a new segment is started once the current one reached `segment_size`.
-    pub fn append(&mut self, payload: &[u8]) -> io::Result<Position> {
-        if self.writer.len >= self.segment_size {
-            self.writer.sync()?;
-            self.writer = SegmentWriter::open(&self.dir, self.writer.seq + 1)?;
+    let oldest = Position {
+        seq: seqs.first().copied().unwrap_or(0),
+        offset: 0,
+    };
+    let ledger_exists = dir.join(LEDGER).exists();
+    let acked = match read_ledger(dir) {
+        // Acknowledged records whose segment is gone: start at what is left.
+        Some(p) if seqs.first().is_some_and(|first| p.seq < *first) => oldest,
+        Some(p) if seqs.contains(&p.seq) => {
+            // A power cut can leave a segment shorter than what was acknowledged of it: what is
+            // missing was never made durable, so its positions were never committed either.
+            let len = fs::metadata(segment_path(dir, p.seq)).map_or(0, |m| m.len());
+            Position {
+                seq: p.seq,
+                offset: p.offset.min(len),
+            }
         }
-        let at = Position {
+        Some(p) if seqs.is_empty() => Position {
+            seq: p.seq,
+            offset: 0,
+        },
+        _ => {
+            recovery.ledger_reset = ledger_exists && !seqs.is_empty();
+            oldest
+        }
+    };
+    // Appending continues in the newest segment, or the one the ledger names if it is newer.
+    let writer = SegmentWriter::open(dir, head_seq.max(acked.seq))?;
+    let head = Arc::new(Head::default());
+    head.set(Position {
+        seq: writer.seq,
+        offset: writer.len,
+    });
+    let mut reader = LogReader {
+        dir: dir.to_owned(),
+        head: head.clone(),
+        read: acked,
+        acked,
+        file: None,
+        scratch: Vec::new(),
+    };
+    reader.remove_before(acked.seq, writer.seq)?;
+    // Count what is waiting (a read of the backlog; its records are read again to be sent).
+    loop {
+        match reader.read_next()? {
+            Read::Record {
+                payload,
+                start,
+                end,
+            } => {
+                let _ = payload;
+                recovery.records += 1;
+                recovery.bytes += frame_bytes(start, end);
+            }
+            Read::Damaged { bytes, .. } => recovery.bytes += bytes,
+            Read::End => break,
+        }
+    }
+    reader.read = acked;
+    let log_writer = LogWriter {
+        dir: dir.to_owned(),
+        segment_size,
+        writer,
+        head,
+        scratch: Vec::new(),
+    };
+    Ok((log_writer, reader, recovery))
+}
+
+/// The bytes a record occupies on disk, from its start to its end (both in one segment).
+pub fn frame_bytes(start: Position, end: Position) -> u64 {
+    end.offset - start.offset
+}
+
+pub struct LogWriter {
+    dir: PathBuf,
+    segment_size: u64,
+    writer: SegmentWriter,
+    head: Arc<Head>,
+    scratch: Vec<u8>,
+}
+
+impl LogWriter {
+    /// Append one record; a new segment is started once the current one reached `segment_size`.
+    /// Returns where the record starts and ends. On error nothing was appended (a partial write is
+    /// cut off), so the append can be retried.
+    pub fn append(&mut self, payload: &[u8]) -> io::Result<(Position, Position)> {
+        if self.writer.len >= self.segment_size {
+            // The finished segment is made durable before the next one starts, so a sync of the
+            // newest segment covers everything appended.
+            self.writer.sync()?;
+            let next = SegmentWriter::open(&self.dir, self.writer.seq + 1)?;
+            File::open(&self.dir)?.sync_all()?;
+            self.writer = next;
+        }
+        let start = Position {
             seq: self.writer.seq,
             offset: self.writer.len,
         };
         self.scratch.clear();
         segment::frame(payload, &mut self.scratch);
         self.writer.append(&self.scratch)?;
-        Ok(at)
+        let end = Position {
+            seq: self.writer.seq,
+            offset: self.writer.len,
+        };
+        self.head.set(end);
+        Ok((start, end))
     }
 
     /// Make every appended record durable.
     pub fn sync(&self) -> io::Result<()> {
         self.writer.sync()
     }
+}
 
-    /// The next unread record and the position after it, or `None` when everything was read.
-    pub fn read_next(&mut self) -> io::Result<Option<(Vec<u8>, Position)>> {
-        loop {
-            let seq = self.read.seq;
-            let stale = self.read_data.as_ref().map_or(true, |(s, d)| {
-                *s != seq || (seq == self.writer.seq && (d.len() as u64) < self.writer.len)
-            });
-            if stale {
-                let mut data = Vec::new();
-                match fs::File::open(segment_path(&self.dir, seq)) {
-                    Ok(mut f) => {
-                        f.read_to_end(&mut data)?;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                }
-                self.read_data = Some((seq, data));
-            }
-            let data = &self.read_data.as_ref().expect("loaded above").1;
-            match segment::read_frame(data, self.read.offset) {
-                Frame::Record { payload, end } => {
-                    self.read.offset = end;
-                    return Ok(Some((payload, self.read)));
-                }
-                Frame::Damaged { resume, bytes } => {
-                    self.damaged_bytes += bytes;
-                    self.read.offset = resume;
-                }
-                Frame::End { .. } => {
-                    if seq >= self.writer.seq {
-                        return Ok(None);
-                    }
-                    self.read = Position {
-                        seq: seq + 1,
-                        offset: 0,
-                    };
-                }
-            }
+/// What [`LogReader::read_next`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    Record {
+        payload: Vec<u8>,
+        start: Position,
+        end: Position,
+    },
+    /// Damage skipped: `bytes` lost, holding about `records` records (frame starts seen in them).
+    Damaged { bytes: u64, records: u64 },
+    /// Everything appended so far was read.
+    End,
+}
+
+pub struct LogReader {
+    dir: PathBuf,
+    head: Arc<Head>,
+    /// The next record to read.
+    read: Position,
+    /// The first record not yet acknowledged.
+    acked: Position,
+    file: Option<(u64, File)>,
+    scratch: Vec<u8>,
+}
+
+impl LogReader {
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The next record to read.
+    pub fn position(&self) -> Position {
+        self.read
+    }
+
+    /// Move past records taken from elsewhere (the in-memory cache of recent appends).
+    pub fn skip_to(&mut self, p: Position) {
+        if p > self.read {
+            self.read = p;
         }
     }
 
-    /// Everything before `upto` (a position [`SegmentLog::read_next`] returned) was accepted: record
-    /// it in the ledger and delete the segments wholly before it.
+    /// Read the next record. A missing segment is skipped (its loss is the caller's to report through
+    /// `Damaged` with unknown size 0); an unreadable one returns the error and is skipped next time.
+    pub fn read_next(&mut self) -> io::Result<Read> {
+        loop {
+            let head = self.head.get();
+            if self.read >= head {
+                return Ok(Read::End);
+            }
+            let seq = self.read.seq;
+            if self.file.as_ref().map_or(true, |(s, _)| *s != seq) {
+                match File::open(segment_path(&self.dir, seq)) {
+                    Ok(f) => self.file = Some((seq, f)),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.next_segment();
+                        return Ok(Read::Damaged {
+                            bytes: 0,
+                            records: 0,
+                        });
+                    }
+                    Err(e) => {
+                        self.next_segment();
+                        return Err(e);
+                    }
+                }
+            }
+            let file = &self.file.as_ref().expect("opened above").1;
+            let limit = if seq == head.seq {
+                head.offset
+            } else {
+                file.metadata()?.len()
+            };
+            if self.read.offset >= limit {
+                self.next_segment();
+                continue;
+            }
+            let at = self.read.offset;
+            if let Some(len) = read_good_frame(file, at, limit, &mut self.scratch)? {
+                let start = self.read;
+                self.read.offset = at + (segment::HEADER + len) as u64;
+                let payload = self.scratch[segment::HEADER..].to_vec();
+                return Ok(Read::Record {
+                    payload,
+                    start,
+                    end: self.read,
+                });
+            }
+            // Damage: load the rest of the segment and find the next good frame.
+            let mut rest = vec![0; (limit - at) as usize];
+            file.read_exact_at(&mut rest, at)?;
+            let skipped = match segment::read_frame(&rest, 0) {
+                Frame::Damaged { resume, .. } => resume,
+                // A torn tail in a finished segment: the rest of it is lost.
+                Frame::End { .. } | Frame::Record { .. } => rest.len() as u64,
+            };
+            let lost = &rest[..skipped as usize];
+            let magic = segment::MAGIC.to_le_bytes();
+            let records = lost.windows(4).filter(|w| *w == magic).count().max(1) as u64;
+            self.read.offset = at + skipped;
+            return Ok(Read::Damaged {
+                bytes: skipped,
+                records,
+            });
+        }
+    }
+
+    fn next_segment(&mut self) {
+        self.file = None;
+        self.read = Position {
+            seq: self.read.seq + 1,
+            offset: 0,
+        };
+    }
+
+    /// Everything before `upto` (an end [`LogReader::read_next`] returned) was accepted: record it in
+    /// the ledger and delete the segments wholly before it.
     pub fn ack(&mut self, mut upto: Position) -> io::Result<()> {
+        let head = self.head.get();
         // The end of a finished segment is the start of the next one: that lets the segment go.
-        while upto.seq < self.writer.seq {
+        while upto.seq < head.seq {
             let len = fs::metadata(segment_path(&self.dir, upto.seq)).map_or(0, |m| m.len());
             if upto.offset < len {
                 break;
@@ -165,30 +312,18 @@ impl SegmentLog {
         if upto <= self.acked {
             return Ok(());
         }
+        let from = self.acked.seq;
         self.acked = upto;
         write_ledger(&self.dir, upto)?;
-        self.remove_before(upto.seq)
-    }
-
-    /// Read again from the first unacknowledged record (after a failed send, the batch is re-read).
-    pub fn rewind(&mut self) {
-        self.read = self.acked;
-    }
-
-    /// Bytes on disk in segments holding unacknowledged records.
-    pub fn disk_bytes(&self) -> u64 {
-        let mut total = 0;
-        for seq in self.acked.seq..=self.writer.seq {
-            if let Ok(m) = fs::metadata(segment_path(&self.dir, seq)) {
-                total += m.len();
-            }
+        if upto.seq > from {
+            self.remove_before(upto.seq, head.seq)?;
         }
-        total.saturating_sub(self.acked.offset)
+        Ok(())
     }
 
-    fn remove_before(&self, seq: u64) -> io::Result<()> {
+    fn remove_before(&self, seq: u64, head_seq: u64) -> io::Result<()> {
         for s in list_segments(&self.dir)? {
-            if s < seq && s != self.writer.seq {
+            if s < seq && s != head_seq {
                 match fs::remove_file(segment_path(&self.dir, s)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
@@ -197,6 +332,36 @@ impl SegmentLog {
         }
         Ok(())
     }
+}
+
+/// The frame at `at` if it is whole and its CRC checks out: its payload length, with the frame in
+/// `buf`. `None` means damage.
+fn read_good_frame(
+    file: &File,
+    at: u64,
+    limit: u64,
+    buf: &mut Vec<u8>,
+) -> io::Result<Option<usize>> {
+    let header = segment::HEADER as u64;
+    if limit - at < header {
+        return Ok(None);
+    }
+    buf.resize(segment::HEADER, 0);
+    file.read_exact_at(buf, at)?;
+    if buf[..4] != segment::MAGIC.to_le_bytes() {
+        return Ok(None);
+    }
+    let len = u32::from_le_bytes(buf[4..8].try_into().unwrap()) as usize;
+    if len > segment::MAX_RECORD || at + header + len as u64 > limit {
+        return Ok(None);
+    }
+    let crc = u32::from_le_bytes(buf[8..12].try_into().unwrap());
+    buf.resize(segment::HEADER + len, 0);
+    file.read_exact_at(&mut buf[segment::HEADER..], at + header)?;
+    if crc32c::crc32c(&buf[segment::HEADER..]) != crc {
+        return Ok(None);
+    }
+    Ok(Some(len))
 }
 
 fn read_ledger(dir: &Path) -> Option<Position> {
@@ -211,40 +376,44 @@ fn read_ledger(dir: &Path) -> Option<Position> {
 fn write_ledger(dir: &Path, at: Position) -> io::Result<()> {
     let tmp = dir.join("ledger.tmp");
     fs::write(&tmp, format!("{} {}\n", at.seq, at.offset))?;
-    fs::File::open(&tmp)?.sync_all()?;
-    fs::rename(&tmp, dir.join(LEDGER))?;
-    fs::File::open(dir)?.sync_all()
+    fs::rename(&tmp, dir.join(LEDGER))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn drain(log: &mut SegmentLog) -> Vec<(String, Position)> {
+    fn drain(r: &mut LogReader) -> Vec<(String, Position)> {
         let mut out = Vec::new();
-        while let Some((p, at)) = log.read_next().unwrap() {
-            out.push((String::from_utf8(p).unwrap(), at));
+        loop {
+            match r.read_next().unwrap() {
+                Read::Record { payload, end, .. } => {
+                    out.push((String::from_utf8(payload).unwrap(), end))
+                }
+                Read::Damaged { .. } => {}
+                Read::End => return out,
+            }
         }
-        out
     }
 
     #[test]
     fn replay_resumes_after_the_last_acknowledged_record() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, rec) = SegmentLog::open(dir.path(), 64).unwrap();
+        let (mut w, mut r, rec) = open(dir.path(), 64).unwrap();
         assert_eq!(rec, Recovery::default());
         for i in 0..10 {
-            log.append(format!("record-{i}").as_bytes()).unwrap();
+            w.append(format!("record-{i}").as_bytes()).unwrap();
         }
-        log.sync().unwrap();
-        let read = drain(&mut log);
+        w.sync().unwrap();
+        let read = drain(&mut r);
         assert_eq!(read.len(), 10);
         assert!(list_segments(dir.path()).unwrap().len() > 1, "rolled over");
-        log.ack(read[3].1).unwrap();
-        drop(log);
+        r.ack(read[3].1).unwrap();
+        drop((w, r));
 
-        let (mut log, _) = SegmentLog::open(dir.path(), 64).unwrap();
-        let again: Vec<String> = drain(&mut log).into_iter().map(|r| r.0).collect();
+        let (_w, mut r, rec) = open(dir.path(), 64).unwrap();
+        assert_eq!(rec.records, 6);
+        let again: Vec<String> = drain(&mut r).into_iter().map(|x| x.0).collect();
         assert_eq!(
             again,
             (4..10).map(|i| format!("record-{i}")).collect::<Vec<_>>()
@@ -258,42 +427,70 @@ mod tests {
     #[test]
     fn appends_after_reading_to_the_end_are_read() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = SegmentLog::open(dir.path(), 1 << 20).unwrap();
-        log.append(b"a").unwrap();
-        assert_eq!(drain(&mut log).len(), 1);
-        log.append(b"b").unwrap();
-        assert_eq!(drain(&mut log)[0].0, "b");
-        log.rewind();
-        assert_eq!(
-            drain(&mut log).len(),
-            2,
-            "rewind re-reads unacknowledged records"
-        );
+        let (mut w, mut r, _) = open(dir.path(), 1 << 20).unwrap();
+        w.append(b"a").unwrap();
+        assert_eq!(drain(&mut r).len(), 1);
+        w.append(b"b").unwrap();
+        assert_eq!(drain(&mut r)[0].0, "b");
     }
 
     #[test]
     fn a_torn_tail_and_a_lost_ledger_are_recovered_without_loss() {
         let dir = tempfile::tempdir().unwrap();
-        let (mut log, _) = SegmentLog::open(dir.path(), 1 << 20).unwrap();
-        log.append(b"one").unwrap();
-        log.append(b"two").unwrap();
-        log.sync().unwrap();
-        drop(log);
+        let (mut w, _, _) = open(dir.path(), 1 << 20).unwrap();
+        w.append(b"one").unwrap();
+        w.append(b"two").unwrap();
+        w.sync().unwrap();
+        drop(w);
         let seg = segment_path(dir.path(), 0);
         let mut data = fs::read(&seg).unwrap();
         data.extend_from_slice(&segment::MAGIC.to_le_bytes());
         data.extend_from_slice(&[9, 0, 0]);
         fs::write(&seg, &data).unwrap();
         fs::write(dir.path().join(LEDGER), "garbage").unwrap();
-        let (mut log, rec) = SegmentLog::open(dir.path(), 1 << 20).unwrap();
+        let (mut w, mut r, rec) = open(dir.path(), 1 << 20).unwrap();
         assert_eq!(rec.torn_bytes, 7);
-        let got: Vec<String> = drain(&mut log).into_iter().map(|r| r.0).collect();
+        assert!(rec.ledger_reset);
+        let got: Vec<String> = drain(&mut r).into_iter().map(|x| x.0).collect();
         assert_eq!(got, ["one", "two"]);
-        log.append(b"three").unwrap();
+        w.append(b"three").unwrap();
         assert_eq!(
-            drain(&mut log)[0].0,
+            drain(&mut r)[0].0,
             "three",
             "appends continue after the repair"
         );
+    }
+
+    #[test]
+    fn a_flipped_byte_loses_one_record_and_a_missing_segment_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, _, _) = open(dir.path(), 64).unwrap();
+        for i in 0..12 {
+            w.append(format!("record-{i:02}-0123456789").as_bytes())
+                .unwrap();
+        }
+        drop(w);
+        let segs = list_segments(dir.path()).unwrap();
+        assert!(segs.len() >= 4);
+        // Flip a payload byte of the first record of segment 0; delete segment 1.
+        let p0 = segment_path(dir.path(), segs[0]);
+        let mut data = fs::read(&p0).unwrap();
+        data[segment::HEADER + 3] ^= 0xff;
+        fs::write(&p0, &data).unwrap();
+        fs::remove_file(segment_path(dir.path(), segs[1])).unwrap();
+
+        let (_w, mut r, _) = open(dir.path(), 64).unwrap();
+        let (mut got, mut damaged) = (Vec::new(), 0);
+        loop {
+            match r.read_next().unwrap() {
+                Read::Record { payload, .. } => got.push(String::from_utf8(payload).unwrap()),
+                Read::Damaged { records, .. } => damaged += records,
+                Read::End => break,
+            }
+        }
+        assert_eq!(damaged, 1, "the flipped record is counted");
+        assert!(!got.contains(&"record-00-0123456789".to_string()));
+        assert!(got.contains(&"record-01-0123456789".to_string()));
+        assert!(got.contains(&"record-11-0123456789".to_string()));
     }
 }

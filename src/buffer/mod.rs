@@ -1,6 +1,196 @@
-//! The disk buffer of a sink (issue 3; being built): a directory of append-only [`segment`] files with
-//! CRC32C-checked records and a ledger of what the receiver accepted. Not wired into the sinks yet.
+//! A sink's disk buffer: the piece of the delivery contract (DESIGN.md) that lets a receiver outage,
+//! a crash or a power cut lose nothing.
+//!
+//! ```text
+//!  router ──Delivery──▶ writer thread ──append──▶ segments (log.rs) ──read──▶ reader task ──▶ sink
+//!                        │ fsync per policy, then ack the source's token      ▲ acks from the sink
+//!                        └─ recent batches also kept in memory (cache) ───────┘ (receiver accepted)
+//! ```
+//!
+//! * The **writer** ([`writer`]) runs on its own thread (appends and fsyncs block). It encodes every
+//!   batch ([`codec`]), appends it as one record, and acks the batch's source token once the record is
+//!   durable (`fsync: always`, or the next `fsync_interval`). When the buffer holds `max_size` it
+//!   waits for room (`when_full: block`: the router waits, the sources pause) or drops the batch and
+//!   counts it (`drop_newest`). A full disk (ENOSPC) is retried until there is space.
+//! * The **reader** ([`reader`]) hands records to the sink in order, from the cache of recent
+//!   batches when it has them (no decode; the batch is shared with the other sinks) and from disk
+//!   otherwise (after a restart or a long outage). The sink acks a record once the receiver accepted
+//!   it; the reader then moves the ledger past every record accepted so far, in order, and deletes
+//!   segments that are wholly accepted.
+//!
+//! Memory stays bounded whatever the backlog: the sink holds at most a few batches, the cache at most
+//! [`CACHE_BYTES`], and the rest is on disk.
 
 pub mod codec;
+pub mod deadletter;
 pub mod log;
+mod reader;
 pub mod segment;
+mod writer;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::ack::Delivery;
+use crate::config::{FsyncPolicy, WhenFull};
+use crate::entry::Batch;
+use crate::metrics::{Escaped, Metrics, SinkLabel, SinkReasonLabel};
+use log::Position;
+
+/// Bytes (encoded size) of recent batches kept in memory for the reader.
+pub const CACHE_BYTES: u64 = 8 << 20;
+
+/// A disk buffer's settings, from `clients[].buffer`.
+#[derive(Debug, Clone)]
+pub struct BufferSettings {
+    /// Names the buffer in metrics and logs.
+    pub name: String,
+    pub dir: PathBuf,
+    pub max_size: u64,
+    pub segment_size: u64,
+    pub fsync: FsyncPolicy,
+    pub fsync_interval: Duration,
+    pub when_full: WhenFull,
+}
+
+/// A record appended by the writer and still in memory.
+struct Cached {
+    start: Position,
+    end: Position,
+    batch: Arc<Batch>,
+    appended_ms: u64,
+}
+
+/// What the writer and the reader share.
+struct Shared {
+    /// Bytes and records on disk not yet accepted by the receiver.
+    bytes: AtomicU64,
+    records: AtomicU64,
+    /// The writer has appended its last record (the router is gone).
+    closed: AtomicBool,
+    /// The agent gave up waiting for the receiver (shutdown timeout): stop waiting for room.
+    aborted: AtomicBool,
+    /// The writer appended something (wakes the reader).
+    appended: Notify,
+    /// The reader freed room (wakes a writer waiting with `when_full: block`).
+    room: (Mutex<()>, Condvar),
+    cache: Mutex<VecDeque<Cached>>,
+    cache_bytes: AtomicU64,
+    metrics: Arc<Metrics>,
+    label: SinkLabel,
+}
+
+impl Shared {
+    fn reason(&self, reason: &str) -> SinkReasonLabel {
+        SinkReasonLabel {
+            sink: self.label.sink.clone(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    fn publish_gauges(&self) {
+        let b = &self.metrics.buffer;
+        b.bytes
+            .get_or_create(&self.label)
+            .set(self.bytes.load(Ordering::Relaxed) as i64);
+        b.records
+            .get_or_create(&self.label)
+            .set(self.records.load(Ordering::Relaxed) as i64);
+    }
+
+    fn freed(&self, bytes: u64, records: u64) {
+        let sub = |a: &AtomicU64, n: u64| {
+            let _ = a.fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                Some(v.saturating_sub(n))
+            });
+        };
+        sub(&self.bytes, bytes);
+        sub(&self.records, records);
+        let (lock, cvar) = &self.room;
+        let _guard = lock.lock().unwrap();
+        cvar.notify_all();
+    }
+}
+
+/// A running buffer: where the router sends, and what to wait for at shutdown (the reader, and the
+/// writer's end: its last records synced and acked).
+pub struct Buffer {
+    pub input: mpsc::Sender<Delivery>,
+    pub reader: Pin<Box<dyn Future<Output = ()> + Send>>,
+    pub writer_done: Pin<Box<dyn Future<Output = ()> + Send>>,
+}
+
+/// Open the buffer in `settings.dir` and start its writer and reader. The reader feeds `sink`;
+/// `abort` turning true makes it stop handing out records (they stay on disk for the next start).
+pub fn start(
+    settings: BufferSettings,
+    metrics: Arc<Metrics>,
+    sink: mpsc::Sender<Delivery>,
+    abort: watch::Receiver<bool>,
+) -> std::io::Result<Buffer> {
+    let (log_writer, log_reader, recovery) = log::open(&settings.dir, settings.segment_size)?;
+    let label = SinkLabel {
+        sink: Escaped(settings.name.clone()),
+    };
+    if recovery.torn_bytes > 0 {
+        metrics
+            .buffer
+            .torn_bytes
+            .get_or_create(&label)
+            .inc_by(recovery.torn_bytes);
+        tracing::warn!(sink = %settings.name, bytes = recovery.torn_bytes, dir = %settings.dir.display(),
+            "buffer: cut off a torn last record left by a crash (its lines were never acknowledged; they are read again from their source)");
+    }
+    if recovery.ledger_reset {
+        tracing::warn!(sink = %settings.name, dir = %settings.dir.display(),
+            "buffer: ledger unreadable; sending the whole buffer again (duplicates possible, no loss)");
+    }
+    if recovery.records > 0 {
+        tracing::info!(sink = %settings.name, records = recovery.records, bytes = recovery.bytes,
+            "buffer: sending what the last run left");
+    }
+    let shared = Arc::new(Shared {
+        bytes: AtomicU64::new(recovery.bytes),
+        records: AtomicU64::new(recovery.records),
+        closed: AtomicBool::new(false),
+        aborted: AtomicBool::new(false),
+        appended: Notify::new(),
+        room: (Mutex::new(()), Condvar::new()),
+        cache: Mutex::new(VecDeque::new()),
+        cache_bytes: AtomicU64::new(0),
+        metrics,
+        label,
+    });
+    shared.publish_gauges();
+    let (input, rx) = mpsc::channel(4);
+    let writer = writer::Writer::new(log_writer, settings.clone(), shared.clone());
+    let runtime = tokio::runtime::Handle::current();
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::Builder::new()
+        .name(format!("buffer-{}", settings.name))
+        .spawn(move || {
+            writer.run(rx, runtime);
+            let _ = done_tx.send(());
+        })?;
+    let reader = reader::Reader::new(log_reader, settings, shared, sink);
+    Ok(Buffer {
+        input,
+        reader: Box::pin(reader.run(abort)),
+        writer_done: Box::pin(async move {
+            let _ = done_rx.await;
+        }),
+    })
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}

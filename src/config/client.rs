@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_yaml_ng::Value;
 
+use super::buffer::BufferConfig;
 use super::byte_size::ByteSize;
 use super::duration::GoDuration;
 use super::error::Invalid;
@@ -45,6 +46,9 @@ pub struct ClientConfig {
     /// Extra request headers. `Content-Type`, `User-Agent` and `X-Scope-OrgID` cannot be overridden.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
+    /// logferry extension: this client's buffer (disk by default).
+    #[serde(default, skip_serializing_if = "BufferConfig::is_default")]
+    pub buffer: BufferConfig,
 
     // Prometheus HTTPClientConfig, inline. Written out here and in discovery.rs rather than shared
     // through `#[serde(flatten)]`, because serde cannot deny unknown keys across a flatten.
@@ -195,6 +199,7 @@ impl ClientConfig {
                 ),
             ));
         }
+        self.buffer.validate(&join_key(base, "buffer"))?;
         http::validate(base, &self.http_settings())
     }
 }

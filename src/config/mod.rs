@@ -27,6 +27,7 @@
 //! checks can still point into the file with [`Config::locate`] and [`Config::error_at`]. Positions refer
 //! to the text after env expansion, which is the text that was parsed.
 
+mod buffer;
 mod byte_size;
 mod client;
 mod compat;
@@ -53,6 +54,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use buffer::{BufferConfig, BufferType, FsyncPolicy, WhenFull};
 pub use byte_size::ByteSize;
 pub use client::{BackoffConfig, ClientConfig};
 pub use compat::{OptionsConfig, TracingConfig, WalConfig, WalWatchConfig};

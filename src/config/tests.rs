@@ -272,7 +272,7 @@ fn errors_name_file_line_column_path_and_fix() {
         // unknown key, nested in a list item
         (
             "clients:\n  - url: http://loki:3100/loki/api/v1/push\n    foo: 1\n",
-            "promtail.yaml:3:5: clients[0]: unknown field \"foo\", expected one of url, name, tenant_id, batchwait, batchsize, timeout, backoff_config, drop_rate_limited_batches, external_labels, headers, basic_auth, authorization, bearer_token, bearer_token_file, oauth2, tls_config, proxy_url, no_proxy, proxy_from_environment, proxy_connect_header, follow_redirects, enable_http2, http_headers",
+            "promtail.yaml:3:5: clients[0]: unknown field \"foo\", expected one of url, name, tenant_id, batchwait, batchsize, timeout, backoff_config, drop_rate_limited_batches, external_labels, headers, buffer, basic_auth, authorization, bearer_token, bearer_token_file, oauth2, tls_config, proxy_url, no_proxy, proxy_from_environment, proxy_connect_header, follow_redirects, enable_http2, http_headers",
         ),
         (
             "scrape_configs:\n  - jobname: x\n",

@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::ack::AckToken;
+use crate::ack::{AckToken, Delivery};
 use crate::entry::{Batch, Entry};
 use crate::positions::{Checkpoint, Positions};
 
 #[derive(Clone)]
 pub struct Router {
-    sinks: Arc<[mpsc::Sender<Arc<Batch>>]>,
+    sinks: Arc<[mpsc::Sender<Delivery>]>,
     positions: Positions,
 }
 
@@ -20,7 +20,7 @@ pub struct Router {
 pub struct Closed;
 
 impl Router {
-    pub fn new(sinks: Vec<mpsc::Sender<Arc<Batch>>>, positions: Positions) -> Self {
+    pub fn new(sinks: Vec<mpsc::Sender<Delivery>>, positions: Positions) -> Self {
         Router {
             sinks: sinks.into(),
             positions,
@@ -46,9 +46,13 @@ impl Router {
             return Ok(());
         }
         let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, self.sinks.len()));
-        let batch = Arc::new(Batch { entries, ack });
+        let batch = Arc::new(Batch { entries });
         for sink in self.sinks.iter() {
-            sink.send(batch.clone()).await.map_err(|_| Closed)?;
+            let delivery = Delivery {
+                batch: batch.clone(),
+                ack: ack.clone(),
+            };
+            sink.send(delivery).await.map_err(|_| Closed)?;
         }
         Ok(())
     }

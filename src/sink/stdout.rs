@@ -2,15 +2,15 @@
 //! JSON object per entry, `{"ts":"…","labels":{…},"line":"…"}`, flushed per batch.
 
 use std::io::Write;
-use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use crate::entry::Batch;
+use crate::ack::Delivery;
 
-pub async fn run(mut input: mpsc::Receiver<Arc<Batch>>) {
+pub async fn run(mut input: mpsc::Receiver<Delivery>) {
     let mut out = Vec::with_capacity(64 * 1024);
-    while let Some(batch) = input.recv().await {
+    while let Some(delivery) = input.recv().await {
+        let batch = &delivery.batch;
         out.clear();
         for e in &batch.entries {
             let labels: serde_json::Map<String, serde_json::Value> = e
@@ -43,9 +43,7 @@ pub async fn run(mut input: mpsc::Receiver<Arc<Batch>>) {
             // stdout is gone (closed pipe): nothing more can be printed.
             return;
         }
-        if let Some(ack) = &batch.ack {
-            ack.ack();
-        }
+        delivery.ack();
     }
 }
 

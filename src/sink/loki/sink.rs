@@ -16,10 +16,12 @@ use tokio::sync::{mpsc, watch};
 
 use super::batch::{PartAck, PendingPush};
 use super::config::LokiSettings;
-use super::encode::PushEncoder;
+use super::encode::{PushEncoder, PushSource};
 use super::service::{backoff, Outcome, Service};
-use crate::entry::{Batch, LabelSet, Labels};
-use crate::metrics::{Escaped, HostLabel, HostTenantLabel, Metrics, RequestLabel};
+use crate::ack::Delivery;
+use crate::buffer::deadletter::DeadLetter;
+use crate::entry::{LabelSet, Labels};
+use crate::metrics::{Escaped, HostLabel, HostTenantLabel, Metrics, RequestLabel, SinkLabel};
 
 /// How many distinct label sets the merge cache remembers before it starts over.
 const LABEL_CACHE_MAX: usize = 10_000;
@@ -40,6 +42,8 @@ pub struct LokiSink {
     last: Option<ResolvedLabels>,
     logged: HashSet<i32>,
     host: HostLabel,
+    /// Where permanently rejected entries go, and the sink's name in metrics.
+    dead_letter: Option<(DeadLetter, SinkLabel)>,
 }
 
 impl LokiSink {
@@ -57,16 +61,22 @@ impl LokiSink {
             last: None,
             logged: HashSet::new(),
             host,
+            dead_letter: None,
         })
+    }
+
+    /// Write entries Loki rejects for good (a 4xx other than 429) to `dead_letter`.
+    pub fn with_dead_letter(mut self, dead_letter: DeadLetter, sink: &str) -> Self {
+        let label = SinkLabel {
+            sink: Escaped(sink.to_owned()),
+        };
+        self.dead_letter = Some((dead_letter, label));
+        self
     }
 
     /// Run until the router closes the input, then flush. `abort` turning true stops retrying at once:
     /// what is not yet accepted stays unacknowledged and is read again after a restart.
-    pub async fn run(
-        mut self,
-        mut input: mpsc::Receiver<Arc<Batch>>,
-        abort: watch::Receiver<bool>,
-    ) {
+    pub async fn run(mut self, mut input: mpsc::Receiver<Delivery>, abort: watch::Receiver<bool>) {
         let wait = self.service.settings().batch_wait;
         let mut tick = tokio::time::interval((wait / 10).max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -92,8 +102,9 @@ impl LokiSink {
     }
 
     /// Add a batch's entries; sends pushes that fill up. False once aborted.
-    async fn add(&mut self, batch: Arc<Batch>, abort: &watch::Receiver<bool>) -> bool {
-        let part = batch.ack.clone().map(PartAck::new);
+    async fn add(&mut self, delivery: Delivery, abort: &watch::Receiver<bool>) -> bool {
+        let Delivery { batch, ack } = delivery;
+        let part = ack.map(PartAck::new);
         let max_line = self.service.settings().max_line_size;
         let truncate = self.service.settings().truncate_long_lines;
         let batch_size = self.service.settings().batch_size;
@@ -245,9 +256,10 @@ impl LokiSink {
                     return true;
                 }
                 Outcome::Rejected { status, error } => {
+                    let kept = self.dead_letter(&push, &format!("status {status}: {error}"));
                     if self.logged.insert(status) {
-                        tracing::error!(host = %self.host.host, status, tenant, %error,
-                            "Loki rejected a batch for good; dropping it (logged once per status)");
+                        tracing::error!(host = %self.host.host, status, tenant, %error, dead_letter = kept.as_deref().unwrap_or("none"),
+                            "Loki rejected a batch for good; its entries go to the dead-letter file (logged once per status)");
                     }
                     self.drop_push(push, tenant, "ingester_error");
                     return true;
@@ -293,6 +305,32 @@ impl LokiSink {
                         _ = abort.wait_for(|a| *a) => return false,
                     }
                 }
+            }
+        }
+    }
+
+    /// Write a rejected push's entries to the dead-letter file; returns its path if they were kept.
+    fn dead_letter(&mut self, push: &PendingPush, reason: &str) -> Option<String> {
+        let (dl, label) = self.dead_letter.as_mut()?;
+        let entries = (0..push.stream_count()).flat_map(|s| {
+            (0..push.entry_count(s)).map(move |i| {
+                let (e, len) = push.entry(s, i);
+                (e.timestamp, push.labels(s), &e.line[..len])
+            })
+        });
+        match dl.write(reason, entries) {
+            Ok(n) => {
+                self.metrics
+                    .buffer
+                    .dead_letter_entries
+                    .get_or_create(label)
+                    .inc_by(n);
+                Some(dl.path().display().to_string())
+            }
+            Err(e) => {
+                tracing::error!(path = %dl.path().display(), error = %e,
+                    "cannot write the dead-letter file; the rejected entries are only counted");
+                None
             }
         }
     }

@@ -14,7 +14,7 @@ use super::glob::PathGlob;
 use super::reader::{LineLimit, HARD_LINE_LIMIT};
 use super::tailer::JobContext;
 use super::{FileSource, FileTarget};
-use crate::entry::{Batch, Labels};
+use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::sink::Router;
@@ -30,7 +30,7 @@ fn append(path: &Path, text: &str) {
 }
 
 struct Harness {
-    rx: mpsc::Receiver<Arc<Batch>>,
+    rx: mpsc::Receiver<crate::ack::Delivery>,
     stop: watch::Sender<bool>,
     join: tokio::task::JoinHandle<()>,
     positions: Positions,
@@ -83,14 +83,12 @@ impl Harness {
                 .await
                 .unwrap_or_else(|_| panic!("timed out with {out:?}"))
                 .unwrap();
-            for e in &batch.entries {
+            for e in &batch.batch.entries {
                 let file = e.labels.get("filename").unwrap();
                 let name = Path::new(file).file_name().unwrap().to_string_lossy();
                 out.push(format!("{name}|{}", e.line));
             }
-            if let Some(a) = &batch.ack {
-                a.ack();
-            }
+            batch.ack();
         }
         out
     }
@@ -98,7 +96,7 @@ impl Harness {
     async fn nothing_more(&mut self) {
         let r = tokio::time::timeout(Duration::from_millis(1500), self.rx.recv()).await;
         if let Ok(Some(b)) = r {
-            let lines: Vec<_> = b.entries.iter().map(|e| e.line.clone()).collect();
+            let lines: Vec<_> = b.batch.entries.iter().map(|e| e.line.clone()).collect();
             panic!("unexpected lines {lines:?}");
         }
     }

@@ -1,0 +1,253 @@
+//! The buffer's writer thread: append every batch the router delivers, make it durable per the fsync
+//! policy, then ack the batch's source token (that is what lets the source's position move).
+//!
+//! A record's payload is `appended_ms u64 LE` (for the oldest-record-age metric) followed by the
+//! batch in [`super::codec`] form.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use super::log::{frame_bytes, LogWriter};
+use super::{codec, segment, unix_ms, BufferSettings, Cached, Shared, CACHE_BYTES};
+use crate::ack::{AckToken, Delivery};
+use crate::config::{FsyncPolicy, WhenFull};
+
+/// Longest pause between retries of a failed write (a full disk).
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    Fits,
+    Drop,
+    Aborted,
+}
+
+pub(super) struct Writer {
+    log: LogWriter,
+    settings: BufferSettings,
+    shared: Arc<Shared>,
+    /// Tokens of records appended but not yet fsynced.
+    unsynced: Vec<AckToken>,
+    /// When the oldest unsynced record was appended.
+    since: Option<Instant>,
+    payload: Vec<u8>,
+    /// Conditions already logged, so that each is logged once until it clears.
+    full_logged: bool,
+    error_logged: bool,
+}
+
+impl Writer {
+    pub fn new(log: LogWriter, settings: BufferSettings, shared: Arc<Shared>) -> Self {
+        Writer {
+            log,
+            settings,
+            shared,
+            unsynced: Vec::new(),
+            since: None,
+            payload: Vec::new(),
+            full_logged: false,
+            error_logged: false,
+        }
+    }
+
+    pub fn run(mut self, mut input: mpsc::Receiver<Delivery>, runtime: Handle) {
+        loop {
+            let next = match self.since {
+                Some(since) => {
+                    let deadline = since + self.settings.fsync_interval;
+                    // Made inside block_on: a timer needs the runtime's context.
+                    let wait =
+                        async { tokio::time::timeout_at(deadline.into(), input.recv()).await };
+                    match runtime.block_on(wait) {
+                        Ok(next) => next,
+                        Err(_) => {
+                            self.sync();
+                            continue;
+                        }
+                    }
+                }
+                None => runtime.block_on(input.recv()),
+            };
+            match next {
+                Some(delivery) => self.write(delivery),
+                None => break,
+            }
+        }
+        for _ in 0..3 {
+            self.sync();
+            if self.since.is_none() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.appended.notify_one();
+    }
+
+    fn write(&mut self, delivery: Delivery) {
+        let Delivery { batch, ack } = delivery;
+        self.payload.clear();
+        let appended_ms = unix_ms();
+        self.payload.extend_from_slice(&appended_ms.to_le_bytes());
+        codec::encode(&batch.entries, &mut self.payload);
+        let size = (self.payload.len() + segment::HEADER) as u64;
+        let room = self.wait_for_room(size);
+        if room == Room::Aborted {
+            // Shutting down with a dead receiver: not stored, so the position stays where it was.
+            return;
+        }
+        if room == Room::Drop {
+            let b = &self.shared.metrics.buffer;
+            b.dropped_entries
+                .get_or_create(&self.shared.reason("buffer_full"))
+                .inc_by(batch.entries.len() as u64);
+            // Dropped on purpose (drop_newest): the source moves on.
+            if let Some(a) = ack {
+                a.ack();
+            }
+            return;
+        }
+        let mut attempt = 0;
+        let (start, end) = loop {
+            match self.log.append(&self.payload) {
+                Ok(at) => break at,
+                Err(e) => {
+                    attempt += 1;
+                    self.write_failed(&e, attempt);
+                }
+            }
+        };
+        if self.error_logged {
+            self.error_logged = false;
+            tracing::info!(sink = %self.settings.name, "buffer: writing works again");
+        }
+        let bytes = frame_bytes(start, end);
+        self.shared.bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.shared.records.fetch_add(1, Ordering::AcqRel);
+        if self.shared.cache_bytes.load(Ordering::Acquire) + bytes <= CACHE_BYTES {
+            self.shared.cache_bytes.fetch_add(bytes, Ordering::AcqRel);
+            self.shared.cache.lock().unwrap().push_back(Cached {
+                start,
+                end,
+                batch,
+                appended_ms,
+            });
+        }
+        self.shared.appended.notify_one();
+        if let Some(a) = ack {
+            self.unsynced.push(a);
+        }
+        self.since.get_or_insert_with(Instant::now);
+        if self.settings.fsync == FsyncPolicy::Always {
+            self.sync();
+        }
+    }
+
+    /// Wait until `size` more bytes fit (`block`), or say they do not (`drop_newest`). A record larger
+    /// than the whole buffer is let in when the buffer is empty, so it cannot block forever.
+    fn wait_for_room(&mut self, size: u64) -> Room {
+        let max = self.settings.max_size;
+        let fits = move |s: &Shared| {
+            let used = s.bytes.load(Ordering::Acquire);
+            used == 0 || used + size <= max
+        };
+        if fits(&self.shared) {
+            return Room::Fits;
+        }
+        if self.settings.when_full == WhenFull::DropNewest {
+            if !self.full_logged {
+                self.full_logged = true;
+                tracing::warn!(sink = %self.settings.name, max_size = self.settings.max_size,
+                    "buffer full: dropping new batches (when_full: drop_newest) until the receiver catches up");
+            }
+            return Room::Drop;
+        }
+        // Make what is appended durable first: its sources may move on while this one waits.
+        self.sync();
+        if !self.full_logged {
+            self.full_logged = true;
+            tracing::warn!(sink = %self.settings.name, max_size = self.settings.max_size,
+                "buffer full: pausing the sources until the receiver catches up (when_full: block)");
+        }
+        let full = self
+            .shared
+            .metrics
+            .buffer
+            .full
+            .get_or_create(&self.shared.label);
+        full.set(1);
+        let (lock, cvar) = &self.shared.room;
+        let mut guard = lock.lock().unwrap();
+        while !fits(&self.shared) {
+            if self.shared.aborted.load(Ordering::Acquire) {
+                return Room::Aborted;
+            }
+            guard = cvar.wait_timeout(guard, Duration::from_secs(1)).unwrap().0;
+        }
+        drop(guard);
+        full.set(0);
+        self.full_logged = false;
+        tracing::info!(sink = %self.settings.name, "buffer has room again: sources resume");
+        Room::Fits
+    }
+
+    /// A failed append: log once, count, wait, and let the caller retry. The sources wait meanwhile
+    /// (the router cannot hand over more), so nothing is lost; what was appended before is synced so
+    /// that its positions can still move.
+    fn write_failed(&mut self, e: &io::Error, attempt: u32) {
+        let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
+            "no_space"
+        } else {
+            "io"
+        };
+        self.shared
+            .metrics
+            .buffer
+            .io_errors
+            .get_or_create(&self.shared.reason(kind))
+            .inc();
+        if !self.error_logged {
+            self.error_logged = true;
+            tracing::error!(sink = %self.settings.name, dir = %self.settings.dir.display(), error = %e,
+                "buffer: cannot write; the sources pause and the write is retried (free disk space?)");
+        }
+        self.sync();
+        let wait = Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6));
+        std::thread::sleep(wait.min(MAX_RETRY_WAIT));
+    }
+
+    /// fsync, then ack every record appended so far. A failed fsync acks nothing (retried at the
+    /// next interval): the records' positions stay where they were.
+    fn sync(&mut self) {
+        if self.since.is_none() {
+            return;
+        }
+        match self.log.sync() {
+            Ok(()) => {
+                for a in self.unsynced.drain(..) {
+                    a.ack();
+                }
+                self.since = None;
+            }
+            Err(e) => {
+                self.shared
+                    .metrics
+                    .buffer
+                    .io_errors
+                    .get_or_create(&self.shared.reason("io"))
+                    .inc();
+                if !self.error_logged {
+                    self.error_logged = true;
+                    tracing::error!(sink = %self.settings.name, error = %e,
+                        "buffer: fsync failed; positions wait until it works");
+                }
+                self.since = Some(Instant::now());
+            }
+        }
+    }
+}
