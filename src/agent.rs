@@ -55,7 +55,7 @@ const SINK_QUEUE: usize = 4;
 
 /// Positions are written this soon after a batch became safe in every sink (and at least every
 /// `positions.sync_period`), so a crash re-reads at most this much more than the batches in flight.
-const SAVE_AFTER_COMMIT: Duration = Duration::from_millis(100);
+const SAVE_AFTER_COMMIT: Duration = Duration::from_millis(50);
 
 /// `check-config`: everything a start would check, without starting anything.
 pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {

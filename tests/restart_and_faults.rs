@@ -51,16 +51,6 @@ fn assert_graceful_exit(agent: &mut common::Agent) {
     );
 }
 
-fn metric_sum(base: &str, name: &str) -> f64 {
-    let page = http::get(&format!("{base}/metrics"))
-        .expect("GET /metrics")
-        .text();
-    page.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
-        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[test]
 fn sigterm_then_restart_delivers_exactly_once() {
     let dir = TestDir::new();
@@ -211,7 +201,7 @@ fn receiver_down_then_back_loses_nothing() {
     );
     let base = agent.http_url();
     let deadline = Instant::now() + WAIT;
-    while metric_sum(&base, "promtail_batch_retries_total") < 3.0 {
+    while http::metric_sum(&base, "promtail_batch_retries_total") < 3.0 {
         assert!(Instant::now() < deadline, "fewer than 3 retries while down");
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -157,6 +157,12 @@ impl LogWriter {
             let next = SegmentWriter::open(&self.dir, self.writer.seq + 1)?;
             File::open(&self.dir)?.sync_all()?;
             self.writer = next;
+            // Published now, not with the first record: the finished segment can be deleted once
+            // accepted even while appending to the new one fails (a full disk).
+            self.head.set(Position {
+                seq: self.writer.seq,
+                offset: 0,
+            });
         }
         let start = Position {
             seq: self.writer.seq,
@@ -314,11 +320,19 @@ impl LogReader {
         }
         let from = self.acked.seq;
         self.acked = upto;
-        write_ledger(&self.dir, upto)?;
+        // Segments go first: on a full disk that is the room the ledger and the writer need. A crash
+        // in between leaves a ledger naming a deleted segment, which `open` reads as "start at the
+        // oldest segment left", the right place.
         if upto.seq > from {
             self.remove_before(upto.seq, head.seq)?;
         }
-        Ok(())
+        write_ledger(&self.dir, upto)
+    }
+
+    /// Delete a wholly accepted segment the writer has since moved past (an ack can come before the
+    /// segment is finished). Called now and then; on a small disk that room is what lets writing go on.
+    pub fn tidy(&mut self) -> io::Result<()> {
+        self.ack(self.acked)
     }
 
     fn remove_before(&self, seq: u64, head_seq: u64) -> io::Result<()> {
@@ -373,10 +387,16 @@ fn read_ledger(dir: &Path) -> Option<Position> {
     })
 }
 
+/// The ledger is one fixed-width line rewritten in place: a write of a few dozen bytes at offset 0
+/// needs no new disk blocks (it works on a full disk) and is not torn by a crash.
 fn write_ledger(dir: &Path, at: Position) -> io::Result<()> {
-    let tmp = dir.join("ledger.tmp");
-    fs::write(&tmp, format!("{} {}\n", at.seq, at.offset))?;
-    fs::rename(&tmp, dir.join(LEDGER))
+    let line = format!("{:020} {:020}\n", at.seq, at.offset);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(dir.join(LEDGER))?;
+    file.write_all_at(line.as_bytes(), 0)
 }
 
 #[cfg(test)]

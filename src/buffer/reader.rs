@@ -127,7 +127,12 @@ impl Reader {
                 }
                 Event::SinkGone => self.stop_feeding(),
                 Event::Appended => {}
-                Event::Tick => self.publish(),
+                Event::Tick => {
+                    if let Err(e) = self.log.tidy() {
+                        tracing::debug!(error = %e, "buffer: cannot delete an accepted segment");
+                    }
+                    self.publish();
+                }
             }
         }
         self.publish();
@@ -300,6 +305,7 @@ impl Reader {
             }
         }
         self.shared.freed(bytes, records);
+        self.shared.publish_gauges();
     }
 
     fn publish(&self) {

@@ -17,6 +17,9 @@ use super::{codec, segment, unix_ms, BufferSettings, Cached, Shared, CACHE_BYTES
 use crate::ack::{AckToken, Delivery};
 use crate::config::{FsyncPolicy, WhenFull};
 
+/// A buffer that fills up again and again is reported at most this often.
+const FULL_REPORT_EVERY: Duration = Duration::from_secs(300);
+
 /// Longest pause between retries of a failed write (a full disk).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
@@ -35,9 +38,13 @@ pub(super) struct Writer {
     unsynced: Vec<AckToken>,
     /// When the oldest unsynced record was appended.
     since: Option<Instant>,
+    last_sync: Instant,
     payload: Vec<u8>,
     /// Conditions already logged, so that each is logged once until it clears.
     full_logged: bool,
+    /// When a full buffer was last reported: a buffer that keeps filling up (the receiver is slower
+    /// than the sources) is reported again only after [`FULL_REPORT_EVERY`].
+    full_reported: Option<Instant>,
     error_logged: bool,
 }
 
@@ -49,8 +56,10 @@ impl Writer {
             shared,
             unsynced: Vec::new(),
             since: None,
+            last_sync: Instant::now(),
             payload: Vec::new(),
             full_logged: false,
+            full_reported: None,
             error_logged: false,
         }
     }
@@ -59,7 +68,14 @@ impl Writer {
         loop {
             let next = match self.since {
                 Some(since) => {
-                    let deadline = since + self.settings.fsync_interval;
+                    // Busy (more batches waiting): sync every fsync_interval. Idle: sync soon, so
+                    // positions move and a crash re-reads little; at most every tenth of the interval.
+                    let interval = self.settings.fsync_interval;
+                    let deadline = if input.is_empty() {
+                        (self.last_sync + interval / 10).min(since + interval)
+                    } else {
+                        since + interval
+                    };
                     // Made inside block_on: a timer needs the runtime's context.
                     let wait =
                         async { tokio::time::timeout_at(deadline.into(), input.recv()).await };
@@ -139,6 +155,7 @@ impl Writer {
             });
         }
         self.shared.appended.notify_one();
+        self.shared.publish_gauges();
         if let Some(a) = ack {
             self.unsynced.push(a);
         }
@@ -169,8 +186,11 @@ impl Writer {
         }
         // Make what is appended durable first: its sources may move on while this one waits.
         self.sync();
-        if !self.full_logged {
-            self.full_logged = true;
+        let report = self
+            .full_reported
+            .map_or(true, |t| t.elapsed() >= FULL_REPORT_EVERY);
+        if report {
+            self.full_reported = Some(Instant::now());
             tracing::warn!(sink = %self.settings.name, max_size = self.settings.max_size,
                 "buffer full: pausing the sources until the receiver catches up (when_full: block)");
         }
@@ -191,8 +211,9 @@ impl Writer {
         }
         drop(guard);
         full.set(0);
-        self.full_logged = false;
-        tracing::info!(sink = %self.settings.name, "buffer has room again: sources resume");
+        if report {
+            tracing::info!(sink = %self.settings.name, "buffer has room again: sources resume");
+        }
         Room::Fits
     }
 
@@ -229,6 +250,7 @@ impl Writer {
         }
         match self.log.sync() {
             Ok(()) => {
+                self.last_sync = Instant::now();
                 for a in self.unsynced.drain(..) {
                     a.ack();
                 }

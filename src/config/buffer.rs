@@ -26,7 +26,8 @@ pub struct BufferConfig {
     /// Size at which a new segment file is started (a segment is deleted once all of it was accepted).
     #[serde(default = "sixteen_mebibytes")]
     pub segment_size: ByteSize,
-    /// `always`: fsync before every acknowledgement. `interval`: fsync every `fsync_interval`.
+    /// `always`: fsync before every acknowledgement. `interval`: fsync at most every
+    /// `fsync_interval` while batches keep coming, and within a tenth of it once they pause.
     #[serde(default)]
     pub fsync: FsyncPolicy,
     #[serde(default = "half_second")]

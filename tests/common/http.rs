@@ -152,3 +152,14 @@ fn dechunk(mut data: &[u8]) -> io::Result<Vec<u8>> {
 fn invalid(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, message)
 }
+
+/// The sum of every series of metric `name` on `<base>/metrics` (0 when absent).
+pub fn metric_sum(base: &str, name: &str) -> f64 {
+    let page = get(&format!("{base}/metrics"))
+        .expect("GET /metrics")
+        .text();
+    page.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+        .sum()
+}
