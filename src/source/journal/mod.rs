@@ -7,13 +7,15 @@
 //! the cursor is committed only once every sink holds the chunk (the ack path), never on read.
 //!
 //! ## Why libsystemd, loaded at run time
-//! Two readers were tried against the same fixtures and a live journald (see `tests/journal.rs`):
-//! journal files written with xz, lz4 and zstd fields, compact and regular layout, a directory of
-//! machine-id subdirectories, cursors, following. Both the pure-Rust `sdjournal` crate and libsystemd's
-//! sd-journal read all of them. libsystemd was chosen because:
+//! The candidates were the pure-Rust `sdjournal` crate (0.1.15) and libsystemd's sd-journal (252).
+//! sd-journal passes everything `tests/journal.rs` checks: fixture files with xz, lz4 and zstd fields in
+//! compact and regular layout, a live journald's directory of machine-id subdirectories, rotation and
+//! vacuuming while following, cursors. `sdjournal`, tried by hand on the same kinds of fixture (xz and
+//! zstd, compact and regular) and on a live journald's directory, read them all too, resumed after a
+//! journalctl cursor, and follows with inotify. libsystemd was chosen because:
 //! * every `sdjournal` release needs Rust ≥ 1.92, above this crate's MSRV (1.80);
-//! * `sdjournal` writes cursors of its own (`SJ1:…`), so the positions file would no longer hold the
-//!   cursors Promtail and `journalctl --after-cursor` understand (migration back and forth, debugging);
+//! * `sdjournal` hands out cursors of its own (`SJ1:…`), so the positions file would no longer hold the
+//!   cursors Promtail and `journalctl --after-cursor` understand (migrating back, debugging);
 //! * sd-journal is the reader journalctl uses, maintained with the writer, so new file-format features
 //!   (compact mode came in systemd 252) are read as soon as the host's journald writes them.
 //!

@@ -217,7 +217,7 @@ impl Reader {
             let mut failed = None;
             let mut at_end = false;
             while chunk.entries.len() < CHUNK_ENTRIES && bytes < CHUNK_BYTES {
-                match journal.next() {
+                match journal.next_entry() {
                     Ok(true) => {}
                     Ok(false) => {
                         at_end = true;
@@ -328,7 +328,7 @@ impl Reader {
 /// positioned on it, so reading goes on after it), `None` if it is gone.
 fn find(journal: &mut Journal, cursor: &str) -> io::Result<Option<u64>> {
     journal.seek_cursor(cursor)?;
-    if !journal.next()? || !journal.test_cursor(cursor)? {
+    if !journal.next_entry()? || !journal.test_cursor(cursor)? {
         return Ok(None);
     }
     journal.realtime_usec().map(Some)

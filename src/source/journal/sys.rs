@@ -205,7 +205,7 @@ impl Journal {
     }
 
     /// Move to the next entry; false at the end.
-    pub fn next(&mut self) -> io::Result<bool> {
+    pub fn next_entry(&mut self) -> io::Result<bool> {
         // SAFETY: an open journal.
         check(unsafe { (self.fns.next)(self.j()) }).map(|n| n > 0)
     }
