@@ -132,6 +132,17 @@ fn entries_arrive_in_order_with_journal_labels_and_realtime_timestamps() {
         "printf 'MESSAGE=via logger journald\\nMY_FIELD=from-logger\\n' | logger --journald",
     ]);
     journald.run(&mut native);
+    // A user's entries go to the user's own journal file (user-4242.journal), read as well.
+    let mut user = journald.in_namespace("setpriv");
+    user.args([
+        "--reuid=4242",
+        "--regid=4242",
+        "--clear-groups",
+        "sh",
+        "-c",
+        "printf 'MESSAGE=from a user\\nSYSLOG_IDENTIFIER=lfuser\\n' | logger --journald",
+    ]);
+    journald.run(&mut user);
 
     let native_lines: Vec<String> = (0..300).map(|i| format!("native-{i:06}")).collect();
     let mut expected = native_lines.clone();
@@ -140,6 +151,7 @@ fn entries_arrive_in_order_with_journal_labels_and_realtime_timestamps() {
             "via systemd-cat",
             "via logger syslog",
             "via logger journald",
+            "from a user",
         ]
         .map(String::from),
     );
@@ -192,6 +204,18 @@ fn entries_arrive_in_order_with_journal_labels_and_realtime_timestamps() {
     assert_eq!(
         stream("via logger journald"),
         r#"{custom="from-logger", ident="logger", job="systemd-journal", transport="journal"}"#
+    );
+    assert_eq!(
+        stream("from a user"),
+        r#"{ident="lfuser", job="systemd-journal", transport="journal"}"#
+    );
+    assert!(
+        journald
+            .files()
+            .iter()
+            .any(|f| f.ends_with("user-4242.journal")),
+        "{:?}",
+        journald.files()
     );
     assert!(
         !entries
@@ -608,7 +632,10 @@ fn an_idle_journal_costs_no_cpu_and_new_entries_still_arrive() {
         "      matches: SYSLOG_IDENTIFIER=lfidle\n      labels:\n        job: j\n",
         "",
     );
-    let agent = start_agent(&config);
+    let mut agent = start_agent(&config);
+    // Promtail's journal target is always ready.
+    let ready = common::http::get(&format!("{}/ready", agent.http_url())).expect("/ready");
+    assert_eq!(ready.status, 200, "{}", ready.text());
     journald.send_lines("lfidle", &["before idle"], &[]);
     assert!(receiver.wait_for_lines(1, WAIT));
     std::thread::sleep(Duration::from_millis(500));
@@ -620,4 +647,7 @@ fn an_idle_journal_costs_no_cpu_and_new_entries_still_arrive() {
     journald.send_lines("lfidle", &["after idle"], &[]);
     assert!(receiver.wait_for_lines(2, WAIT));
     assert_eq!(receiver.lines(), ["before idle", "after idle"]);
+    // SIGTERM wakes the reader from its wait and the agent exits cleanly.
+    let status = agent.terminate(WAIT).expect("the agent stops on SIGTERM");
+    assert!(status.success(), "{status:?}");
 }

@@ -1,10 +1,11 @@
 //! [`Journald`]: a real `systemd-journald` of the test's own, and [`fixture`] journal files.
 //!
-//! systemd is not PID 1 here, and the host's `/run/systemd/journal` and `/run/log/journal` must stay
-//! untouched, so each journald runs in a private mount namespace (`unshare --mount`) where a tmpfs
-//! covers `/run`, the test's temp dirs are bind-mounted at `/run/systemd/journal` (its sockets) and
-//! `/run/log/journal` (its files, `Storage=volatile`), and the test's `journald.conf` covers
-//! `/etc/systemd/journald.conf`. Nothing outside the temp dir changes, tests can run in parallel, and
+//! systemd is not PID 1 here, and the host's `/run/systemd/journal` and `/var/log/journal` must stay
+//! untouched, so each journald runs in a private mount namespace (`unshare --mount`) where tmpfs
+//! covers `/run` and `/var/log`, the test's temp dirs are bind-mounted at `/run/systemd/journal` (its
+//! sockets) and `/var/log/journal` (its files: `Storage=persistent`, already "flushed" from `/run` as
+//! after boot, so users' entries go to their own `user-<uid>.journal`), and the test's
+//! `journald.conf` covers `/etc/systemd/journald.conf`. Nothing outside the temp dir changes, tests can run in parallel, and
 //! dropping the value kills and reaps the daemon.
 //!
 //! Entries are written the ways a host writes them: [`Journald::send`] speaks journald's native
@@ -23,10 +24,10 @@ use tempfile::TempDir;
 pub const JOURNALD: &str = "/lib/systemd/systemd-journald";
 pub const JOURNAL_REMOTE: &str = "/lib/systemd/systemd-journal-remote";
 
-/// journald.conf for tests: volatile storage in the temp dir, no rate limit, no kernel log, no
+/// journald.conf for tests: persistent storage in the temp dir, no rate limit, no kernel log, no
 /// forwarding.
 const BASE_CONF: &str =
-    "[Journal]\nStorage=volatile\nReadKMsg=no\nRateLimitBurst=0\nRateLimitIntervalSec=0\n\
+    "[Journal]\nStorage=persistent\nReadKMsg=no\nRateLimitBurst=0\nRateLimitIntervalSec=0\n\
 ForwardToSyslog=no\nForwardToWall=no\nForwardToConsole=no\nForwardToKMsg=no\nAudit=no\n";
 
 pub struct Journald {
@@ -55,13 +56,16 @@ impl Journald {
         }
         std::fs::write(root.join("journald.conf"), format!("{BASE_CONF}{extra}\n"))
             .expect("journald.conf");
+        // As after boot's `journalctl --flush`: write to /var/log/journal from the start.
+        std::fs::write(root.join("run/flushed"), "").expect("flushed marker");
         let script = format!(
             "set -e\n\
              mount --make-rprivate /\n\
              mount -t tmpfs tmpfs /run\n\
-             mkdir -p /run/systemd/journal /run/log/journal\n\
+             mount -t tmpfs tmpfs /var/log\n\
+             mkdir -p /run/systemd/journal /var/log/journal\n\
              mount --bind '{r}/run' /run/systemd/journal\n\
-             mount --bind '{r}/log' /run/log/journal\n\
+             mount --bind '{r}/log' /var/log/journal\n\
              mount --bind '{r}/journald.conf' /etc/systemd/journald.conf\n\
              exec {JOURNALD}\n",
             r = root.display()
