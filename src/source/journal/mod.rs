@@ -205,14 +205,7 @@ impl Run<'_> {
 
     /// Send `entries` with the furthest cursor no held entry is behind. False once the router closed.
     async fn send(&mut self, entries: Vec<Entry>) -> bool {
-        let limit = self.pipeline.held_origin().unwrap_or(u64::MAX);
-        let mut cursor = None;
-        while let Some((through, _)) = self.read_through.front() {
-            if *through > limit {
-                break;
-            }
-            cursor = self.read_through.pop_front().map(|(_, c)| c);
-        }
+        let cursor = releasable(&mut self.read_through, self.pipeline.held_origin());
         let checkpoint = cursor.map(|value| Checkpoint::Cursor {
             key: self.key.clone(),
             value,
@@ -221,5 +214,45 @@ impl Run<'_> {
             return true;
         }
         self.source.router.send(entries, checkpoint).await.is_ok()
+    }
+}
+
+/// The furthest cursor whose entries have all left the pipeline, given the oldest origin a stage still
+/// holds; the cursors up to it are taken off `read_through`.
+fn releasable(read_through: &mut VecDeque<(u64, String)>, held: Option<u64>) -> Option<String> {
+    let limit = held.unwrap_or(u64::MAX);
+    let mut cursor = None;
+    while let Some((through, _)) = read_through.front() {
+        if *through > limit {
+            break;
+        }
+        cursor = read_through.pop_front().map(|(_, c)| c);
+    }
+    cursor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_never_passes_an_entry_a_stage_holds() {
+        // Chunks of origins 0..10 (cursor a), 10..20 (b), 20..25 (c).
+        let mut q: VecDeque<(u64, String)> = [(10, "a"), (20, "b"), (25, "c")]
+            .map(|(o, c)| (o, c.to_owned()))
+            .into();
+        // Entry 12 is held (a multiline block): only chunk a is wholly out.
+        assert_eq!(releasable(&mut q, Some(12)).as_deref(), Some("a"));
+        assert_eq!(releasable(&mut q, Some(12)), None);
+        // Entry 20 held: chunk b (origins < 20) is out.
+        assert_eq!(releasable(&mut q, Some(20)).as_deref(), Some("b"));
+        // Nothing held: the newest cursor.
+        assert_eq!(releasable(&mut q, None).as_deref(), Some("c"));
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn cursor_key_is_promtails() {
+        assert_eq!(cursor_key("journal"), "cursor-journal");
     }
 }
