@@ -183,10 +183,16 @@ impl Run<'_> {
             cursor,
             no_message,
             empty_labels,
+            unreadable,
         } = chunk;
         let m = &self.source.metrics;
         m.journal_lines.inc_by(entries.len() as u64);
-        for (n, error) in [(no_message, "no_message"), (empty_labels, "empty_labels")] {
+        let errors = [
+            (no_message, "no_message"),
+            (empty_labels, "empty_labels"),
+            (unreadable, "unreadable"),
+        ];
+        for (n, error) in errors {
             if n > 0 {
                 m.journal_errors(error).inc_by(n);
             }

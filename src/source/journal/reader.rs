@@ -12,8 +12,9 @@
 //! otherwise at `now - max_age` (Promtail's rule), with a log line that says why: a cursor that no
 //! longer exists (vacuumed, from another machine or boot, a clock jump) is never silently stuck on.
 //!
-//! **Errors.** An error while reading (a file rotated or truncated under the reader: "bad message")
-//! closes the journal and opens it again after the last entry read, backing off while it repeats.
+//! **Errors.** An entry whose fields cannot be read is skipped and counted. An error moving through
+//! the journal (a file rotated or truncated under the reader: "bad message") closes it and opens it
+//! again after the last entry read, backing off while it repeats.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -43,6 +44,8 @@ pub struct Chunk {
     pub cursor: Option<String>,
     pub no_message: u64,
     pub empty_labels: u64,
+    /// Entries whose timestamp or fields could not be read.
+    pub unreadable: u64,
 }
 
 /// What the reader needs besides the library.
@@ -237,8 +240,13 @@ impl Reader {
                     Ok(Formatted::NoMessage) => chunk.no_message += 1,
                     Ok(Formatted::EmptyLabels) => chunk.empty_labels += 1,
                     Err(e) => {
-                        failed = Some(e);
-                        break;
+                        // One entry that cannot be read (corrupt, or its file vanished under us) is
+                        // skipped: reopening would land on it again.
+                        if chunk.unreadable == 0 {
+                            tracing::warn!(job = %self.settings.job, error = %e,
+                                "journal entry cannot be read; skipped");
+                        }
+                        chunk.unreadable += 1;
                     }
                 }
             }
