@@ -113,7 +113,6 @@ impl JournalSource {
                 return;
             }
         };
-        self.metrics.targets_active.inc();
         let mut run = Run {
             source: &self,
             key,
@@ -160,7 +159,6 @@ impl JournalSource {
             run.send(entries).await;
         }
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
-        self.metrics.targets_active.dec();
     }
 }
 
