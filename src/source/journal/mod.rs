@@ -12,8 +12,10 @@
 //! compact and regular layout, a live journald's directory of machine-id subdirectories, rotation and
 //! vacuuming while following, cursors. `sdjournal`, tried by hand on the same kinds of fixture (xz and
 //! zstd, compact and regular) and on a live journald's directory, read them all too, resumed after a
-//! journalctl cursor, and follows with inotify. libsystemd was chosen because:
-//! * every `sdjournal` release needs Rust ≥ 1.92, above this crate's MSRV (1.80);
+//! journalctl cursor (lz4 and following were not tried; its source follows with inotify). libsystemd
+//! was chosen because:
+//! * the `sdjournal` releases checked (0.1.5, 0.1.15, 0.1.22) need Rust 1.92 to 1.96, above this
+//!   crate's MSRV (1.80);
 //! * `sdjournal` hands out cursors of its own (`SJ1:…`), so the positions file would no longer hold the
 //!   cursors Promtail and `journalctl --after-cursor` understand (migrating back, debugging);
 //! * sd-journal is the reader journalctl uses, maintained with the writer, so new file-format features
