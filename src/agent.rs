@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
-use crate::config::{BufferType, ClientConfig, Config, ScrapeConfig, SourceKind};
+use crate::config::{BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
@@ -31,6 +31,7 @@ use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{Claims, FileSource, FileTarget};
+use crate::source::journal::{self, JournalSource};
 use crate::source::stdin::StdinSource;
 use crate::stage::{BuildContext, PipelineSpec};
 
@@ -90,11 +91,21 @@ fn check_limits(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What one scrape config becomes: its file targets and its pipeline.
+/// What one scrape config becomes: its targets and its pipeline.
 struct Job {
+    index: usize,
     name: Arc<str>,
-    targets: Vec<FileTarget>,
+    source: JobSource,
     pipeline: PipelineSpec,
+}
+
+enum JobSource {
+    Files(Vec<FileTarget>),
+    /// Relabeled per entry, by the source.
+    Journal {
+        config: JournalConfig,
+        relabeler: Relabeler,
+    },
 }
 
 fn build_job(
@@ -108,6 +119,7 @@ fn build_job(
         |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
     match sc.source_kind() {
         Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
+        Some(SourceKind::Journal) => return journal_job(index, sc, cfg, metrics),
         Some(SourceKind::File) => {
             let msg = "only static_configs file targets are supported yet by this version of \
                        logferry (file_sd_configs and the other service discoveries are not)";
@@ -163,9 +175,31 @@ fn build_job(
         }
     }
     Ok(Job {
+        index,
         name: sc.job_name.as_str().into(),
-        targets,
+        source: JobSource::Files(targets),
         pipeline,
+    })
+}
+
+fn journal_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let relabeler = Relabeler::new(&sc.relabel_configs).map_err(|e| {
+        let path = format!("scrape_configs[{index}].relabel_configs");
+        cfg.error_at(&path, format!("{e} (job {:?})", sc.job_name))
+    })?;
+    Ok(Job {
+        index,
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Journal {
+            config: sc.journal.clone().unwrap_or_default(),
+            relabeler,
+        },
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
     })
 }
 
@@ -371,6 +405,15 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     };
 
     check_limits(&cfg)?;
+    // A journal job needs libsystemd, loaded at run time: say so now rather than run without it.
+    for job in &jobs {
+        if let JobSource::Journal { .. } = job.source {
+            journal::sys::library().map_err(|e| {
+                let path = format!("scrape_configs[{}].journal", job.index);
+                cfg.error_at(&path, format!("{e} (job {:?})", job.name))
+            })?;
+        }
+    }
 
     // Sinks.
     let (abort_tx, abort_rx) = watch::channel(false);
@@ -441,10 +484,29 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
     };
     let fw = &cfg.global.file_watch_config;
-    let needs_files = !jobs.is_empty();
+    // Promtail is ready when any target manager is; the journal's always is.
+    let needs_files =
+        !jobs.is_empty() && jobs.iter().all(|j| matches!(j.source, JobSource::Files(_)));
     for job in jobs {
+        let targets = match job.source {
+            JobSource::Files(targets) => targets,
+            JobSource::Journal { config, relabeler } => {
+                let source = JournalSource {
+                    job: job.name,
+                    config,
+                    relabeler,
+                    pipeline: job.pipeline,
+                    router: router.clone(),
+                    positions: positions.clone(),
+                    metrics: metrics.clone(),
+                    field_limit: HARD_LINE_LIMIT,
+                };
+                sources.spawn(source.run(stop_rx.clone()));
+                continue;
+            }
+        };
         let source = FileSource {
-            targets: job.targets,
+            targets,
             sync_period: cfg.target_config.sync_period.get(),
             claims: claims.clone(),
             ctx: JobContext {

@@ -77,6 +77,12 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// `promtail_journal_target_parsing_errors_total{error}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ErrorLabel {
+    pub error: String,
+}
+
 /// A label value written escaped (`\\`, `\"`, `\n`) as the text format wants; prometheus-client writes
 /// values as they are, and these come from log data.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -140,6 +146,9 @@ pub struct Metrics {
     pub mutated_bytes: Family<DropLabel, Counter>,
     pub request_duration: RequestFamily,
     pub batch_retries: Family<HostTenantLabel, Counter>,
+    // Journal source (Promtail names).
+    pub journal_lines: Counter,
+    pub journal_parsing_errors: Family<ErrorLabel, Counter>,
     // logferry's own.
     /// Lines whose invalid UTF-8 was replaced with U+FFFD.
     pub lines_invalid_utf8: Family<JobReasonLabel, Counter>,
@@ -199,6 +208,8 @@ impl Metrics {
             mutated_bytes: Family::default(),
             request_duration: Family::new_with_constructor(request_histogram),
             batch_retries: Family::default(),
+            journal_lines: Counter::default(),
+            journal_parsing_errors: Family::default(),
             lines_invalid_utf8: Family::default(),
             lines_oversized: Family::default(),
             positions_save_errors: Counter::default(),
@@ -346,6 +357,16 @@ impl Metrics {
             m.lines_oversized.clone(),
         );
         registry.register(
+            "promtail_journal_target_lines",
+            "Total number of successful journal lines read",
+            m.journal_lines.clone(),
+        );
+        registry.register(
+            "promtail_journal_target_parsing_errors",
+            "Total number of parsing errors while reading journal messages",
+            m.journal_parsing_errors.clone(),
+        );
+        registry.register(
             "logferry_positions_save_errors",
             "Failed writes of the positions file",
             m.positions_save_errors.clone(),
@@ -367,6 +388,15 @@ impl Metrics {
         );
         registry.register_collector(Box::new(stage::Collector(m.stage_metrics.clone())));
         Arc::new(Metrics { registry, ..m })
+    }
+
+    /// The `promtail_journal_target_parsing_errors_total` series for `error`.
+    pub fn journal_errors(&self, error: &str) -> Counter {
+        self.journal_parsing_errors
+            .get_or_create(&ErrorLabel {
+                error: error.to_owned(),
+            })
+            .clone()
     }
 
     /// The `logentry_dropped_lines_total` series for `reason`, to count into without a lookup.

@@ -210,8 +210,8 @@ fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
             ":4:9: scrape_configs[0].pipeline_stages[0]: stage \"eventlogmessage\" is not supported yet",
         ),
         (
-            "scrape_configs:\n  - job_name: j\n    journal:\n      max_age: 12h\n",
-            ":4:7: scrape_configs[0].journal: the journal source is not supported yet",
+            "scrape_configs:\n  - job_name: s\n    syslog:\n      listen_address: 0.0.0.0:1514\n",
+            ":4:7: scrape_configs[0].syslog: the syslog source is not supported yet",
         ),
         (
             "limits_config:\n  readline_rate_enabled: true\n",
@@ -299,7 +299,11 @@ fn a_pipeline_parses_json_into_labels_timestamp_and_line_end_to_end() {
 
 #[test]
 fn the_shipped_example_configs_pass_check_config() {
-    for file in ["configs/logferry.yaml", "configs/redaction.yaml"] {
+    for file in [
+        "configs/logferry.yaml",
+        "configs/redaction.yaml",
+        "configs/journal.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()
             .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")

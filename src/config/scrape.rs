@@ -352,9 +352,29 @@ pub struct JournalConfig {
     /// Static labels added to every entry before relabeling.
     #[serde(default)]
     pub labels: LabelSet,
-    /// Space-separated `FIELD=value` terms, all of which must match (no `+` for OR).
+    /// Space-separated `FIELD=value` terms, as journalctl takes them: terms on the same field are ORed,
+    /// on different fields ANDed, and `+` separates alternative groups (an extension: Promtail has no `+`).
     #[serde(default)]
     pub matches: String,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        yaml::defaults()
+    }
+}
+
+/// sd-journal's rule for a match (`match_is_valid`): a field name of `A-Z`, `0-9` and `_`, not starting
+/// with `__` (the trusted address fields), then `=`.
+fn is_journal_match(term: &str) -> bool {
+    let Some((field, _)) = term.split_once('=') else {
+        return false;
+    };
+    !field.is_empty()
+        && !field.starts_with("__")
+        && field
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn seven_hours() -> GoDuration {
@@ -362,7 +382,7 @@ fn seven_hours() -> GoDuration {
 }
 
 impl JournalConfig {
-    /// The `matches` terms as (field, value) pairs.
+    /// The `matches` terms as (field, value) pairs, `+` left out.
     pub fn match_terms(&self) -> Vec<(&str, &str)> {
         self.matches
             .split_whitespace()
@@ -370,12 +390,25 @@ impl JournalConfig {
             .collect()
     }
 
+    /// The `matches` terms (`FIELD=value`) in their `+`-separated groups, empty groups left out.
+    pub fn match_groups(&self) -> Vec<Vec<&str>> {
+        let mut groups = vec![Vec::new()];
+        for term in self.matches.split_whitespace() {
+            match term {
+                "+" => groups.push(Vec::new()),
+                t => groups.last_mut().expect("never empty").push(t),
+            }
+        }
+        groups.retain(|g| !g.is_empty());
+        groups
+    }
+
     fn validate(&self, base: &str) -> Result<(), Invalid> {
         for term in self.matches.split_whitespace() {
-            if term.matches('=').count() != 1 || term.starts_with('=') {
+            if term != "+" && !is_journal_match(term) {
                 return Err(Invalid::value(
                     join_key(base, "matches"),
-                    format!("invalid journal match {term:?}: expected FIELD=value terms separated by spaces (e.g. _SYSTEMD_UNIT=nginx.service); \"+\" (OR) is not supported"),
+                    format!("invalid journal match {term:?}: expected FIELD=value terms separated by spaces, with \"+\" between alternatives (e.g. _SYSTEMD_UNIT=a.service _SYSTEMD_UNIT=b.service + PRIORITY=3); a field name is A-Z, 0-9 and _, not starting with __"),
                 ));
             }
         }
@@ -507,10 +540,19 @@ mod tests {
             None
         );
         assert_eq!(
-            err("job_name: a\njournal: {matches: 'A=1 + B=2'}")
+            err("job_name: a\njournal: {matches: 'A=1 A=2 + B=2 + C=x=y'}"),
+            None
+        );
+        for bad in ["a=1", "A", "=1", "__CURSOR=x", "A-B=1"] {
+            let text = format!("job_name: a\njournal: {{matches: '{bad}'}}");
+            assert_eq!(err(&text).unwrap().0, "s.journal.matches", "{bad}");
+        }
+        assert_eq!(
+            job("job_name: a\njournal: {matches: '+ A=1 A=2 + + B=2 +'}")
+                .journal
                 .unwrap()
-                .0,
-            "s.journal.matches"
+                .match_groups(),
+            [vec!["A=1", "A=2"], vec!["B=2"]]
         );
         assert_eq!(
             err("job_name: a\ndecompression: {enabled: true, format: zip}")

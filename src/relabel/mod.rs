@@ -199,6 +199,22 @@ impl Relabeler {
     pub fn reads_all_labels(&self) -> bool {
         self.reads_all
     }
+
+    /// Whether a label named `name` can change the labels left once [`process`](Self::process) has run
+    /// and the `__*` labels are stripped: it is not a `__` label (it may pass through), some rule reads
+    /// its value, or a `labelmap` rule copies it (`labeldrop`/`labelkeep` only remove labels). Sources
+    /// that relabel per entry key their cache on the labels that matter only.
+    pub fn name_matters(&self, name: &str) -> bool {
+        !name.starts_with("__")
+            || self
+                .read_names
+                .binary_search_by(|n| n.as_str().cmp(name))
+                .is_ok()
+            || self
+                .rules
+                .iter()
+                .any(|r| r.action == Action::LabelMap && r.regex.is_match(name))
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,4 +2,5 @@
 //! its own task and hands batches to the [`Router`](crate::sink::Router) with their checkpoint.
 
 pub mod file;
+pub mod journal;
 pub mod stdin;

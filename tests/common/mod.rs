@@ -3,7 +3,8 @@
 //! * [`loki`]: [`LokiReceiver`], a real Loki push endpoint with fault injection;
 //! * [`agent`]: [`Agent`], the real `logferry` binary as a child process, reaped on drop;
 //! * [`fixtures`]: [`TestDir`], numbered test lines and the lost/duplicated [`count_loss`];
-//! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints.
+//! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints;
+//! * [`journald`]: a real `systemd-journald` per test, and journal fixture files.
 //!
 //! Every test binary uses a different part of it, hence the `allow`s.
 #![allow(dead_code, unused_imports)]
@@ -11,6 +12,7 @@
 pub mod agent;
 pub mod fixtures;
 pub mod http;
+pub mod journald;
 pub mod loki;
 
 pub use logferry::sink::loki::logproto;
