@@ -337,9 +337,12 @@ fn cursor_resumes_across_sigkill_without_loss_or_repeats() {
         .expect("cursor");
     let mut agent = start_agent(&config);
     assert!(wait_for_all(&receiver, &lines_range("k", 0, 2000)));
-    // Once the last cursor is acknowledged and saved, nothing is in flight.
+    // Once the last cursor is saved and the buffer has recorded Loki's answer to the last push,
+    // nothing is in flight (a kill before the latter sends that push again: a legal duplicate).
     let deadline = Instant::now() + WAIT;
-    while saved_cursor(&dir).as_deref() != Some(last.as_str()) {
+    while saved_cursor(&dir).as_deref() != Some(last.as_str())
+        || common::http::metric_sum(&agent.http_url(), "logferry_buffer_records") > 0.0
+    {
         assert!(
             Instant::now() < deadline,
             "saved {:?}, want {last}",
