@@ -18,7 +18,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
-use crate::config::{BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind};
+use crate::ack::Delivery;
+use crate::config::{BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
@@ -446,25 +447,10 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 .with_dead_letter(dead_letter, &name);
             let (tx, rx) = mpsc::channel(SINK_QUEUE);
             sinks.spawn(sink.run(rx, abort_rx.clone()));
-            if !disk {
-                senders.push(tx);
-                continue;
-            }
-            let b = &c.buffer;
-            let settings = BufferSettings {
-                name,
-                dir,
-                max_size: b.max_size.get(),
-                segment_size: b.segment_size.get(),
-                fsync: b.fsync,
-                fsync_interval: b.fsync_interval.get(),
-                when_full: b.when_full,
-            };
-            let buffer = buffer::start(settings, metrics.clone(), tx, abort_rx.clone())
-                .with_context(|| format!("clients[{i}].buffer: cannot open {}", dir_of(c, &cfg)))?;
-            senders.push(buffer.input);
-            sinks.spawn(buffer.reader);
-            sinks.spawn(buffer.writer_done);
+            let buffer = disk.then(|| buffer_settings(&c.buffer, name, dir));
+            let input = put_buffer_in_front(buffer, tx, &metrics, &abort_rx, &mut sinks)
+                .with_context(|| format!("clients[{i}].buffer"))?;
+            senders.push(input);
         }
         warn_orphaned_buffers(&cfg);
     }
@@ -649,8 +635,36 @@ fn buffer_dir(c: &ClientConfig, cfg: &Config, name: &str) -> std::path::PathBuf 
     }
 }
 
-fn dir_of(c: &ClientConfig, cfg: &Config) -> String {
-    buffer_dir(c, cfg, &sink_name(c)).display().to_string()
+fn buffer_settings(b: &BufferConfig, name: String, dir: std::path::PathBuf) -> BufferSettings {
+    BufferSettings {
+        name,
+        dir,
+        max_size: b.max_size.get(),
+        segment_size: b.segment_size.get(),
+        fsync: b.fsync,
+        fsync_interval: b.fsync_interval.get(),
+        when_full: b.when_full,
+    }
+}
+
+/// Where the router sends a sink's batches: the sink's own queue `sink`, or with `buffer` a disk
+/// buffer in front of it (its reader and writer join `tasks`, to be awaited at shutdown).
+fn put_buffer_in_front(
+    buffer: Option<BufferSettings>,
+    sink: mpsc::Sender<Delivery>,
+    metrics: &Arc<Metrics>,
+    abort: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<mpsc::Sender<Delivery>> {
+    let Some(settings) = buffer else {
+        return Ok(sink);
+    };
+    let dir = settings.dir.display().to_string();
+    let b = buffer::start(settings, metrics.clone(), sink, abort.clone())
+        .with_context(|| format!("cannot open the buffer in {dir}"))?;
+    tasks.spawn(b.reader);
+    tasks.spawn(b.writer_done);
+    Ok(b.input)
 }
 
 /// Buffers under the default root that no configured client uses any more still hold unsent data
