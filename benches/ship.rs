@@ -1,6 +1,13 @@
-//! End-to-end throughput of the real agent binary: a generated nginx-style log file tailed from its start
-//! into a Loki receiver that only counts, beside the baseline of reading the same file and splitting it
-//! into lines with memchr (one thread, one reused buffer) in this process.
+//! End-to-end throughput of the real agent binary, file tailed from its start into a Loki receiver
+//! that only counts, beside the baseline of reading the same file and splitting it into lines with
+//! memchr (one thread, one reused buffer) in this process. Runs, all in one process:
+//!
+//! * nginx combined lines: no buffer (`buffer: {type: memory}`), the disk buffer with
+//!   `fsync: interval` (the default) and with `fsync: always`;
+//! * JSON nginx lines parsed by `json` into two labels and a timestamp (`labels`, `timestamp`), with
+//!   the default disk buffer;
+//! * the disk buffer alone, in this process: encode + append + read + decode of batches of the
+//!   nginx lines, in MiB/s.
 //!
 //! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB;
 //! 8 MiB when run as a smoke test by `cargo test --all-targets`).
@@ -17,16 +24,33 @@ use std::time::{Duration, Instant};
 use common::{Agent, LokiReceiver, TestDir};
 
 const NGINX: &str = include_str!("data/nginx-access.log");
+const NGINX_JSON: &str = include_str!("data/nginx-access-json.log");
 
 fn generate(path: &Path, mib: u64) -> (u64, u64) {
-    let templates: Vec<&str> = NGINX.lines().filter(|l| !l.is_empty()).collect();
+    generate_from(NGINX, path, mib, |t, n| format!("{t} rid={n}\n"))
+}
+
+/// JSON lines, the request counter as one more field.
+fn generate_json(path: &Path, mib: u64) -> (u64, u64) {
+    generate_from(NGINX_JSON, path, mib, |t, n| {
+        format!("{}, \"rid\": {n}}}\n", t.trim_end().trim_end_matches('}'))
+    })
+}
+
+fn generate_from(
+    data: &str,
+    path: &Path,
+    mib: u64,
+    make: impl Fn(&str, u64) -> String,
+) -> (u64, u64) {
+    let templates: Vec<&str> = data.lines().filter(|l| !l.is_empty()).collect();
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).unwrap());
     let target = mib << 20;
     let (mut bytes, mut lines) = (0u64, 0u64);
     while bytes < target {
         let t = templates[(lines as usize) % templates.len()];
         // Vary each line a little (a request counter), as real logs do, so nothing compresses unfairly.
-        let line = format!("{t} rid={lines}\n");
+        let line = make(t, lines);
         out.write_all(line.as_bytes()).unwrap();
         bytes += line.len() as u64;
         lines += 1;
@@ -80,6 +104,120 @@ fn baseline(path: &Path) -> (f64, f64, u64) {
     (self_cpu() - cpu0, t0.elapsed().as_secs_f64(), lines)
 }
 
+struct Run {
+    cpu: f64,
+    wall: f64,
+    rss: f64,
+}
+
+/// Run the agent on `logs/<file>` from its start (fresh positions and buffer under `name`) until the
+/// receiver counted `lines`.
+fn run_agent(
+    dir: &TestDir,
+    name: &str,
+    logs: &Path,
+    lines: u64,
+    client: &str,
+    stages: &str,
+) -> Run {
+    let state = dir.join(name);
+    fs::create_dir_all(&state).unwrap();
+    let receiver = LokiReceiver::start_count_only();
+    let config = dir.write_config(&format!(
+        r#"server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: 0
+positions:
+  filename: {state}/positions.yaml
+clients:
+  - url: {url}
+{client}
+scrape_configs:
+  - job_name: bench
+    static_configs:
+      - labels:
+          job: bench
+          __path__: {logs}
+{stages}
+"#,
+        state = state.display(),
+        url = receiver.url(),
+        logs = logs.display(),
+    ));
+    let t0 = Instant::now();
+    let agent = Agent::builder().config_file(&config).spawn();
+    let pid = agent.pid();
+    let done = receiver.wait_for_lines(lines as usize, Duration::from_secs(1800));
+    let run = Run {
+        wall: t0.elapsed().as_secs_f64(),
+        cpu: proc_cpu(pid),
+        rss: peak_rss_mib(pid),
+    };
+    drop(agent);
+    assert!(
+        done,
+        "{name}: receiver got {} of {lines} lines",
+        receiver.stats().entries
+    );
+    let _ = fs::remove_dir_all(&state);
+    run
+}
+
+/// The disk buffer alone: batches of `file`'s lines (512 KiB each, as the file source reads them)
+/// encoded and appended with an fsync every 500 ms, then read back and decoded. (write, read) MiB/s
+/// of line bytes.
+fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
+    use logferry::buffer::{codec, log};
+    use logferry::entry::{Entry, LabelSet, Labels};
+    use std::sync::Arc;
+    let text = fs::read_to_string(file).unwrap();
+    let labels = LabelSet::new(Labels::from([("job".to_string(), "bench".to_string())]));
+    let mut batches: Vec<Vec<Entry>> = Vec::new();
+    let (mut batch, mut size) = (Vec::new(), 0);
+    for (i, line) in text.lines().enumerate() {
+        size += line.len() + 1;
+        batch.push(Entry {
+            timestamp: i as i64,
+            line: line.to_string(),
+            labels: labels.clone(),
+            metadata: Vec::new(),
+        });
+        if size >= 512 * 1024 {
+            batches.push(std::mem::take(&mut batch));
+            size = 0;
+        }
+    }
+    batches.push(batch);
+    let mib = text.len() as f64 / 1048576.0;
+    drop(text);
+    let bdir = dir.join("buffer-alone");
+    let (mut w, mut r, _) = log::open(&bdir, 16 << 20).unwrap();
+    let t0 = Instant::now();
+    let mut last_sync = Instant::now();
+    let mut payload = Vec::new();
+    for b in &batches {
+        payload.clear();
+        codec::encode(b, &mut payload);
+        w.append(&payload).unwrap();
+        if last_sync.elapsed() >= Duration::from_millis(500) {
+            w.sync().unwrap();
+            last_sync = Instant::now();
+        }
+    }
+    w.sync().unwrap();
+    let write = mib / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    let mut n = 0;
+    while let log::Read::Record { payload, end, .. } = r.read_next().unwrap() {
+        n += codec::decode(&payload).unwrap().len();
+        r.ack(end).unwrap();
+    }
+    let read = mib / t0.elapsed().as_secs_f64();
+    assert_eq!(n, batches.iter().map(Vec::len).sum::<usize>());
+    let _ = fs::remove_dir_all(&bdir);
+    (write, read)
+}
+
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
@@ -96,68 +234,75 @@ fn main() {
     let file = logs.join("access.log");
     let (bytes, lines) = generate(&file, mib);
     let size_mib = bytes as f64 / (1u64 << 20) as f64;
-    println!("file: {size_mib:.0} MiB, {lines} lines (nginx combined)");
+    // The JSON workload: 1M lines at full size, as the targets are quoted.
+    let json_file = logs.join("access.json");
+    let (json_bytes, json_lines) = generate_json(&json_file, if full { 330 } else { 4 });
+    let json_mib = json_bytes as f64 / (1u64 << 20) as f64;
+    println!("nginx file: {size_mib:.0} MiB, {lines} lines; JSON file: {json_mib:.0} MiB, {json_lines} lines");
 
     let (b_cpu, b_wall, b_lines) = baseline(&file);
     assert_eq!(b_lines, lines);
 
-    let receiver = LokiReceiver::start_count_only();
-    let config = dir.write_config(&format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-positions:
-  filename: {dir}/positions.yaml
-clients:
-  - url: {url}
-scrape_configs:
-  - job_name: bench
-    static_configs:
-      - labels:
-          job: bench
-          __path__: {logs}/*.log
-"#,
-        dir = dir.path().display(),
-        url = receiver.url(),
-        logs = logs.display(),
-    ));
-    let t0 = Instant::now();
-    let agent = Agent::builder().config_file(&config).spawn();
-    let pid = agent.pid();
-    let done = receiver.wait_for_lines(lines as usize, Duration::from_secs(1800));
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc_cpu(pid);
-    let rss = peak_rss_mib(pid);
-    drop(agent);
-    assert!(
-        done,
-        "receiver got {} of {lines} lines",
-        receiver.stats().entries
-    );
+    let memory = "    buffer: {type: memory}";
+    let always = "    buffer: {fsync: always}";
+    let json_stages = r#"    pipeline_stages:
+      - json:
+          expressions: {status: status, agent: http_user_agent, time: time_local}
+      - labels: {status: "", agent: ""}
+      - timestamp: {source: time, format: "02/Jan/2006:15:04:05 -0700"}"#;
+    let nginx_glob = logs.join("access.log");
+    let runs = [
+        (
+            "file -> Loki, no buffer",
+            size_mib,
+            run_agent(&dir, "memory", &nginx_glob, lines, memory, ""),
+        ),
+        (
+            "file -> Loki, disk buffer fsync=interval",
+            size_mib,
+            run_agent(&dir, "interval", &nginx_glob, lines, "", ""),
+        ),
+        (
+            "file -> Loki, disk buffer fsync=always",
+            size_mib,
+            run_agent(&dir, "always", &nginx_glob, lines, always, ""),
+        ),
+        (
+            "JSON -> 2 labels + timestamp -> Loki",
+            json_mib,
+            run_agent(&dir, "json", &json_file, json_lines, "", json_stages),
+        ),
+    ];
+    let (buf_write, buf_read) = buffer_alone(&dir, &file);
 
-    let per_cpu = |cpu: f64| size_mib / cpu;
     println!();
-    println!("| run                         | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB |");
-    println!("|-----------------------------|---------------|---------------|------------|--------------|");
+    println!("| run                                      | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB |");
+    println!("|------------------------------------------|---------------|---------------|------------|--------------|");
     println!(
-        "| baseline: read + memchr     | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} |",
-        per_cpu(b_cpu),
+        "| {:<40} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} |",
+        "baseline: read + memchr",
+        size_mib / b_cpu,
         b_cpu / size_mib * 1024.0,
         size_mib / b_wall,
         "-"
     );
+    for (name, mib, r) in &runs {
+        println!(
+            "| {:<40} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
+            name,
+            mib / r.cpu,
+            r.cpu / mib * 1024.0,
+            mib / r.wall,
+            r.rss
+        );
+    }
+    let per_cpu = |i: usize| runs[i].1 / runs[i].2.cpu;
     println!(
-        "| logferry file -> Loki       | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
-        per_cpu(cpu),
-        cpu / size_mib * 1024.0,
-        size_mib / wall,
-        rss
+        "\ndisk buffer cost per CPU-second: fsync=interval {:+.1}%, fsync=always {:+.1}% (vs no buffer)",
+        (per_cpu(0) / per_cpu(1) - 1.0) * 100.0,
+        (per_cpu(0) / per_cpu(2) - 1.0) * 100.0
     );
     println!(
-        "\nreceiver: {} requests, {} entries, {:.1} MiB of lines, {:.1} MiB on the wire",
-        receiver.stats().requests,
-        receiver.stats().entries,
-        receiver.stats().line_bytes as f64 / 1048576.0,
-        receiver.stats().body_bytes as f64 / 1048576.0
+        "disk buffer alone (encode + append + fsync every 500 ms / read + decode): write {buf_write:.0} MiB/s, read {buf_read:.0} MiB/s"
     );
 }

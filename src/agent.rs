@@ -17,9 +17,11 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::ack::Delivery;
-use crate::config::{BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind};
+use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
+use crate::config::{
+    BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind,
+};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
