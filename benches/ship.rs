@@ -169,7 +169,6 @@ scrape_configs:
 fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     use logferry::buffer::{codec, log};
     use logferry::entry::{Entry, LabelSet, Labels};
-    use std::sync::Arc;
     let text = fs::read_to_string(file).unwrap();
     let labels = LabelSet::new(Labels::from([("job".to_string(), "bench".to_string())]));
     let mut batches: Vec<Vec<Entry>> = Vec::new();
@@ -208,8 +207,8 @@ fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     let write = mib / t0.elapsed().as_secs_f64();
     let t0 = Instant::now();
     let mut n = 0;
-    while let log::Read::Record { payload, end, .. } = r.read_next().unwrap() {
-        n += codec::decode(&payload).unwrap().len();
+    while let log::Read::Record { end, .. } = r.read_next().unwrap() {
+        n += codec::decode(r.payload()).unwrap().len();
         r.ack(end).unwrap();
     }
     let read = mib / t0.elapsed().as_secs_f64();

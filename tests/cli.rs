@@ -303,6 +303,7 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/logferry.yaml",
         "configs/redaction.yaml",
         "configs/journal.yaml",
+        "configs/buffer.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()

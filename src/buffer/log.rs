@@ -108,12 +108,7 @@ pub fn open(dir: &Path, segment_size: u64) -> io::Result<(LogWriter, LogReader, 
     // Count what is waiting (a read of the backlog; its records are read again to be sent).
     loop {
         match reader.read_next()? {
-            Read::Record {
-                payload,
-                start,
-                end,
-            } => {
-                let _ = payload;
+            Read::Record { start, end } => {
                 recovery.records += 1;
                 recovery.bytes += frame_bytes(start, end);
             }
@@ -150,6 +145,18 @@ impl LogWriter {
     /// Returns where the record starts and ends. On error nothing was appended (a partial write is
     /// cut off), so the append can be retried.
     pub fn append(&mut self, payload: &[u8]) -> io::Result<(Position, Position)> {
+        let mut frame = std::mem::take(&mut self.scratch);
+        frame.clear();
+        segment::frame(payload, &mut frame);
+        let r = self.append_frame(&mut frame);
+        self.scratch = frame;
+        r
+    }
+
+    /// Append one record built in place: `frame` holds [`segment::HEADER`] reserved bytes and then
+    /// the payload; the header is filled in here.
+    pub fn append_frame(&mut self, frame: &mut [u8]) -> io::Result<(Position, Position)> {
+        segment::seal(frame);
         if self.writer.len >= self.segment_size {
             // The finished segment is made durable before the next one starts, so a sync of the
             // newest segment covers everything appended.
@@ -168,9 +175,7 @@ impl LogWriter {
             seq: self.writer.seq,
             offset: self.writer.len,
         };
-        self.scratch.clear();
-        segment::frame(payload, &mut self.scratch);
-        self.writer.append(&self.scratch)?;
+        self.writer.append(frame)?;
         let end = Position {
             seq: self.writer.seq,
             offset: self.writer.len,
@@ -188,11 +193,8 @@ impl LogWriter {
 /// What [`LogReader::read_next`] found.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Read {
-    Record {
-        payload: Vec<u8>,
-        start: Position,
-        end: Position,
-    },
+    /// A good record; its payload is [`LogReader::payload`] until the next read.
+    Record { start: Position, end: Position },
     /// Damage skipped: `bytes` lost, holding about `records` records (frame starts seen in them).
     Damaged { bytes: u64, records: u64 },
     /// Everything appended so far was read.
@@ -218,6 +220,11 @@ impl LogReader {
     /// The next record to read.
     pub fn position(&self) -> Position {
         self.read
+    }
+
+    /// The payload of the record [`LogReader::read_next`] returned last.
+    pub fn payload(&self) -> &[u8] {
+        self.scratch.get(segment::HEADER..).unwrap_or_default()
     }
 
     /// Move past records taken from elsewhere (the in-memory cache of recent appends).
@@ -266,9 +273,7 @@ impl LogReader {
             if let Some(len) = read_good_frame(file, at, limit, &mut self.scratch)? {
                 let start = self.read;
                 self.read.offset = at + (segment::HEADER + len) as u64;
-                let payload = self.scratch[segment::HEADER..].to_vec();
                 return Ok(Read::Record {
-                    payload,
                     start,
                     end: self.read,
                 });
@@ -407,8 +412,8 @@ mod tests {
         let mut out = Vec::new();
         loop {
             match r.read_next().unwrap() {
-                Read::Record { payload, end, .. } => {
-                    out.push((String::from_utf8(payload).unwrap(), end))
+                Read::Record { end, .. } => {
+                    out.push((String::from_utf8(r.payload().to_vec()).unwrap(), end))
                 }
                 Read::Damaged { .. } => {}
                 Read::End => return out,
@@ -503,7 +508,7 @@ mod tests {
         let (mut got, mut damaged) = (Vec::new(), 0);
         loop {
             match r.read_next().unwrap() {
-                Read::Record { payload, .. } => got.push(String::from_utf8(payload).unwrap()),
+                Read::Record { .. } => got.push(String::from_utf8(r.payload().to_vec()).unwrap()),
                 Read::Damaged { records, .. } => damaged += records,
                 Read::End => break,
             }

@@ -194,3 +194,130 @@ fn unix_ms() -> u64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ack::AckToken;
+    use crate::entry::{Entry, LabelSet, Labels};
+    use crate::positions::{Checkpoint, Positions};
+
+    fn settings(dir: &std::path::Path) -> BufferSettings {
+        BufferSettings {
+            name: "t".into(),
+            dir: dir.to_owned(),
+            max_size: 1 << 20,
+            segment_size: 4096,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval: Duration::from_millis(20),
+            when_full: WhenFull::Block,
+        }
+    }
+
+    fn delivery(positions: &Positions, n: usize) -> Delivery {
+        let labels = LabelSet::new(Labels::from([("job".into(), "t".into())]));
+        let entries = vec![Entry {
+            timestamp: n as i64,
+            line: format!("line {n}"),
+            labels,
+            metadata: Vec::new(),
+        }];
+        let checkpoint = Checkpoint::Cursor {
+            key: "cursor-t".into(),
+            value: n.to_string(),
+        };
+        Delivery {
+            batch: Arc::new(Batch { entries }),
+            ack: Some(AckToken::new(positions.clone(), checkpoint, 1)),
+        }
+    }
+
+    async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if cond() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn ledger(dir: &std::path::Path) -> String {
+        std::fs::read_to_string(dir.join("ledger")).unwrap_or_default()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn positions_move_when_durable_and_the_ledger_only_over_the_accepted_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::in_memory();
+        let (sink_tx, mut sink_rx) = mpsc::channel(16);
+        let (abort_tx, abort_rx) = watch::channel(false);
+        let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+        let reader = tokio::spawn(b.reader);
+        let writer = tokio::spawn(b.writer_done);
+        for n in 0..3 {
+            b.input.send(delivery(&positions, n)).await.unwrap();
+        }
+        // Durable in the buffer: the source's position moves, before any receiver accepted it.
+        eventually("the position to be committed", || {
+            positions.cursor("cursor-t").as_deref() == Some("2")
+        })
+        .await;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(sink_rx.recv().await.unwrap());
+        }
+        let lines: Vec<&str> = got
+            .iter()
+            .map(|d| d.batch.entries[0].line.as_str())
+            .collect();
+        assert_eq!(lines, ["line 0", "line 1", "line 2"], "in order");
+        got[1].ack();
+        got[2].ack();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(ledger(dir.path()), "", "record 0 is not accepted yet");
+        got[0].ack();
+        eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
+        drop(got);
+        drop(b.input);
+        writer.await.unwrap();
+        let _ = abort_tx.send(true);
+        reader.await.unwrap();
+        let (_, _, recovery) = log::open(dir.path(), 4096).unwrap();
+        assert_eq!(recovery.records, 0, "everything was accepted");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn what_was_not_accepted_is_sent_again_after_a_restart_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::in_memory();
+        {
+            let (sink_tx, mut sink_rx) = mpsc::channel(16);
+            let (abort_tx, abort_rx) = watch::channel(false);
+            let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+            let reader = tokio::spawn(b.reader);
+            for n in 0..4 {
+                b.input.send(delivery(&positions, n)).await.unwrap();
+            }
+            let first = sink_rx.recv().await.unwrap();
+            first.ack();
+            eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
+            // The receiver is down for the rest: the agent gives up at shutdown.
+            drop(b.input);
+            b.writer_done.await;
+            let _ = abort_tx.send(true);
+            reader.await.unwrap();
+        }
+        let (sink_tx, mut sink_rx) = mpsc::channel(16);
+        let (_abort_tx, abort_rx) = watch::channel(false);
+        let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+        tokio::spawn(b.reader);
+        let mut lines = Vec::new();
+        for _ in 0..3 {
+            let d = sink_rx.recv().await.unwrap();
+            lines.push(d.batch.entries[0].line.clone());
+            d.ack();
+        }
+        assert_eq!(lines, ["line 1", "line 2", "line 3"]);
+    }
+}

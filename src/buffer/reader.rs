@@ -151,12 +151,9 @@ impl Reader {
         }
         loop {
             match self.log.read_next() {
-                Ok(Read::Record {
-                    payload,
-                    start,
-                    end,
-                }) => {
+                Ok(Read::Record { start, end }) => {
                     let bytes = frame_bytes(start, end);
+                    let payload = self.log.payload();
                     let decoded = payload
                         .get(..8)
                         .map(|ms| u64::from_le_bytes(ms.try_into().unwrap()))

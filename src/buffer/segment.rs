@@ -39,10 +39,19 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
 
 /// Frame `payload` into `out`.
 pub fn frame(payload: &[u8], out: &mut Vec<u8>) {
-    out.extend_from_slice(&MAGIC.to_le_bytes());
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+    let start = out.len();
+    out.resize(start + HEADER, 0);
     out.extend_from_slice(payload);
+    seal(&mut out[start..]);
+}
+
+/// Fill in the header of `frame`: its first [`HEADER`] bytes were reserved, the payload follows.
+/// Lets a record be encoded straight into its frame, without a copy.
+pub fn seal(frame: &mut [u8]) {
+    let (header, payload) = frame.split_at_mut(HEADER);
+    header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
 }
 
 /// What reading a segment found.

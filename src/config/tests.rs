@@ -279,6 +279,15 @@ fn errors_name_file_line_column_path_and_fix() {
             "promtail.yaml:2:5: scrape_configs[0]: unknown field \"jobname\", expected one of job_name, pipeline_stages, relabel_configs, encoding, decompression, static_configs, file_sd_configs, docker_sd_configs, journal, syslog, loki_push_api, windows_events, kafka, gelf, gcplog, azure_event_hubs, cloudflare, heroku_drain, kubernetes_sd_configs, consul_sd_configs, consulagent_sd_configs, dns_sd_configs, digitalocean_sd_configs, dockerswarm_sd_configs, serverset_sd_configs, nerve_sd_configs, marathon_sd_configs, gce_sd_configs, ec2_sd_configs, openstack_sd_configs, azure_sd_configs, triton_sd_configs; did you mean \"job_name\"?",
         ),
         ("options:\n  foo: 1\n", "promtail.yaml:2:3: options: unknown field \"foo\", expected stream_lag_labels"),
+        // the buffer extension
+        (
+            "clients:\n  - url: http://loki/loki/api/v1/push\n    buffer: {type: tape}\n",
+            "promtail.yaml:3:20: clients[0].buffer.type: invalid value \"tape\", expected disk or memory",
+        ),
+        (
+            "clients:\n  - url: http://loki/loki/api/v1/push\n    buffer:\n      max_size: 1MB\n      segment_size: 4MB\n",
+            "promtail.yaml:4:17: clients[0].buffer.max_size: max_size 1MB is smaller than segment_size 4MB",
+        ),
         // invalid duration: points at the value
         (
             "clients:\n  - url: http://loki/loki/api/v1/push\n    batchwait: 5x\n",

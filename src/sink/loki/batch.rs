@@ -108,9 +108,13 @@ impl PendingPush {
             .streams
             .last()
             .is_some_and(|s| Arc::ptr_eq(&s.labels, labels));
-        let idx = match self.index.get(labels) {
-            _ if same => last,
-            Some(i) => *i,
+        let found = if same {
+            Some(last)
+        } else {
+            self.index.get(labels).copied()
+        };
+        let idx = match found {
+            Some(i) => i,
             None => {
                 self.streams.push(Stream {
                     labels: labels.clone(),
