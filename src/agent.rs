@@ -17,7 +17,7 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::config::{ClientConfig, Config, ScrapeConfig, SourceKind};
+use crate::config::{ClientConfig, Config, DockerSdConfig, ScrapeConfig, SourceKind};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
@@ -26,6 +26,7 @@ use crate::server::{self, ServerState};
 use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
 use crate::sink::{stdout, Router};
+use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
 use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
@@ -90,6 +91,8 @@ struct Job {
     name: Arc<str>,
     targets: Vec<FileTarget>,
     pipeline: PipelineSpec,
+    /// A `docker_sd_configs` job: its daemons and relabel rules (then `targets` is empty).
+    docker: Option<DockerJob>,
 }
 
 fn build_job(
@@ -108,6 +111,7 @@ fn build_job(
                        logferry (file_sd_configs and the other service discoveries are not)";
             return Err(fail(&here, msg.into()).into());
         }
+        Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
@@ -161,8 +165,132 @@ fn build_job(
         name: sc.job_name.as_str().into(),
         targets,
         pipeline,
+        docker: None,
     })
 }
+
+// ---- Docker jobs (src/source/docker) -------------------------------------------------------------------
+
+struct DockerJob {
+    daemons: Vec<DockerSdConfig>,
+    relabeler: Relabeler,
+}
+
+/// A `docker_sd_configs` job. Its relabel rules run per container and stream, not here; the HTTP client
+/// settings Promtail has for http(s) daemons are refused until they are implemented.
+fn build_docker_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let here = format!("scrape_configs[{index}]");
+    let fail =
+        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    for (i, sd) in sc.docker_sd_configs.iter().enumerate() {
+        let at = format!("{here}.docker_sd_configs[{i}]");
+        let unsupported = [
+            (
+                sd.host.starts_with("https://"),
+                "host",
+                "an https:// Docker host",
+            ),
+            (
+                sd.host.starts_with("npipe://"),
+                "host",
+                "a Windows named pipe",
+            ),
+            (sd.basic_auth.is_some(), "basic_auth", "basic_auth"),
+            (
+                sd.effective_authorization().is_some(),
+                "authorization",
+                "authorization",
+            ),
+            (sd.oauth2.is_some(), "oauth2", "oauth2"),
+            (sd.tls_config.is_some(), "tls_config", "tls_config"),
+            (sd.proxy_url.is_some(), "proxy_url", "proxy_url"),
+            (sd.http_headers.is_some(), "http_headers", "http_headers"),
+        ];
+        if let Some((_, key, what)) = unsupported.iter().find(|(used, _, _)| *used) {
+            let msg = format!(
+                "{what} for docker_sd_configs is not supported yet by this version of logferry"
+            );
+            return Err(fail(&format!("{at}.{key}"), msg).into());
+        }
+    }
+    let relabeler = Relabeler::new(&sc.relabel_configs)
+        .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        targets: Vec::new(),
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+        docker: Some(DockerJob {
+            daemons: sc.docker_sd_configs.clone(),
+            relabeler,
+        }),
+    })
+}
+
+/// Start a Docker job's sources, one per daemon.
+fn spawn_docker_job(
+    sources: &mut JoinSet<()>,
+    name: Arc<str>,
+    pipeline: PipelineSpec,
+    docker: DockerJob,
+    shared: &DockerShared,
+    stop: &watch::Receiver<bool>,
+) {
+    let ctx = Arc::new(DockerContext {
+        job: name,
+        router: shared.router.clone(),
+        positions: shared.positions.clone(),
+        metrics: shared.metrics.clone(),
+        pipeline,
+        relabeler: docker.relabeler,
+        line_limit: shared.line_limit,
+    });
+    for sd in &docker.daemons {
+        let source = DockerSource {
+            ctx: ctx.clone(),
+            daemon: Daemon::new(sd, shared.one_daemon),
+        };
+        sources.spawn(source.run(stop.clone()));
+    }
+}
+
+/// What every Docker job of the agent shares.
+struct DockerShared {
+    router: Router,
+    positions: Positions,
+    metrics: Arc<Metrics>,
+    line_limit: usize,
+    /// All Docker jobs read one daemon (its positions can be swept).
+    one_daemon: bool,
+}
+
+impl DockerShared {
+    fn new(cfg: &Config, router: &Router, positions: &Positions, metrics: &Arc<Metrics>) -> Self {
+        let hosts: HashSet<&str> = cfg
+            .scrape_configs
+            .iter()
+            .flat_map(|sc| sc.docker_sd_configs.iter().map(|sd| sd.host.as_str()))
+            .collect();
+        let max_line = cfg.limits_config.max_line_size.get() as usize;
+        DockerShared {
+            router: router.clone(),
+            positions: positions.clone(),
+            metrics: metrics.clone(),
+            line_limit: if max_line == 0 {
+                SOFT_LINE_LIMIT
+            } else {
+                max_line
+            },
+            one_daemon: hosts.len() == 1,
+        }
+    }
+}
+
+// ---- end of Docker jobs --------------------------------------------------------------------------------
 
 /// Scrape config `index`'s pipeline; a stage that cannot be built is placed in the file.
 fn build_pipeline(
@@ -410,8 +538,20 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
     };
     let fw = &cfg.global.file_watch_config;
-    let needs_files = !jobs.is_empty();
+    let needs_files = jobs.iter().any(|j| j.docker.is_none());
+    let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics);
     for job in jobs {
+        if let Some(docker) = job.docker {
+            spawn_docker_job(
+                &mut sources,
+                job.name,
+                job.pipeline,
+                docker,
+                &docker_shared,
+                &stop_rx,
+            );
+            continue;
+        }
         let source = FileSource {
             targets: job.targets,
             sync_period: cfg.target_config.sync_period.get(),
@@ -444,6 +584,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         });
     }
     drop(router);
+    drop(docker_shared);
 
     // Positions sync.
     let sync_positions = {
