@@ -3,12 +3,14 @@
 //! * [`loki`]: [`LokiReceiver`], a real Loki push endpoint with fault injection;
 //! * [`agent`]: [`Agent`], the real `logferry` binary as a child process, reaped on drop;
 //! * [`fixtures`]: [`TestDir`], numbered test lines and the lost/duplicated [`count_loss`];
-//! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints.
+//! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints;
+//! * [`docker`]: the real Docker engine: containers removed on drop, a Docker job config, a socket proxy.
 //!
 //! Every test binary uses a different part of it, hence the `allow`s.
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod docker;
 pub mod fixtures;
 pub mod http;
 pub mod loki;

@@ -110,6 +110,7 @@ impl DockerSource {
             stop_rx,
             reported: None,
             swept: false,
+            started: HashSet::new(),
         };
         let mut backoff = Backoff::new(BACKOFF_MIN, BACKOFF_MAX);
         let mut retry_at = Some(Instant::now());
@@ -203,6 +204,9 @@ struct Discovery {
     /// The kind of daemon failure last logged, so each is logged once.
     reported: Option<&'static str>,
     swept: bool,
+    /// Containers that started while the agent watched, not yet listed: a container that prints and
+    /// exits before the listing still gets its log read.
+    started: HashSet<String>,
 }
 
 impl Discovery {
@@ -240,7 +244,11 @@ impl Discovery {
             return false;
         };
         match action {
-            "start" | "restart" | "unpause" | "rename" => true,
+            "start" | "restart" => {
+                self.started.insert(id.to_owned());
+                true
+            }
+            "unpause" | "rename" => true,
             "destroy" => {
                 self.forget(id);
                 false
@@ -333,7 +341,8 @@ impl Discovery {
             let run = running.get(id.as_str()).copied().unwrap_or(false);
             let in_sd = run || by_status;
             let saved = self.ctx.positions.cursor(&Cursor::key(&id)).is_some();
-            if !in_sd && !saved && !self.tracked.contains_key(&id) {
+            let seen_running = self.started.contains(&id);
+            if !in_sd && !saved && !seen_running && !self.tracked.contains_key(&id) {
                 continue;
             }
             let labels = Arc::new(labels);
@@ -352,6 +361,8 @@ impl Discovery {
             }
             self.start(&docker, &id);
         }
+        // Listed now, or left out by the filters.
+        self.started.clear();
         Ok(next)
     }
 
