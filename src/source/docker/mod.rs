@@ -17,8 +17,9 @@
 //! seconds; a container that stops and starts again (same ID) is followed again at once from where it
 //! was, not at the next refresh with a second's worth of repeats; a renamed container's labels follow
 //! its new name; a stopped container that still has a saved position is read to its end once (the lines
-//! it wrote while the agent was down); a line with no labels left after relabeling is dropped with a
-//! warning instead of failing the whole push at Loki.
+//! it wrote while the agent was down); a line that a `drop` rule drops, or that has no labels left after
+//! relabeling, is dropped at the source (the latter with a warning), where Promtail sends it with no
+//! labels for Loki to refuse with a 400 that fails the batch.
 //!
 //! Bollard is the Docker client: the maintained async Rust client, on hyper and tokio like the rest of
 //! the agent, speaking the unix socket and TCP without a Docker CLI.
@@ -116,7 +117,7 @@ impl DockerSource {
         let mut retry_at = Some(Instant::now());
         let mut events: Option<Events> = None;
         let mut refresh_at: Option<Instant> = None;
-        let mut tick = tokio::time::interval(d.daemon.refresh_interval);
+        let mut tick = tokio::time::interval(d.daemon.refresh_interval.max(Duration::from_secs(1)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut lost: Option<DaemonError> = None;
