@@ -299,7 +299,11 @@ fn a_pipeline_parses_json_into_labels_timestamp_and_line_end_to_end() {
 
 #[test]
 fn the_shipped_example_configs_pass_check_config() {
-    for file in ["configs/logferry.yaml", "configs/redaction.yaml"] {
+    for file in [
+        "configs/logferry.yaml",
+        "configs/redaction.yaml",
+        "configs/docker.yaml",
+    ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()
             .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")
