@@ -10,7 +10,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::docker::{self, awk_numbered, Containers, DockerConfig, SocketProxy};
+use common::docker::{self, awk_numbered, Containers, DockerConfig, SocketProxy, TcpProxy};
 use common::{count_loss, lines_range, start_agent, Agent, Counts, LokiReceiver, TestDir};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -211,6 +211,45 @@ fn meta_labels_and_relabel_rules_work_as_in_promtail() {
             r#"{{container="{}", id="{quiet}", mode="none", stream="stdout"}}"#,
             containers.name("quiet")
         )
+    );
+}
+
+#[test]
+fn a_tcp_host_works_and_a_renamed_container_keeps_its_position_under_its_new_name() {
+    if !docker::available() {
+        return;
+    }
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let containers = Containers::new();
+    let proxy = TcpProxy::start();
+    let mut cfg = DockerConfig::new(&containers.run);
+    cfg.host = proxy.host();
+    let config = cfg.write(&dir, &receiver.url());
+    let _agent = start_agent(&config);
+
+    let id = containers.idle("old", &[]);
+    containers.emit(&id, "echo before-rename");
+    assert!(wait_for_all(&receiver, &["before-rename".into()]));
+    docker::docker(&["rename", &id, &containers.name("new")]);
+    // The rename event re-lists; give it a moment before the next line.
+    std::thread::sleep(Duration::from_millis(500));
+    containers.emit(&id, "echo after-rename");
+    let expected: Vec<String> = vec!["before-rename".into(), "after-rename".into()];
+    assert!(wait_for_all(&receiver, &expected));
+    assert_eq!(exact(&receiver, &expected), Counts::default());
+    let labels: HashMap<String, String> = receiver
+        .entries()
+        .into_iter()
+        .map(|e| (e.line, e.labels))
+        .collect();
+    assert_eq!(
+        labels["before-rename"],
+        stream_of(&containers.name("old"), "stdout")
+    );
+    assert_eq!(
+        labels["after-rename"],
+        stream_of(&containers.name("new"), "stdout")
     );
 }
 

@@ -1,7 +1,7 @@
 //! The real Docker engine for the Docker source's tests and benchmark: the `docker` CLI, containers
 //! that are removed when the test ends ([`Containers`]), a config for a `docker_sd_configs` job, and a
 //! proxy in front of the daemon's socket that can go down and come back like a restarting daemon
-//! ([`SocketProxy`]).
+//! ([`SocketProxy`]), and a TCP port in front of the socket ([`TcpProxy`]).
 //!
 //! Every test gets a run id; its containers carry the label `logferry-test=<run id>` and the job lists
 //! only those, so parallel tests (and other containers on the machine) never see each other's logs.
@@ -60,7 +60,8 @@ pub fn awk_numbered(prefix: &str, start: usize, end: usize) -> String {
 /// The containers of one test, all removed (`docker rm -f`) when it is dropped, pass or fail.
 pub struct Containers {
     pub run: String,
-    names: Mutex<Vec<String>>,
+    /// By ID: a test may rename them.
+    ids: Mutex<Vec<String>>,
 }
 
 static RUNS: AtomicUsize = AtomicUsize::new(0);
@@ -80,7 +81,7 @@ impl Containers {
             .subsec_nanos();
         Containers {
             run: format!("lf{}x{n}x{nanos:x}", std::process::id()),
-            names: Mutex::new(Vec::new()),
+            ids: Mutex::new(Vec::new()),
         }
     }
 
@@ -93,12 +94,13 @@ impl Containers {
     /// its ID.
     pub fn create(&self, short: &str, opts: &[&str], script: &str) -> String {
         let name = self.name(short);
-        self.names.lock().unwrap().push(name.clone());
         let label = format!("logferry-test={}", self.run);
         let mut args = vec!["create", "--name", &name, "--label", &label];
         args.extend_from_slice(opts);
         args.extend_from_slice(&[IMAGE, "sh", "-c", script]);
-        docker(&args)
+        let id = docker(&args);
+        self.ids.lock().unwrap().push(id.clone());
+        id
     }
 
     /// Create and start; returns the ID.
@@ -123,8 +125,8 @@ impl Containers {
 
 impl Drop for Containers {
     fn drop(&mut self) {
-        let names = std::mem::take(&mut *self.names.lock().unwrap_or_else(|e| e.into_inner()));
-        for chunk in names.chunks(50) {
+        let ids = std::mem::take(&mut *self.ids.lock().unwrap_or_else(|e| e.into_inner()));
+        for chunk in ids.chunks(50) {
             let mut args = vec!["rm", "-f", "-v"];
             args.extend(chunk.iter().map(String::as_str));
             let _ = Command::new("docker").args(&args).output();
@@ -243,6 +245,95 @@ impl Drop for SocketProxy {
     }
 }
 
+/// `tcp://127.0.0.1:<port>` in front of the daemon's unix socket, for as long as it lives.
+pub struct TcpProxy {
+    pub port: u16,
+    stop: Arc<AtomicBool>,
+    acceptor: Option<JoinHandle<()>>,
+}
+
+impl TcpProxy {
+    pub fn start() -> Self {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a TCP port");
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let acceptor = std::thread::spawn(move || {
+            while !flag.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        let Ok(daemon) = UnixStream::connect(SOCKET) else {
+                            continue;
+                        };
+                        pipe(client.try_clone().unwrap(), daemon.try_clone().unwrap());
+                        pipe(daemon, client);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TcpProxy {
+            port,
+            stop,
+            acceptor: Some(acceptor),
+        }
+    }
+
+    pub fn host(&self) -> String {
+        format!("tcp://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(a) = self.acceptor.take() {
+            let _ = a.join();
+        }
+    }
+}
+
+/// Copy bytes one way until either side closes; then close the other's writing half.
+fn pipe<R, W>(mut from: R, mut to: W)
+where
+    R: Read + Send + 'static,
+    W: Write + Shutdown + Send + 'static,
+{
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        to.shutdown_write();
+    });
+}
+
+/// Both stream kinds the proxies forward between.
+pub trait Shutdown {
+    fn shutdown_write(&self);
+}
+
+impl Shutdown for UnixStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
+impl Shutdown for std::net::TcpStream {
+    fn shutdown_write(&self) {
+        let _ = self.shutdown(std::net::Shutdown::Write);
+    }
+}
+
 fn forward(client: UnixStream, conns: &Arc<Mutex<Vec<UnixStream>>>) {
     let _ = client.set_nonblocking(false);
     let Ok(daemon) = UnixStream::connect(SOCKET) else {
@@ -253,22 +344,6 @@ fn forward(client: UnixStream, conns: &Arc<Mutex<Vec<UnixStream>>>) {
         all.push(client.try_clone().unwrap());
         all.push(daemon.try_clone().unwrap());
     }
-    let pipe = |mut from: UnixStream, mut to: UnixStream| {
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                match from.read(&mut buf) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if to.write_all(&buf[..n]).is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            let _ = to.shutdown(std::net::Shutdown::Write);
-        });
-    };
     pipe(client.try_clone().unwrap(), daemon.try_clone().unwrap());
     pipe(daemon, client);
 }
