@@ -191,7 +191,7 @@ impl Container {
                 _ = stopped(stop) => {
                     // As the file source does: what stages hold goes out, unfinished lines are re-read.
                     if !self.pipeline.is_empty() {
-                        self.deliver(ctx, &mut lines, true).await;
+                        self.deliver(ctx, &mut lines, true, stop).await;
                     }
                     return SessionEnd::Stopped;
                 }
@@ -203,7 +203,7 @@ impl Container {
                     Err(_) => labels_open = false,
                 },
                 _ = stage_timer => {
-                    if !self.deliver(ctx, &mut lines, false).await {
+                    if !self.deliver(ctx, &mut lines, false, stop).await {
                         return SessionEnd::RouterClosed;
                     }
                 }
@@ -232,7 +232,7 @@ impl Container {
                             None => break,
                         }
                     }
-                    if !self.deliver(ctx, &mut lines, false).await {
+                    if !self.deliver(ctx, &mut lines, false, stop).await {
                         return SessionEnd::RouterClosed;
                     }
                     if let Some(end) = end {
@@ -244,13 +244,13 @@ impl Container {
     }
 
     /// The container stopped for good (or is gone): send the unfinished lines and what stages hold.
-    pub async fn finish(&mut self, ctx: &JobContext) {
+    pub async fn finish(&mut self, ctx: &JobContext, stop: &watch::Receiver<bool>) {
         let mut lines = Vec::new();
         for a in &mut self.assemblers {
             a.flush(&mut lines);
         }
         lines.sort_by_key(|l| l.mark.seq);
-        self.deliver(ctx, &mut lines, true).await;
+        self.deliver(ctx, &mut lines, true, stop).await;
     }
 
     /// Take one message of the logs stream: cut it into frames, skip those read before, join the rest.
@@ -315,12 +315,14 @@ impl Container {
     }
 
     /// Make entries of `lines`, run the pipeline (flushing every held line with `flush_all`) and hand
-    /// them to the router with their checkpoint. False once the router is closed.
+    /// them to the router with their checkpoint. False once the router is closed, or if the agent stops
+    /// while the router waits.
     async fn deliver(
         &mut self,
         ctx: &JobContext,
         lines: &mut Vec<Line<Mark>>,
         flush_all: bool,
+        stop: &watch::Receiver<bool>,
     ) -> bool {
         let mut entries = Vec::with_capacity(lines.len());
         let mut origins = Vec::with_capacity(lines.len());
@@ -366,7 +368,14 @@ impl Container {
             key: self.key.clone(),
             value: checkpoint.to_string(),
         };
-        ctx.router.send(entries, Some(checkpoint)).await.is_ok()
+        // While the sinks are full the router waits; a stopping agent does not: what was not handed
+        // over is read again after the restart.
+        let mut stop = stop.clone();
+        tokio::select! {
+            biased;
+            sent = ctx.router.send(entries, Some(checkpoint)) => sent.is_ok(),
+            _ = stopped(&mut stop) => false,
+        }
     }
 
     /// The cursor a crash may resume from: before the first line not yet handed to the router.
@@ -468,7 +477,7 @@ pub async fn run_session(
         }
         if finished {
             // The process ended: a last line without its newline is complete now.
-            container.finish(&ctx).await;
+            container.finish(&ctx, &stop).await;
         }
     }
     Done {
@@ -580,7 +589,8 @@ mod tests {
         rx: &mut mpsc::Receiver<Arc<Batch>>,
         mut lines: Vec<Line<Mark>>,
     ) -> (Vec<String>, Cursor) {
-        assert!(c.deliver(ctx, &mut lines, false).await);
+        let stop = watch::channel(false).1;
+        assert!(c.deliver(ctx, &mut lines, false, &stop).await);
         let mut got = Vec::new();
         if let Ok(batch) = rx.try_recv() {
             batch.ack.as_ref().unwrap().ack();
