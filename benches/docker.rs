@@ -63,9 +63,9 @@ fn env_or(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Running containers that wrote `per` lines each before anything reads them.
+/// Running containers that wrote `per` lines each before anything reads them; their IDs.
 fn prepare(containers: &Containers, count: usize, per: usize) -> Vec<String> {
-    let ids: Vec<String> = std::thread::scope(|s| {
+    let mut made: Vec<(usize, String)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|t| {
                 s.spawn(move || {
@@ -73,10 +73,11 @@ fn prepare(containers: &Containers, count: usize, per: usize) -> Vec<String> {
                         .filter(|c| c % 8 == t)
                         .map(|c| {
                             let script = format!(
-                                "{}; touch /tmp/written; exec sleep 3600",
+                                "{}; exec sleep 3600",
                                 awk_numbered(&format!("c{c:03}"), 0, per)
                             );
-                            containers.create(&format!("c{c:03}"), &["--network", "none"], &script)
+                            let opts = ["--network", "none"];
+                            (c, containers.create(&format!("c{c:03}"), &opts, &script))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -87,18 +88,19 @@ fn prepare(containers: &Containers, count: usize, per: usize) -> Vec<String> {
             .flat_map(|h| h.join().unwrap())
             .collect()
     });
+    made.sort();
+    let ids: Vec<String> = made.into_iter().map(|(_, id)| id).collect();
     for chunk in ids.chunks(10) {
         let mut args = vec!["start"];
         args.extend(chunk.iter().map(String::as_str));
         docker::docker(&args);
     }
-    for id in &ids {
+    // The log is complete once the daemon stored the last line (it lags behind the container's writes).
+    for (c, id) in ids.iter().enumerate() {
+        let path = docker::docker(&["inspect", "-f", "{{.LogPath}}", id]);
+        let last = format!("c{c:03}-{:06} ", per - 1);
         let deadline = Instant::now() + Duration::from_secs(600);
-        while !Command::new("docker")
-            .args(["exec", id, "test", "-e", "/tmp/written"])
-            .status()
-            .is_ok_and(|s| s.success())
-        {
+        while !tail(&path).contains(&last) {
             assert!(
                 Instant::now() < deadline,
                 "container {id} never finished writing"
@@ -107,6 +109,19 @@ fn prepare(containers: &Containers, count: usize, per: usize) -> Vec<String> {
         }
     }
     ids
+}
+
+/// The last few KiB of a file (empty if it cannot be read).
+fn tail(path: &str) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 fn baseline(ids: &[String], total: usize, dockerd: Option<u32>) -> Run {
