@@ -617,3 +617,33 @@ fn json_file_logs_through_the_file_source_and_the_docker_stage() {
         assert_eq!(Some(&e.timestamp_ns), stamps.get(e.line.trim_end()));
     }
 }
+
+/// Promtail's HTTP client settings for remote daemons are refused, with their place in the file.
+#[test]
+fn remote_daemon_http_settings_not_supported_yet_are_named_in_the_file() {
+    let dir = TestDir::new();
+    let cases = [
+        (
+            "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: tcp://h:2376\n        tls_config:\n          insecure_skip_verify: true\n",
+            ":6:11: scrape_configs[0].docker_sd_configs[0].tls_config: tls_config for docker_sd_configs is not supported yet",
+        ),
+        (
+            "scrape_configs:\n  - job_name: d\n    docker_sd_configs:\n      - host: https://h:2376\n",
+            ":4:15: scrape_configs[0].docker_sd_configs[0].host: an https:// Docker host for docker_sd_configs is not supported yet",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let config = dir.write_config(yaml);
+        let out = Agent::builder()
+            .arg("check-config")
+            .arg(&config)
+            .run(Duration::from_secs(30));
+        assert_eq!(out.status.code(), Some(1), "{}", out.stderr);
+        let wanted = format!("{}{expected}", config.display());
+        assert!(
+            out.stderr.contains(&wanted),
+            "want {wanted:?} in:\n{}",
+            out.stderr
+        );
+    }
+}
