@@ -4,10 +4,10 @@
 //! when the container stops, the daemon restarts, or the connection breaks, and discovery starts the
 //! next session when the container runs again.
 //!
-//! Frames are taken as they come and sent in batches: after one frame, every frame already received is
-//! taken too (up to a batch's size) before the pipeline runs and the router is awaited, so a quiet
-//! container costs one small batch per line and a chatty one large batches; while the router waits
-//! (backpressure), the stream is not read and the daemon keeps the log on disk.
+//! Frames are taken as they come and sent in batches: after one frame, the frames that follow within
+//! a few milliseconds are taken too (up to a batch's size) before the pipeline runs and the router is
+//! awaited, so a quiet container costs one small batch per line and a chatty one large batches; while
+//! the router waits (backpressure), the stream is not read and the daemon keeps the log on disk.
 //!
 //! Each batch carries the checkpoint it allows: the cursor after the last frame taken, except that it
 //! never passes the first frame of a line still being joined or of a line a stage holds (`multiline`), so
@@ -36,9 +36,12 @@ use crate::sink::Router;
 use crate::stage::parsing::rfc3339;
 use crate::stage::{Pipeline, PipelineSpec};
 
-/// A batch is sent once it holds this many lines or bytes, or nothing more is waiting.
+/// A batch is sent once it holds this many lines or bytes, or [`LINGER`] after its first line.
 const BATCH_LINES: usize = 2048;
 const BATCH_BYTES: usize = 1 << 20;
+/// The daemon sends a busy log frame by frame; collecting frames this long makes one batch of a burst
+/// instead of waking the sinks for every few lines (they batch for far longer anyway).
+const LINGER: Duration = Duration::from_millis(10);
 
 /// What every container of one scrape config shares.
 pub struct JobContext {
@@ -215,21 +218,30 @@ impl Container {
                         Some(Ok(out)) => self.take(out, &mut session, ctx, &mut lines),
                     }
                     let mut bytes = 0;
+                    let linger = tokio::time::Instant::now() + LINGER;
                     while lines.len() < BATCH_LINES && bytes < BATCH_BYTES {
-                        match stream.next().now_or_never() {
-                            Some(Some(Ok(out))) => {
+                        // Keep polling while lingering: the HTTP client reads the next chunk of the
+                        // stream only once the last one was taken.
+                        let next = match stream.next().now_or_never() {
+                            Some(next) => next,
+                            None => match tokio::time::timeout_at(linger, stream.next()).await {
+                                Ok(next) => next,
+                                Err(_) => break,
+                            },
+                        };
+                        match next {
+                            Some(Ok(out)) => {
                                 bytes += out.as_ref().len();
                                 self.take(out, &mut session, ctx, &mut lines);
                             }
-                            Some(Some(Err(e))) => {
+                            Some(Err(e)) => {
                                 end = Some(SessionEnd::Failed(e));
                                 break;
                             }
-                            Some(None) => {
+                            None => {
                                 end = Some(SessionEnd::Eof);
                                 break;
                             }
-                            None => break,
                         }
                     }
                     if !self.deliver(ctx, &mut lines, false, stop).await {
