@@ -76,7 +76,8 @@ fn prepare(containers: &Containers, count: usize, per: usize) -> Vec<String> {
                                 "{}; exec sleep 3600",
                                 awk_numbered(&format!("c{c:03}"), 0, per)
                             );
-                            let opts = ["--network", "none"];
+                            // The daemon's default log rotation (here 3 x 10 MB) would drop lines.
+                            let opts = ["--network", "none", "--log-opt", "max-size=2g"];
                             (c, containers.create(&format!("c{c:03}"), &opts, &script))
                         })
                         .collect::<Vec<_>>()
