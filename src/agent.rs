@@ -20,7 +20,8 @@ use tokio::task::JoinSet;
 use crate::ack::Delivery;
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
-    BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind,
+    BufferConfig, BufferType, ClientConfig, Config, DockerSdConfig, JournalConfig, ScrapeConfig,
+    SourceKind,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -30,6 +31,7 @@ use crate::server::{self, ServerState};
 use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
 use crate::sink::{stdout, Router};
+use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
 use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
@@ -109,6 +111,8 @@ enum JobSource {
         config: JournalConfig,
         relabeler: Relabeler,
     },
+    /// Relabeled per container and stream, by the source.
+    Docker(DockerJob),
 }
 
 fn build_job(
@@ -128,6 +132,7 @@ fn build_job(
                        logferry (file_sd_configs and the other service discoveries are not)";
             return Err(fail(&here, msg.into()).into());
         }
+        Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
@@ -205,6 +210,129 @@ fn journal_job(
         pipeline: build_pipeline(cfg, index, sc, metrics)?,
     })
 }
+
+// ---- Docker jobs (src/source/docker) -------------------------------------------------------------------
+
+struct DockerJob {
+    daemons: Vec<DockerSdConfig>,
+    relabeler: Relabeler,
+}
+
+/// A `docker_sd_configs` job. Its relabel rules run per container and stream, not here; the HTTP client
+/// settings Promtail has for http(s) daemons are refused until they are implemented.
+fn build_docker_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let here = format!("scrape_configs[{index}]");
+    let fail =
+        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    for (i, sd) in sc.docker_sd_configs.iter().enumerate() {
+        let at = format!("{here}.docker_sd_configs[{i}]");
+        let unsupported = [
+            (
+                sd.host.starts_with("https://"),
+                "host",
+                "an https:// Docker host",
+            ),
+            (
+                sd.host.starts_with("npipe://"),
+                "host",
+                "a Windows named pipe",
+            ),
+            (sd.basic_auth.is_some(), "basic_auth", "basic_auth"),
+            (
+                sd.effective_authorization().is_some(),
+                "authorization",
+                "authorization",
+            ),
+            (sd.oauth2.is_some(), "oauth2", "oauth2"),
+            (sd.tls_config.is_some(), "tls_config", "tls_config"),
+            (sd.proxy_url.is_some(), "proxy_url", "proxy_url"),
+            (sd.http_headers.is_some(), "http_headers", "http_headers"),
+        ];
+        if let Some((_, key, what)) = unsupported.iter().find(|(used, _, _)| *used) {
+            let msg = format!(
+                "{what} for docker_sd_configs is not supported yet by this version of logferry"
+            );
+            return Err(fail(&format!("{at}.{key}"), msg).into());
+        }
+    }
+    let relabeler = Relabeler::new(&sc.relabel_configs)
+        .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
+    Ok(Job {
+        index,
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Docker(DockerJob {
+            daemons: sc.docker_sd_configs.clone(),
+            relabeler,
+        }),
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+/// Start a Docker job's sources, one per daemon.
+fn spawn_docker_job(
+    sources: &mut JoinSet<()>,
+    name: Arc<str>,
+    pipeline: PipelineSpec,
+    docker: DockerJob,
+    shared: &DockerShared,
+    stop: &watch::Receiver<bool>,
+) {
+    let ctx = Arc::new(DockerContext {
+        job: name,
+        router: shared.router.clone(),
+        positions: shared.positions.clone(),
+        metrics: shared.metrics.clone(),
+        pipeline,
+        relabeler: docker.relabeler,
+        line_limit: shared.line_limit,
+    });
+    for sd in &docker.daemons {
+        let source = DockerSource {
+            ctx: ctx.clone(),
+            daemon: Daemon::new(sd, shared.one_daemon),
+        };
+        sources.spawn(source.run(stop.clone()));
+    }
+}
+
+/// What every Docker job of the agent shares.
+struct DockerShared {
+    router: Router,
+    positions: Positions,
+    metrics: Arc<Metrics>,
+    line_limit: usize,
+    /// All Docker jobs read one daemon (its positions can be swept).
+    one_daemon: bool,
+}
+
+impl DockerShared {
+    fn new(cfg: &Config, router: &Router, positions: &Positions, metrics: &Arc<Metrics>) -> Self {
+        let hosts: HashSet<&str> = cfg
+            .scrape_configs
+            .iter()
+            .flat_map(|sc| sc.docker_sd_configs.iter().map(|sd| sd.host.as_str()))
+            .collect();
+        let max_line = cfg.limits_config.max_line_size.get() as usize;
+        DockerShared {
+            router: router.clone(),
+            positions: positions.clone(),
+            metrics: metrics.clone(),
+            line_limit: if max_line == 0 {
+                SOFT_LINE_LIMIT
+            } else {
+                max_line
+            },
+            one_daemon: hosts.len() == 1,
+        }
+    }
+}
+
+// ---- end of Docker jobs --------------------------------------------------------------------------------
 
 /// Scrape config `index`'s pipeline; a stage that cannot be built is placed in the file.
 fn build_pipeline(
@@ -472,9 +600,10 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
     };
     let fw = &cfg.global.file_watch_config;
-    // Promtail is ready when any target manager is; the journal's always is.
+    // Promtail is ready when any target manager is; the journal's and Docker's always are.
     let needs_files =
         !jobs.is_empty() && jobs.iter().all(|j| matches!(j.source, JobSource::Files(_)));
+    let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics);
     for job in jobs {
         let targets = match job.source {
             JobSource::Files(targets) => targets,
@@ -490,6 +619,17 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                     field_limit: HARD_LINE_LIMIT,
                 };
                 sources.spawn(source.run(stop_rx.clone()));
+                continue;
+            }
+            JobSource::Docker(docker) => {
+                spawn_docker_job(
+                    &mut sources,
+                    job.name,
+                    job.pipeline,
+                    docker,
+                    &docker_shared,
+                    &stop_rx,
+                );
                 continue;
             }
         };
@@ -525,6 +665,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         });
     }
     drop(router);
+    drop(docker_shared);
 
     // Positions sync.
     let sync_positions = {

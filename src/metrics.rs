@@ -164,6 +164,14 @@ pub struct Metrics {
     pub dropped_lines_by_label: Family<DropByLabel, Counter>,
     /// The `metrics` stage's custom metrics.
     pub stage_metrics: Arc<StageMetrics>,
+    // Docker source (Promtail names, then logferry's own).
+    pub docker_entries: Counter,
+    pub docker_parsing_errors: Counter,
+    /// Docker log lines dropped by the source, by reason (`oversized`: the rest of a cut line;
+    /// `no_labels`: nothing left after relabeling).
+    pub docker_lines_dropped: Family<ReasonLabel, Counter>,
+    /// Containers whose log is being followed right now.
+    pub docker_containers: Gauge,
     // Sink buffers (logferry's own), by sink.
     pub buffer: BufferMetrics,
 }
@@ -218,6 +226,10 @@ impl Metrics {
             dropped_lines_by_label: Family::default(),
             stage_metrics: Arc::default(),
             buffer: BufferMetrics::default(),
+            docker_entries: Counter::default(),
+            docker_parsing_errors: Counter::default(),
+            docker_lines_dropped: Family::default(),
+            docker_containers: Gauge::default(),
             registry: Registry::default(),
         };
         let b = &m.buffer;
@@ -387,6 +399,26 @@ impl Metrics {
             m.dropped_lines_by_label.clone(),
         );
         registry.register_collector(Box::new(stage::Collector(m.stage_metrics.clone())));
+        registry.register(
+            "promtail_docker_target_entries",
+            "Total number of successful entries sent to the Docker target",
+            m.docker_entries.clone(),
+        );
+        registry.register(
+            "promtail_docker_target_parsing_errors",
+            "Total number of parsing errors while receiving Docker messages",
+            m.docker_parsing_errors.clone(),
+        );
+        registry.register(
+            "logferry_docker_lines_dropped",
+            "Docker log lines the source dropped, by reason",
+            m.docker_lines_dropped.clone(),
+        );
+        registry.register(
+            "logferry_docker_containers_followed",
+            "Containers whose log is being followed",
+            m.docker_containers.clone(),
+        );
         Arc::new(Metrics { registry, ..m })
     }
 
@@ -416,6 +448,15 @@ impl Metrics {
                 label_value: Escaped(label_value.to_owned()),
             })
             .inc();
+    }
+
+    /// The `logferry_docker_lines_dropped_total` series for `reason`.
+    pub fn docker_dropped(&self, reason: &str) -> Counter {
+        self.docker_lines_dropped
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .clone()
     }
 
     /// The Prometheus text exposition of every metric.

@@ -99,6 +99,9 @@ struct State {
     /// Path offsets from a Promtail positions file, not yet claimed by a file.
     legacy: HashMap<String, u64>,
     cursors: BTreeMap<String, String>,
+    /// Cursors of targets gone for good (removed containers): acknowledgements still in flight for them
+    /// must not bring them back.
+    retired: std::collections::HashSet<String>,
     dirty: bool,
 }
 
@@ -316,8 +319,10 @@ impl Positions {
                 }
             }
             Checkpoint::Cursor { key, value } => {
-                st.cursors.insert(key.clone(), value.clone());
-                st.dirty = true;
+                if !st.retired.contains(key) {
+                    st.cursors.insert(key.clone(), value.clone());
+                    st.dirty = true;
+                }
             }
         }
         drop(st);
@@ -333,6 +338,22 @@ impl Positions {
         if st.cursors.remove(key).is_some() {
             st.dirty = true;
         }
+    }
+
+    /// The target of a cursor is gone for good (a removed container): forget the cursor, and ignore the
+    /// acknowledgements for it that are still in flight.
+    pub fn retire_cursor(&self, key: &str) {
+        let mut st = self.shared.state.lock().unwrap();
+        st.retired.insert(key.to_owned());
+        if st.cursors.remove(key).is_some() {
+            st.dirty = true;
+        }
+    }
+
+    /// Every cursor key (`cursor-…`, `journal-…`).
+    pub fn cursor_keys(&self) -> Vec<String> {
+        let st = self.shared.state.lock().unwrap();
+        st.cursors.keys().cloned().collect()
     }
 
     /// The acknowledged offset of a tracked file.
@@ -561,6 +582,21 @@ mod tests {
             offset: 10,
         });
         assert_eq!(pos.file_offset(id(4)), Some(10));
+    }
+
+    #[test]
+    fn a_retired_cursor_stays_gone_despite_late_acks() {
+        let pos = Positions::in_memory();
+        let ack = |v: &str| Checkpoint::Cursor {
+            key: "cursor-abc".into(),
+            value: v.into(),
+        };
+        pos.commit(&ack("1"));
+        assert_eq!(pos.cursor_keys(), ["cursor-abc"]);
+        pos.retire_cursor("cursor-abc");
+        pos.commit(&ack("2"));
+        assert_eq!(pos.cursor("cursor-abc"), None);
+        assert!(pos.cursor_keys().is_empty());
     }
 
     #[test]

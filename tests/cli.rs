@@ -304,6 +304,7 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/redaction.yaml",
         "configs/journal.yaml",
         "configs/buffer.yaml",
+        "configs/docker.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()

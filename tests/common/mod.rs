@@ -5,11 +5,13 @@
 //! * [`fixtures`]: [`TestDir`], numbered test lines and the lost/duplicated [`count_loss`];
 //! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints;
 //! * [`journald`]: a real `systemd-journald` per test, and journal fixture files.
+//! * [`docker`]: the real Docker engine: containers removed on drop, a Docker job config, a socket proxy.
 //!
 //! Every test binary uses a different part of it, hence the `allow`s.
 #![allow(dead_code, unused_imports)]
 
 pub mod agent;
+pub mod docker;
 pub mod fixtures;
 pub mod http;
 pub mod journald;

@@ -27,7 +27,7 @@ mod logfmt;
 mod multiline;
 mod pack;
 mod regex;
-mod rfc3339;
+pub(crate) mod rfc3339;
 mod weak;
 
 #[cfg(test)]
