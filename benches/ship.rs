@@ -1,6 +1,7 @@
 //! End-to-end throughput of the real agent binary: a generated nginx-style log file tailed from its start
-//! into a Loki receiver that only counts, beside the baseline of reading the same file and splitting it
-//! into lines with memchr (one thread, one reused buffer) in this process.
+//! into a Loki receiver that only counts, then into an Elasticsearch `_bulk` receiver that only counts
+//! (plain, then gzip), beside the baseline of reading the same file and splitting it into lines with
+//! memchr (one thread, one reused buffer) in this process.
 //!
 //! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB;
 //! 8 MiB when run as a smoke test by `cargo test --all-targets`).
@@ -14,7 +15,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, LokiReceiver, TestDir};
+use common::{Agent, EsReceiver, LokiReceiver, TestDir};
 
 const NGINX: &str = include_str!("data/nginx-access.log");
 
@@ -102,37 +103,30 @@ fn main() {
     assert_eq!(b_lines, lines);
 
     let receiver = LokiReceiver::start_count_only();
-    let config = dir.write_config(&format!(
-        r#"server:
-  http_listen_address: 127.0.0.1
-  http_listen_port: 0
-positions:
-  filename: {dir}/positions.yaml
-clients:
-  - url: {url}
-scrape_configs:
-  - job_name: bench
-    static_configs:
-      - labels:
-          job: bench
-          __path__: {logs}/*.log
-"#,
-        dir = dir.path().display(),
-        url = receiver.url(),
-        logs = logs.display(),
-    ));
-    let t0 = Instant::now();
-    let agent = Agent::builder().config_file(&config).spawn();
-    let pid = agent.pid();
-    let done = receiver.wait_for_lines(lines as usize, Duration::from_secs(1800));
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc_cpu(pid);
-    let rss = peak_rss_mib(pid);
-    drop(agent);
-    assert!(
-        done,
-        "receiver got {} of {lines} lines",
-        receiver.stats().entries
+    let loki = run_agent(
+        &dir,
+        "loki",
+        &format!("clients:\n  - url: {}\n", receiver.url()),
+        &logs,
+        || receiver.wait_for_lines(lines as usize, Duration::from_secs(1800)),
+    );
+    let es_receiver = EsReceiver::start_count_only();
+    let sink = |extra: &str| {
+        format!(
+            "elasticsearch:\n  - endpoints: [{}]\n    index: bench-%Y.%m.%d\n{extra}",
+            es_receiver.url()
+        )
+    };
+    let es = run_agent(&dir, "es", &sink(""), &logs, || {
+        es_receiver.wait_for_docs(lines as usize, Duration::from_secs(1800))
+    });
+    let es_plain_docs = es_receiver.stats().documents;
+    let es_gzip = run_agent(
+        &dir,
+        "es-gzip",
+        &sink("    compression: gzip\n"),
+        &logs,
+        || es_receiver.wait_for_docs(2 * lines as usize, Duration::from_secs(1800)),
     );
 
     let per_cpu = |cpu: f64| size_mib / cpu;
@@ -146,18 +140,81 @@ scrape_configs:
         size_mib / b_wall,
         "-"
     );
+    for (name, run) in [
+        ("logferry file -> Loki", &loki),
+        ("logferry file -> ES", &es),
+        ("logferry file -> ES (gzip)", &es_gzip),
+    ] {
+        println!(
+            "| {name:<27} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
+            per_cpu(run.cpu),
+            run.cpu / size_mib * 1024.0,
+            size_mib / run.wall,
+            run.rss
+        );
+    }
     println!(
-        "| logferry file -> Loki       | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
-        per_cpu(cpu),
-        cpu / size_mib * 1024.0,
-        size_mib / wall,
-        rss
-    );
-    println!(
-        "\nreceiver: {} requests, {} entries, {:.1} MiB of lines, {:.1} MiB on the wire",
+        "\nLoki receiver: {} requests, {} entries, {:.1} MiB of lines, {:.1} MiB on the wire",
         receiver.stats().requests,
         receiver.stats().entries,
         receiver.stats().line_bytes as f64 / 1048576.0,
         receiver.stats().body_bytes as f64 / 1048576.0
     );
+    let es_stats = es_receiver.stats();
+    println!(
+        "Elasticsearch receiver: {} bulk requests, {} documents ({} plain, then gzip), {:.1} MiB on the wire",
+        es_stats.bulk_requests,
+        es_stats.documents,
+        es_plain_docs,
+        es_stats.body_bytes as f64 / 1048576.0
+    );
+}
+
+/// One agent's run over the whole file: CPU seconds, wall seconds, peak RSS (MiB).
+struct Run {
+    cpu: f64,
+    wall: f64,
+    rss: f64,
+}
+
+/// Runs the agent with `sinks` (the YAML of its clients or elasticsearch list) until `done` says
+/// everything arrived; positions and buffers under `<dir>/<name>`.
+fn run_agent(
+    dir: &TestDir,
+    name: &str,
+    sinks: &str,
+    logs: &Path,
+    done: impl FnOnce() -> bool,
+) -> Run {
+    let state = dir.join(name);
+    fs::create_dir_all(&state).unwrap();
+    let config = dir.write_file(
+        format!("{name}.yaml"),
+        format!(
+            r#"server:
+  http_listen_address: 127.0.0.1
+  http_listen_port: 0
+positions:
+  filename: {state}/positions.yaml
+{sinks}scrape_configs:
+  - job_name: bench
+    static_configs:
+      - labels:
+          job: bench
+          __path__: {logs}/*.log
+"#,
+            state = state.display(),
+            logs = logs.display(),
+        ),
+    );
+    let t0 = Instant::now();
+    let agent = Agent::builder().config_file(&config).spawn();
+    let pid = agent.pid();
+    let finished = done();
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = proc_cpu(pid);
+    let rss = peak_rss_mib(pid);
+    drop(agent);
+    assert!(finished, "{name}: not everything arrived");
+    Run { cpu, wall, rss }
 }

@@ -17,27 +17,29 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::ack::Delivery;
-use crate::config::{BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind};
+use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::ElasticsearchConfig;
+use crate::config::{
+    BufferConfig, BufferType, ClientConfig, Config, JournalConfig, ScrapeConfig, SourceKind,
+};
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
 use crate::relabel::Relabeler;
 use crate::server::{self, ServerState};
+use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
 use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
-use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
 use crate::sink::router::Route;
 use crate::sink::{stdout, Router};
-use crate::stage::filtering::selector::Selector;
 use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{Claims, FileSource, FileTarget};
 use crate::source::journal::{self, JournalSource};
 use crate::source::stdin::StdinSource;
+use crate::stage::filtering::selector::Selector;
 use crate::stage::{BuildContext, PipelineSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -638,7 +640,9 @@ fn elasticsearch_sink(
     let selector = if c.selector.is_empty() {
         None
     } else {
-        Some(Arc::new(Selector::parse(&c.selector).map_err(anyhow::Error::msg)?))
+        Some(Arc::new(
+            Selector::parse(&c.selector).map_err(anyhow::Error::msg)?,
+        ))
     };
     let name = settings.name.clone();
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
@@ -695,7 +699,11 @@ fn put_buffer_in_front(
 /// (a client renamed or its URL changed): say so once, rather than forget it silently.
 fn warn_orphaned_buffers(cfg: &Config) {
     let es = cfg.elasticsearch.iter().map(|c| {
-        sink_buffer_dir(&c.buffer, cfg, &crate::sink::elasticsearch::config::sink_name(c))
+        sink_buffer_dir(
+            &c.buffer,
+            cfg,
+            &crate::sink::elasticsearch::config::sink_name(c),
+        )
     });
     let used: HashSet<std::path::PathBuf> = cfg
         .clients

@@ -110,17 +110,33 @@ fn documents_have_the_documented_shape_and_the_version_is_logged() {
     let log = dir.append_lines("logs/a.log", &lines);
     let before = now_ns();
     let agent = start_agent(&cfg);
-    assert!(es.wait_for_docs(301, WAIT), "{} of 301", es.stats().documents);
+    assert!(
+        es.wait_for_docs(301, WAIT),
+        "{} of 301",
+        es.stats().documents
+    );
     exactly_once(&lines, &es);
-    assert!(agent.wait_for_log("connected to Elasticsearch 8.13.4", WAIT), "{}", agent.logs());
+    assert!(
+        agent.wait_for_log("connected to Elasticsearch 8.13.4", WAIT),
+        "{}",
+        agent.logs()
+    );
 
     let docs = es.docs();
     let today = utc_day(before);
     for d in &docs {
         assert_eq!(d.op_type, "index");
-        assert!(d.index == format!("logs-{today}") || d.index == format!("logs-{}", utc_day(now_ns())), "{}", d.index);
+        assert!(
+            d.index == format!("logs-{today}") || d.index == format!("logs-{}", utc_day(now_ns())),
+            "{}",
+            d.index
+        );
         let ts = d.source["@timestamp"].as_str().unwrap();
-        assert_eq!(ts.len(), "2026-02-01T13:00:00.123456789Z".len(), "nanoseconds: {ts}");
+        assert_eq!(
+            ts.len(),
+            "2026-02-01T13:00:00.123456789Z".len(),
+            "nanoseconds: {ts}"
+        );
         assert!(ts.ends_with('Z') && ts.as_bytes()[10] == b'T', "{ts}");
         assert_eq!(
             d.source["labels"],
@@ -147,23 +163,58 @@ fn items_retried_alone_arrive_exactly_once() {
     let lines = lines_range("retry", 0, 2000);
     dir.append_lines("logs/a.log", &lines);
     let agent = start_agent(&cfg);
-    assert!(es.wait_for_docs(2000, WAIT), "{} of 2000", es.stats().documents);
+    assert!(
+        es.wait_for_docs(2000, WAIT),
+        "{} of 2000",
+        es.stats().documents
+    );
     std::thread::sleep(Duration::from_millis(500));
     exactly_once(&lines, &es);
 
-    let flaky: Vec<&String> = lines.iter().filter(|l| EsReceiver::is_flaky(l, 5)).collect();
-    assert!(flaky.len() > 200, "the fault hits many documents: {}", flaky.len());
+    let flaky: Vec<&String> = lines
+        .iter()
+        .filter(|l| EsReceiver::is_flaky(l, 5))
+        .collect();
+    assert!(
+        flaky.len() > 200,
+        "the fault hits many documents: {}",
+        flaky.len()
+    );
     let requests = es.bulk_requests();
     let retries: Vec<_> = requests
         .iter()
         .filter(|r| r.status == 200 && r.messages.iter().all(|m| EsReceiver::is_flaky(m, 5)))
         .collect();
     assert!(retries.len() >= 2, "retries hold only the failed documents");
-    let sent: usize = requests.iter().filter(|r| r.status == 200).map(|r| r.documents).sum();
-    assert_eq!(sent, 2000 + 2 * flaky.len(), "each flaky document sent 3 times, the rest once");
-    assert_eq!(metric(&agent, "logferry_elasticsearch_retried_entries_total", "status=\"429\""), 2.0 * flaky.len() as f64);
-    assert_eq!(metric(&agent, "logferry_elasticsearch_sent_entries_total", ""), 2000.0);
-    assert!(metric(&agent, "logferry_elasticsearch_requests_total", "status=\"503\"") >= 2.0);
+    let sent: usize = requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .map(|r| r.documents)
+        .sum();
+    assert_eq!(
+        sent,
+        2000 + 2 * flaky.len(),
+        "each flaky document sent 3 times, the rest once"
+    );
+    assert_eq!(
+        metric(
+            &agent,
+            "logferry_elasticsearch_retried_entries_total",
+            "status=\"429\""
+        ),
+        2.0 * flaky.len() as f64
+    );
+    assert_eq!(
+        metric(&agent, "logferry_elasticsearch_sent_entries_total", ""),
+        2000.0
+    );
+    assert!(
+        metric(
+            &agent,
+            "logferry_elasticsearch_requests_total",
+            "status=\"503\""
+        ) >= 2.0
+    );
 }
 
 #[test]
@@ -178,25 +229,53 @@ fn documents_rejected_for_good_go_to_the_dead_letter_with_the_reason() {
     }
     let log = dir.append_lines("logs/a.log", &lines);
     let agent = start_agent(&cfg);
-    let good: Vec<String> = lines.iter().filter(|l| !l.contains("BAD")).cloned().collect();
+    let good: Vec<String> = lines
+        .iter()
+        .filter(|l| !l.contains("BAD"))
+        .cloned()
+        .collect();
     assert!(es.wait_for_docs(100, WAIT), "{}", agent.logs());
     let more = lines_range("later", 0, 50);
     dir.append_lines(&log, &more);
-    assert!(es.wait_for_docs(150, WAIT), "the sink goes on after a rejection");
+    assert!(
+        es.wait_for_docs(150, WAIT),
+        "the sink goes on after a rejection"
+    );
     exactly_once(&[good, more].concat(), &es);
 
     let dead = dead_letters(&dir, "es-test");
     assert_eq!(dead.len(), 10, "{dead:?}");
     for (i, d) in dead.iter().enumerate() {
         assert_eq!(d["line"], format!("BAD line {i} \"quoted\""));
-        assert_eq!(d["labels"], format!("{{filename=\"{}\", job=\"app\"}}", log.display()));
+        assert_eq!(
+            d["labels"],
+            format!("{{filename=\"{}\", job=\"app\"}}", log.display())
+        );
         let reason = d["reason"].as_str().unwrap();
         assert!(reason.starts_with("index logs-") && reason.contains("status 400: document_parsing_exception: [1:42] failed to parse field [message]"), "{reason}");
         assert!(d["ts"].as_str().unwrap().ends_with('Z'));
     }
-    assert_eq!(metric(&agent, "logferry_dead_letter_entries_total", "sink=\"es-test\""), 10.0);
-    assert_eq!(metric(&agent, "logferry_elasticsearch_rejected_entries_total", "status=\"400\""), 10.0);
-    assert_eq!(agent.log_count("rejected documents for good"), 1, "logged once per status");
+    assert_eq!(
+        metric(
+            &agent,
+            "logferry_dead_letter_entries_total",
+            "sink=\"es-test\""
+        ),
+        10.0
+    );
+    assert_eq!(
+        metric(
+            &agent,
+            "logferry_elasticsearch_rejected_entries_total",
+            "status=\"400\""
+        ),
+        10.0
+    );
+    assert_eq!(
+        agent.log_count("rejected documents for good"),
+        1,
+        "logged once per status"
+    );
 }
 
 #[test]
@@ -209,9 +288,10 @@ fn daily_indices_follow_the_entry_timestamps_across_midnight() {
     let sinks = format!(
         "{}{}",
         sink(&es.url(), ""),
-        sink(&ds.url(), "    data_stream: logs-app-default\n").replace("    index: logs-%Y.%m.%d\n", "")
+        sink(&ds.url(), "    data_stream: logs-app-default\n")
+            .replace("    index: logs-%Y.%m.%d\n", "")
     );
-    let cfg = config(&dir, &sinks, None, &stages);
+    let cfg = config(&dir, &sinks, None, stages);
     let times = [
         ("2025-12-31T23:59:58.999999999Z", "logs-2025.12.31"),
         ("2025-12-31T23:59:59.999999999Z", "logs-2025.12.31"),
@@ -230,7 +310,10 @@ fn daily_indices_follow_the_entry_timestamps_across_midnight() {
     assert!(es.wait_for_docs(6, WAIT) && ds.wait_for_docs(6, WAIT));
     let docs = es.docs();
     for (i, (t, index)) in times.iter().enumerate() {
-        let d = docs.iter().find(|d| d.message == format!("event {i}")).unwrap();
+        let d = docs
+            .iter()
+            .find(|d| d.message == format!("event {i}"))
+            .unwrap();
         assert_eq!(d.index, *index, "{t}");
         let want = if t.contains('.') {
             let (head, frac) = t.trim_end_matches('Z').split_once('.').unwrap();
@@ -241,7 +324,10 @@ fn daily_indices_follow_the_entry_timestamps_across_midnight() {
         assert_eq!(d.source["@timestamp"], want);
     }
     for d in ds.docs() {
-        assert_eq!((d.index.as_str(), d.op_type.as_str()), ("logs-app-default", "create"));
+        assert_eq!(
+            (d.index.as_str(), d.op_type.as_str()),
+            ("logs-app-default", "create")
+        );
     }
 }
 
@@ -250,24 +336,40 @@ fn a_413_splits_the_request_until_it_fits() {
     let dir = TestDir::new();
     let es = EsReceiver::start();
     es.set_max_body(Some(8_000));
-    let cfg = config(&dir, &sink(&es.url(), "    name: es-split\n    batchsize: 1MB\n"), None, "");
+    let cfg = config(
+        &dir,
+        &sink(&es.url(), "    name: es-split\n    batchsize: 1MB\n"),
+        None,
+        "",
+    );
     let mut lines = lines_range("split", 0, 600);
     let huge = format!("huge {}", "x".repeat(9_000));
     lines.insert(300, huge.clone());
     dir.append_lines("logs/a.log", &lines);
     let agent = start_agent(&cfg);
-    assert!(es.wait_for_docs(600, WAIT), "{} of 600", es.stats().documents);
+    assert!(
+        es.wait_for_docs(600, WAIT),
+        "{} of 600",
+        es.stats().documents
+    );
     std::thread::sleep(Duration::from_millis(300));
     let fit: Vec<String> = lines.iter().filter(|l| **l != huge).cloned().collect();
     exactly_once(&fit, &es);
     let requests = es.bulk_requests();
     assert!(requests.iter().any(|r| r.status == 413));
-    assert!(requests.iter().filter(|r| r.status == 200).all(|r| r.body_bytes <= 8_000));
+    assert!(requests
+        .iter()
+        .filter(|r| r.status == 200)
+        .all(|r| r.body_bytes <= 8_000));
     assert!(metric(&agent, "logferry_elasticsearch_split_requests_total", "") >= 4.0);
     let dead = dead_letters(&dir, "es-split");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["line"], huge.as_str());
-    assert!(dead[0]["reason"].as_str().unwrap().contains("status 413"), "{}", dead[0]);
+    assert!(
+        dead[0]["reason"].as_str().unwrap().contains("status 413"),
+        "{}",
+        dead[0]
+    );
 }
 
 #[test]
@@ -284,7 +386,13 @@ fn connection_resets_and_slow_answers_are_retried() {
     std::thread::sleep(Duration::from_millis(300));
     exactly_once(&lines, &es);
     assert_eq!(es.stats().resets, 3);
-    assert!(metric(&agent, "logferry_elasticsearch_requests_total", "status=\"-1\"") >= 3.0);
+    assert!(
+        metric(
+            &agent,
+            "logferry_elasticsearch_requests_total",
+            "status=\"-1\""
+        ) >= 3.0
+    );
 }
 
 #[test]
@@ -317,7 +425,10 @@ fn the_selector_routes_entries_and_loki_gets_everything() {
     let nothing = EsReceiver::start();
     let sinks = format!(
         "{}{}",
-        sink(&errors.url(), "    selector: '{job=\"app\"} |= \"ERROR\"'\n"),
+        sink(
+            &errors.url(),
+            "    selector: '{job=\"app\"} |= \"ERROR\"'\n"
+        ),
         sink(&nothing.url(), "    selector: '{job=\"other\"}'\n")
     );
     let cfg = config(&dir, &sinks, Some(&loki.url()), "");
@@ -333,15 +444,26 @@ fn the_selector_routes_entries_and_loki_gets_everything() {
     assert!(errors.wait_for_docs(100, WAIT));
     std::thread::sleep(Duration::from_millis(500));
     assert_eq!(count_loss(&lines, &loki.lines()), Counts::default());
-    let want: Vec<String> = lines.iter().filter(|l| l.starts_with("ERROR")).cloned().collect();
+    let want: Vec<String> = lines
+        .iter()
+        .filter(|l| l.starts_with("ERROR"))
+        .cloned()
+        .collect();
     exactly_once(&want, &errors);
     assert_eq!(nothing.stats().bulk_requests, 0);
     // Positions move although one sink got nothing: it is not a holder of those batches.
     let size = std::fs::metadata(dir.join("logs/a.log")).unwrap().len();
     let positions = dir.join("positions.yaml");
     let deadline = std::time::Instant::now() + WAIT;
-    while !std::fs::read_to_string(&positions).unwrap_or_default().contains(&format!("offset: {size}\n")) {
-        assert!(std::time::Instant::now() < deadline, "positions never reached {size}: {}", agent.logs());
+    while !std::fs::read_to_string(&positions)
+        .unwrap_or_default()
+        .contains(&format!("offset: {size}\n"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "positions never reached {size}: {}",
+            agent.logs()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -353,8 +475,10 @@ fn endpoints_take_turns_and_a_dead_one_is_skipped() {
     dead.stop();
     let a = EsReceiver::start();
     let b = EsReceiver::start();
-    let sinks = sink(&a.url(), "    batch_entries: 50\n")
-        .replace(&format!("[{}]", a.url()), &format!("[{}, {}, {}]", dead.url(), a.url(), b.url()));
+    let sinks = sink(&a.url(), "    batch_entries: 50\n").replace(
+        &format!("[{}]", a.url()),
+        &format!("[{}, {}, {}]", dead.url(), a.url(), b.url()),
+    );
     let cfg = config(&dir, &sinks, None, "");
     let lines = lines_range("rr", 0, 1000);
     dir.append_lines("logs/a.log", &lines);
@@ -367,7 +491,12 @@ fn endpoints_take_turns_and_a_dead_one_is_skipped() {
     std::thread::sleep(Duration::from_millis(300));
     let got = [a.messages(), b.messages()].concat();
     assert_eq!(count_loss(&lines, &got), Counts::default());
-    assert!(a.stats().bulk_requests >= 5 && b.stats().bulk_requests >= 5, "round robin: {} / {}", a.stats().bulk_requests, b.stats().bulk_requests);
+    assert!(
+        a.stats().bulk_requests >= 5 && b.stats().bulk_requests >= 5,
+        "round robin: {} / {}",
+        a.stats().bulk_requests,
+        b.stats().bulk_requests
+    );
 }
 
 #[test]
@@ -399,7 +528,10 @@ fn auth_gzip_headers_and_opensearch() {
     assert!(agent.wait_for_log("connected to OpenSearch 2.11.1", WAIT));
     let r = &os.bulk_requests()[0];
     assert_eq!(r.header("content-encoding"), Some("gzip"));
-    assert_eq!(r.header("authorization"), Some("Basic c2hpcHBlcjpzM2NyZXQ="));
+    assert_eq!(
+        r.header("authorization"),
+        Some("Basic c2hpcHBlcjpzM2NyZXQ=")
+    );
     assert_eq!(r.header("x-team"), Some("logs"));
     assert!(r.query.contains("pipeline=my%20pipeline"), "{}", r.query);
     let k = &keyed.bulk_requests()[0];
@@ -423,9 +555,19 @@ fn config_errors_point_at_the_elasticsearch_key() {
         out.stderr
     };
     let err = check("elasticsearch:\n  - endpoints: [http://es:9200]\n    index: logs\n    selector: '{job=}'\n");
-    assert!(err.contains("config.yaml:4:15: elasticsearch[0].selector: parse error"), "{err}");
-    let err = check("elasticsearch:\n  - endpoints: [http://es:9200]\n    index: logs\n    indx: x\n");
-    assert!(err.contains("config.yaml:4:5: elasticsearch[0]: unknown field \"indx\""), "{err}");
+    assert!(
+        err.contains("config.yaml:4:15: elasticsearch[0].selector: parse error"),
+        "{err}"
+    );
+    let err =
+        check("elasticsearch:\n  - endpoints: [http://es:9200]\n    index: logs\n    indx: x\n");
+    assert!(
+        err.contains("config.yaml:4:5: elasticsearch[0]: unknown field \"indx\""),
+        "{err}"
+    );
     let err = check("elasticsearch:\n  - endpoints: [http://es:9200]\n    index: logs-%Y.%b\n");
-    assert!(err.contains("config.yaml:3:12: elasticsearch[0].index: unknown date field %b"), "{err}");
+    assert!(
+        err.contains("config.yaml:3:12: elasticsearch[0].index: unknown date field %b"),
+        "{err}"
+    );
 }

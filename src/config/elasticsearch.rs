@@ -186,12 +186,10 @@ impl ElasticsearchConfig {
                     "one of index or data_stream is required, e.g. index: logs-%Y.%m.%d",
                 ))
             }
-            (false, false) => {
-                return Err(Invalid::key(
-                    at("data_stream"),
-                    "index and data_stream are exclusive: a data stream names its own backing indices",
-                ))
-            }
+            (false, false) => return Err(Invalid::key(
+                at("data_stream"),
+                "index and data_stream are exclusive: a data stream names its own backing indices",
+            )),
             (false, true) => {
                 IndexTemplate::parse(&self.index).map_err(|e| Invalid::value(at("index"), e))?;
             }
@@ -316,17 +314,57 @@ mod tests {
     #[test]
     fn invalid_settings_name_their_key() {
         let cases = [
-            ("endpoints: []\nindex: l", "e.endpoints", "at least one endpoint"),
-            ("endpoints: [es:9200]\nindex: l", "e.endpoints[0]", "invalid endpoint"),
+            (
+                "endpoints: []\nindex: l",
+                "e.endpoints",
+                "at least one endpoint",
+            ),
+            (
+                "endpoints: [es:9200]\nindex: l",
+                "e.endpoints[0]",
+                "invalid endpoint",
+            ),
             ("endpoints: [http://es]", "e", "one of index or data_stream"),
-            ("endpoints: [http://es]\nindex: a\ndata_stream: b", "e.data_stream", "exclusive"),
-            ("endpoints: [http://es]\nindex: Logs", "e.index", "lowercase"),
-            ("endpoints: [http://es]\ndata_stream: l-a-b\nop_type: index", "e.op_type", "only accepts op_type create"),
-            ("endpoints: [http://es]\nindex: l\nselector: '{job=}'", "e.selector", "parse error"),
-            ("endpoints: [http://es]\nindex: l\nlabels_key: message", "e.labels_key", "other than"),
-            ("endpoints: [http://es]\nindex: l\nbatch_entries: 0", "e.batch_entries", "above 0"),
-            ("endpoints: [http://es]\nindex: l\napi_key: k\nbearer_token: t", "e.api_key", "at most one of"),
-            ("endpoints: [http://es]\nindex: l\nbasic_auth: {password: a, password_file: b}", "e.basic_auth.password_file", "at most one of"),
+            (
+                "endpoints: [http://es]\nindex: a\ndata_stream: b",
+                "e.data_stream",
+                "exclusive",
+            ),
+            (
+                "endpoints: [http://es]\nindex: Logs",
+                "e.index",
+                "lowercase",
+            ),
+            (
+                "endpoints: [http://es]\ndata_stream: l-a-b\nop_type: index",
+                "e.op_type",
+                "only accepts op_type create",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\nselector: '{job=}'",
+                "e.selector",
+                "parse error",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\nlabels_key: message",
+                "e.labels_key",
+                "other than",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\nbatch_entries: 0",
+                "e.batch_entries",
+                "above 0",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\napi_key: k\nbearer_token: t",
+                "e.api_key",
+                "at most one of",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\nbasic_auth: {password: a, password_file: b}",
+                "e.basic_auth.password_file",
+                "at most one of",
+            ),
         ];
         for (yaml, path, message) in cases {
             let err = parse(yaml).validate("e").unwrap_err();

@@ -136,7 +136,10 @@ fn validate_elasticsearch(config: &Config) -> Result<(), Invalid> {
         {
             return Err(Invalid::value(
                 join_key(&path, "name"),
-                format!("sink name {:?} is also the name of clients[{j}]; names must be unique", sink.name),
+                format!(
+                    "sink name {:?} is also the name of clients[{j}]; names must be unique",
+                    sink.name
+                ),
             ));
         }
     }

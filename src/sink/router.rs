@@ -207,6 +207,9 @@ mod tests {
         assert_eq!(all_rx.recv().await.unwrap().batch.entries.len(), 2);
         let only = sel_rx.recv().await.unwrap();
         assert_eq!(only.batch.entries.len(), 1);
-        assert!(sel_rx.try_recv().is_err(), "the first batch had nothing for it");
+        assert!(
+            sel_rx.try_recv().is_err(),
+            "the first batch had nothing for it"
+        );
     }
 }

@@ -543,6 +543,9 @@ fn bulk(shared: &Shared, req: &Request, record: &mut EsRequest) -> (u16, String,
     } else {
         req.body.clone()
     };
+    if let Some(answer) = count_only_answer(shared, &body) {
+        return answer;
+    }
     let text = String::from_utf8_lossy(&body).into_owned();
     let lines: Vec<&str> = text.split('\n').filter(|l| !l.is_empty()).collect();
     record.messages = lines
@@ -569,7 +572,11 @@ fn bulk(shared: &Shared, req: &Request, record: &mut EsRequest) -> (u16, String,
             401 => "security_exception",
             _ => "exception",
         };
-        return (status, error_body(status, kind, "injected by the test"), Vec::new());
+        return (
+            status,
+            error_body(status, kind, "injected by the test"),
+            Vec::new(),
+        );
     }
     if r.faults.max_body.is_some_and(|max| body.len() > max) {
         return (413, String::new(), Vec::new());
@@ -583,44 +590,91 @@ fn bulk(shared: &Shared, req: &Request, record: &mut EsRequest) -> (u16, String,
         let action: Value = match serde_json::from_str(pair[0]) {
             Ok(Value::Object(a)) if a.len() == 1 => Value::Object(a),
             _ => {
-                let reason = format!("Malformed action/metadata line [{}], expected START_OBJECT", n * 2 + 1);
-                return (400, error_body(400, "illegal_argument_exception", &reason), Vec::new());
+                let reason = format!(
+                    "Malformed action/metadata line [{}], expected START_OBJECT",
+                    n * 2 + 1
+                );
+                return (
+                    400,
+                    error_body(400, "illegal_argument_exception", &reason),
+                    Vec::new(),
+                );
             }
         };
         let (op, meta) = action.as_object().unwrap().iter().next().unwrap();
         let index = meta["_index"].as_str().unwrap_or("").to_string();
-        let outcome: Result<ReceivedDoc, (u16, &str, String)> = match pair.get(1).map(|s| serde_json::from_str::<Value>(s)) {
-            None => Err((400, "action_request_validation_exception", "no source".into())),
-            Some(Err(e)) => Err((400, "document_parsing_exception", format!("[1:1] failed to parse: {e}"))),
-            Some(Ok(source)) => {
-                let message = source["message"].as_str().unwrap_or("").to_string();
-                let rejected = r.faults.reject.iter().find(|(t, _, _)| message.contains(t.as_str())).cloned();
-                let flaky = r.faults.flaky;
-                let flaky_status = flaky.and_then(|(every, times, status)| {
-                    if fnv(&message) % every != 0 {
-                        return None;
+        let outcome: Result<ReceivedDoc, (u16, &str, String)> =
+            match pair.get(1).map(|s| serde_json::from_str::<Value>(s)) {
+                None => Err((
+                    400,
+                    "action_request_validation_exception",
+                    "no source".into(),
+                )),
+                Some(Err(e)) => Err((
+                    400,
+                    "document_parsing_exception",
+                    format!("[1:1] failed to parse: {e}"),
+                )),
+                Some(Ok(source)) => {
+                    let message = source["message"].as_str().unwrap_or("").to_string();
+                    let rejected = r
+                        .faults
+                        .reject
+                        .iter()
+                        .find(|(t, _, _)| message.contains(t.as_str()))
+                        .cloned();
+                    let flaky = r.faults.flaky;
+                    let flaky_status = flaky.and_then(|(every, times, status)| {
+                        if fnv(&message) % every != 0 {
+                            return None;
+                        }
+                        let seen = r.attempts.entry(message.clone()).or_insert(0);
+                        *seen += 1;
+                        (*seen <= times).then_some(status)
+                    });
+                    if let Some((_, status, kind)) = rejected {
+                        Err((
+                            status,
+                            if kind == "document_parsing_exception" {
+                                "document_parsing_exception"
+                            } else {
+                                "mapper_exception"
+                            },
+                            format!(
+                            "[1:42] failed to parse field [message] of type [{kind}] in document"
+                        ),
+                        ))
+                    } else if let Some(status) = flaky_status {
+                        Err((
+                            status,
+                            if status == 429 {
+                                "es_rejected_execution_exception"
+                            } else {
+                                "unavailable_shards_exception"
+                            },
+                            "rejected execution of coordinating operation".into(),
+                        ))
+                    } else {
+                        Ok(ReceivedDoc {
+                            index: index.clone(),
+                            op_type: op.clone(),
+                            source,
+                            message,
+                        })
                     }
-                    let seen = r.attempts.entry(message.clone()).or_insert(0);
-                    *seen += 1;
-                    (*seen <= times).then_some(status)
-                });
-                if let Some((_, status, kind)) = rejected {
-                    Err((status, if kind == "document_parsing_exception" { "document_parsing_exception" } else { "mapper_exception" },
-                        format!("[1:42] failed to parse field [message] of type [{kind}] in document")))
-                } else if let Some(status) = flaky_status {
-                    Err((status, if status == 429 { "es_rejected_execution_exception" } else { "unavailable_shards_exception" },
-                        "rejected execution of coordinating operation".into()))
-                } else {
-                    Ok(ReceivedDoc { index: index.clone(), op_type: op.clone(), source, message })
                 }
-            }
-        };
+            };
         let item = match outcome {
             Ok(doc) => {
                 if !count_only {
                     docs.push(doc);
                 } else {
-                    docs.push(ReceivedDoc { index: String::new(), op_type: String::new(), source: Value::Null, message: doc.message });
+                    docs.push(ReceivedDoc {
+                        index: String::new(),
+                        op_type: String::new(),
+                        source: Value::Null,
+                        message: doc.message,
+                    });
                 }
                 if filtered {
                     json!({op: {"_index": index, "status": 201}})
@@ -644,4 +698,41 @@ fn bulk(shared: &Shared, req: &Request, record: &mut EsRequest) -> (u16, String,
         json!({"took": 3, "errors": errors, "items": items})
     };
     (200, answer.to_string(), docs)
+}
+
+/// In count-only mode without faults, a bulk body is counted, not parsed (benchmarks): one document
+/// per two lines, its source line's length as message bytes. The answer is the real one.
+fn count_only_answer(shared: &Shared, body: &[u8]) -> Option<(u16, String, Vec<ReceivedDoc>)> {
+    {
+        let r = shared.lock();
+        let f = &r.faults;
+        let faulty =
+            f.fail_next > 0 || f.max_body.is_some() || !f.reject.is_empty() || f.flaky.is_some();
+        if !r.count_only || faulty {
+            return None;
+        }
+    }
+    let mut docs = Vec::new();
+    let mut items = String::with_capacity(body.len() / 8);
+    for (n, line) in body
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+    {
+        if n % 2 == 1 {
+            docs.push(ReceivedDoc {
+                index: String::new(),
+                op_type: String::new(),
+                source: Value::Null,
+                message: " ".repeat(line.len()),
+            });
+            items.push_str(if items.is_empty() { "" } else { "," });
+            items.push_str(r#"{"index":{"_index":"bench","status":201}}"#);
+        }
+    }
+    Some((
+        200,
+        format!(r#"{{"errors":false,"items":[{items}]}}"#),
+        docs,
+    ))
 }

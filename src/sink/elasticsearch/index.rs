@@ -48,9 +48,10 @@ impl IndexTemplate {
                 Some('d') => Part::Day,
                 Some('H') => Part::Hour,
                 Some(other) => {
+                    let known = "expected %Y, %m, %d, %H or %%";
                     return Err(format!(
-                        "unknown date field %{other} in index {text:?}: expected %Y, %m, %d, %H or %%"
-                    ))
+                        "unknown date field %{other} in index {text:?}: {known}"
+                    ));
                 }
                 None => return Err(format!("index {text:?} ends with a lone %")),
             };
@@ -166,7 +167,10 @@ mod tests {
         assert_eq!(t.render(BEFORE_MIDNIGHT), "logs-2026.01.31");
         assert_eq!(t.render(BEFORE_MIDNIGHT + 1), "logs-2026.02.01");
         let t = IndexTemplate::parse("app-%Y%m%d%H-100%%").unwrap();
-        assert_eq!(t.render(BEFORE_MIDNIGHT + 1 + 3_600_000_000_000), "app-2026020101-100%");
+        assert_eq!(
+            t.render(BEFORE_MIDNIGHT + 1 + 3_600_000_000_000),
+            "app-2026020101-100%"
+        );
         assert_eq!(IndexTemplate::parse("logs").unwrap().render(0), "logs");
         assert_eq!(IndexTemplate::parse("x-%Y").unwrap().render(-1), "x-1969");
     }

@@ -139,7 +139,8 @@ impl Service {
             Vec::with_capacity(body.len() / 4),
             flate2::Compression::fast(),
         );
-        gz.write_all(body).expect("compressing into memory cannot fail");
+        gz.write_all(body)
+            .expect("compressing into memory cannot fail");
         Bytes::from(gz.finish().expect("compressing into memory cannot fail"))
     }
 
@@ -216,7 +217,13 @@ impl Service {
         if status.is_success() {
             return match read_response(&text, count) {
                 Ok(items) => (Answer::Items(items), code),
-                Err(error) => (Answer::Retry { status: code, error }, code),
+                Err(error) => (
+                    Answer::Retry {
+                        status: code,
+                        error,
+                    },
+                    code,
+                ),
             };
         }
         if code == 413 {
@@ -227,9 +234,21 @@ impl Service {
             error_text(&text)
         );
         if code == 429 || status.is_server_error() {
-            (Answer::Retry { status: code, error }, code)
+            (
+                Answer::Retry {
+                    status: code,
+                    error,
+                },
+                code,
+            )
         } else {
-            (Answer::Rejected { status: code, error }, code)
+            (
+                Answer::Rejected {
+                    status: code,
+                    error,
+                },
+                code,
+            )
         }
     }
 
@@ -312,7 +331,12 @@ fn error_text(body: &[u8]) -> String {
         }
     }
     let text = String::from_utf8_lossy(body);
-    text.lines().next().unwrap_or("").chars().take(1024).collect()
+    text.lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(1024)
+        .collect()
 }
 
 /// Percent-escapes a query value (an ingest pipeline's name).
@@ -336,10 +360,16 @@ mod tests {
     fn flavour_and_version_from_get_root() {
         let es8 = br#"{"name":"n","cluster_name":"c","version":{"number":"8.13.4","build_flavor":"default","lucene_version":"9.10.0"},"tagline":"You Know, for Search"}"#;
         let info = server_info(es8).unwrap();
-        assert_eq!((info.flavour, info.major, info.minor), ("Elasticsearch", 8, 13));
+        assert_eq!(
+            (info.flavour, info.major, info.minor),
+            ("Elasticsearch", 8, 13)
+        );
         let os = br#"{"name":"n","version":{"distribution":"opensearch","number":"2.11.1"},"tagline":"The OpenSearch Project: https://opensearch.org/"}"#;
         let info = server_info(os).unwrap();
-        assert_eq!((info.flavour, info.version.as_str()), ("OpenSearch", "2.11.1"));
+        assert_eq!(
+            (info.flavour, info.version.as_str()),
+            ("OpenSearch", "2.11.1")
+        );
         assert!(server_info(b"{}").is_err());
     }
 

@@ -25,7 +25,7 @@ use super::bulk::{ItemOutcome, PendingBulk};
 use super::config::{EsSettings, Target};
 use super::document::DocEncoder;
 use super::index::IndexNamer;
-use super::service::{Answer, Attempt, Service, ServerInfo};
+use super::service::{Answer, Attempt, ServerInfo, Service};
 use crate::ack::Delivery;
 use crate::buffer::deadletter::DeadLetter;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
@@ -198,7 +198,10 @@ impl EsSink {
                 Delivered::Aborted => return false,
             }
         }
-        pending.finish();
+        let buffer = pending.finish();
+        if self.pending.body.capacity() < buffer.capacity() {
+            self.pending.body = buffer;
+        }
         true
     }
 
@@ -220,9 +223,7 @@ impl EsSink {
                 _ = abort.wait_for(|a| *a) => return Delivered::Aborted,
             };
             self.count_request(&sent);
-            let Attempt {
-                answer, host, ..
-            } = sent;
+            let Attempt { answer, host, .. } = sent;
             let (status, error) = match answer {
                 Answer::Items(outcomes) => {
                     let retry = self.settle(pending, &items, outcomes);
@@ -352,7 +353,9 @@ impl EsSink {
 
     fn count_request(&self, a: &Attempt) {
         let es = &self.metrics.elasticsearch;
-        es.requests.get_or_create(&self.status_label(a.status)).inc();
+        es.requests
+            .get_or_create(&self.status_label(a.status))
+            .inc();
         es.request_duration
             .get_or_create(&self.label)
             .observe(a.took.as_secs_f64());
