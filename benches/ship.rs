@@ -6,6 +6,7 @@
 //!   `fsync: interval` (the default) and with `fsync: always`;
 //! * JSON nginx lines parsed by `json` into two labels and a timestamp (`labels`, `timestamp`), with
 //!   the default disk buffer;
+//! * nginx combined lines into an Elasticsearch `_bulk` receiver that only counts, plain and gzip;
 //! * the disk buffer alone, in this process: encode + append + read + decode of batches of the
 //!   nginx lines, in MiB/s.
 //!
@@ -21,7 +22,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Agent, LokiReceiver, TestDir};
+use common::{Agent, EsReceiver, LokiReceiver, TestDir};
 
 const NGINX: &str = include_str!("data/nginx-access.log");
 const NGINX_JSON: &str = include_str!("data/nginx-access-json.log");
@@ -110,55 +111,48 @@ struct Run {
     rss: f64,
 }
 
-/// Run the agent on `logs/<file>` from its start (fresh positions and buffer under `name`) until the
-/// receiver counted `lines`.
+/// Run the agent with `sinks` (its `clients` or `elasticsearch` YAML) on `glob` from its start, with
+/// fresh positions and buffers under `<dir>/<name>`, until `done` says everything arrived.
 fn run_agent(
     dir: &TestDir,
     name: &str,
-    logs: &Path,
-    lines: u64,
-    client: &str,
+    sinks: &str,
+    glob: &Path,
     stages: &str,
+    done: impl FnOnce() -> bool,
 ) -> Run {
     let state = dir.join(name);
     fs::create_dir_all(&state).unwrap();
-    let receiver = LokiReceiver::start_count_only();
-    let config = dir.write_config(&format!(
-        r#"server:
+    let config = dir.write_file(
+        format!("{name}.yaml"),
+        format!(
+            r#"server:
   http_listen_address: 127.0.0.1
   http_listen_port: 0
 positions:
   filename: {state}/positions.yaml
-clients:
-  - url: {url}
-{client}
-scrape_configs:
+{sinks}scrape_configs:
   - job_name: bench
     static_configs:
       - labels:
           job: bench
-          __path__: {logs}
-{stages}
-"#,
-        state = state.display(),
-        url = receiver.url(),
-        logs = logs.display(),
-    ));
+          __path__: {glob}
+{stages}"#,
+            state = state.display(),
+            glob = glob.display(),
+        ),
+    );
     let t0 = Instant::now();
     let agent = Agent::builder().config_file(&config).spawn();
     let pid = agent.pid();
-    let done = receiver.wait_for_lines(lines as usize, Duration::from_secs(1800));
+    let finished = done();
     let run = Run {
         wall: t0.elapsed().as_secs_f64(),
         cpu: proc_cpu(pid),
         rss: peak_rss_mib(pid),
     };
     drop(agent);
-    assert!(
-        done,
-        "{name}: receiver got {} of {lines} lines",
-        receiver.stats().entries
-    );
+    assert!(finished, "{name}: not everything arrived");
     let _ = fs::remove_dir_all(&state);
     run
 }
@@ -242,34 +236,58 @@ fn main() {
     let (b_cpu, b_wall, b_lines) = baseline(&file);
     assert_eq!(b_lines, lines);
 
-    let memory = "    buffer: {type: memory}";
-    let always = "    buffer: {fsync: always}";
+    let memory = "    buffer: {type: memory}\n";
+    let always = "    buffer: {fsync: always}\n";
     let json_stages = r#"    pipeline_stages:
       - json:
           expressions: {status: status, agent: http_user_agent, time: time_local}
       - labels: {status: "", agent: ""}
-      - timestamp: {source: time, format: "02/Jan/2006:15:04:05 -0700"}"#;
-    let nginx_glob = logs.join("access.log");
+      - timestamp: {source: time, format: "02/Jan/2006:15:04:05 -0700"}
+"#;
+    let nginx = logs.join("access.log");
+    let loki = |name: &str, client: &str, glob: &Path, lines: u64, stages: &str| {
+        let receiver = LokiReceiver::start_count_only();
+        let sinks = format!("clients:\n  - url: {}\n{client}", receiver.url());
+        run_agent(&dir, name, &sinks, glob, stages, || {
+            receiver.wait_for_lines(lines as usize, Duration::from_secs(1800))
+        })
+    };
+    let es = |name: &str, extra: &str| {
+        let receiver = EsReceiver::start_count_only();
+        let sinks = format!(
+            "elasticsearch:\n  - endpoints: [{}]\n    index: bench-%Y.%m.%d\n{extra}",
+            receiver.url()
+        );
+        run_agent(&dir, name, &sinks, &nginx, "", || {
+            receiver.wait_for_docs(lines as usize, Duration::from_secs(1800))
+        })
+    };
     let runs = [
         (
             "file -> Loki, no buffer",
             size_mib,
-            run_agent(&dir, "memory", &nginx_glob, lines, memory, ""),
+            loki("memory", memory, &nginx, lines, ""),
         ),
         (
             "file -> Loki, disk buffer fsync=interval",
             size_mib,
-            run_agent(&dir, "interval", &nginx_glob, lines, "", ""),
+            loki("interval", "", &nginx, lines, ""),
         ),
         (
             "file -> Loki, disk buffer fsync=always",
             size_mib,
-            run_agent(&dir, "always", &nginx_glob, lines, always, ""),
+            loki("always", always, &nginx, lines, ""),
         ),
         (
             "JSON -> 2 labels + timestamp -> Loki",
             json_mib,
-            run_agent(&dir, "json", &json_file, json_lines, "", json_stages),
+            loki("json", "", &json_file, json_lines, json_stages),
+        ),
+        ("file -> Elasticsearch", size_mib, es("es", "")),
+        (
+            "file -> Elasticsearch (gzip)",
+            size_mib,
+            es("es-gzip", "    compression: gzip\n"),
         ),
     ];
     let (buf_write, buf_read) = buffer_alone(&dir, &file);
@@ -296,10 +314,14 @@ fn main() {
         );
     }
     let per_cpu = |i: usize| runs[i].1 / runs[i].2.cpu;
+    let per_wall = |i: usize| runs[i].1 / runs[i].2.wall;
     println!(
-        "\ndisk buffer cost per CPU-second: fsync=interval {:+.1}%, fsync=always {:+.1}% (vs no buffer)",
+        "\ndisk buffer cost vs no buffer: fsync=interval {:+.1}% CPU per MiB, {:+.1}% wall time; \
+         fsync=always {:+.1}% CPU per MiB, {:+.1}% wall time",
         (per_cpu(0) / per_cpu(1) - 1.0) * 100.0,
-        (per_cpu(0) / per_cpu(2) - 1.0) * 100.0
+        (per_wall(0) / per_wall(1) - 1.0) * 100.0,
+        (per_cpu(0) / per_cpu(2) - 1.0) * 100.0,
+        (per_wall(0) / per_wall(2) - 1.0) * 100.0
     );
     println!(
         "disk buffer alone (encode + append + fsync every 500 ms / read + decode): write {buf_write:.0} MiB/s, read {buf_read:.0} MiB/s"

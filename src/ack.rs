@@ -18,7 +18,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use crate::entry::Batch;
-use crate::positions::{Checkpoint, Positions};
+use crate::positions::{Checkpoint, Positions, Ticket};
 
 /// A batch on its way to one sink, with the token that sink acks once the batch is safe on its side.
 #[derive(Debug, Clone)]
@@ -46,10 +46,10 @@ struct Inner {
 }
 
 enum Commit {
-    /// A source's read position.
+    /// A source's read position, committed in the order its batches were sent.
     Position {
         positions: Positions,
-        checkpoint: Checkpoint,
+        ticket: std::sync::Mutex<Option<Ticket>>,
     },
     /// A disk buffer's record, numbered in the order it was read.
     Record {
@@ -63,7 +63,7 @@ impl std::fmt::Debug for AckToken {
         let mut d = f.debug_struct("AckToken");
         d.field("remaining", &self.inner.remaining.load(Ordering::Relaxed));
         match &self.inner.commit {
-            Commit::Position { checkpoint, .. } => d.field("checkpoint", checkpoint),
+            Commit::Position { ticket, .. } => d.field("ticket", ticket),
             Commit::Record { id, .. } => d.field("record", id),
         };
         d.finish()
@@ -71,12 +71,14 @@ impl std::fmt::Debug for AckToken {
 }
 
 impl AckToken {
-    /// A token that commits `checkpoint` once it has been acked `holders` times.
+    /// A token that commits `checkpoint` once it has been acked `holders` times, and every batch of
+    /// the same source sent before it is committed (see `Positions::begin`).
     pub fn new(positions: Positions, checkpoint: Checkpoint, holders: usize) -> Self {
+        let ticket = positions.begin(checkpoint);
         Self::with(
             Commit::Position {
                 positions,
-                checkpoint,
+                ticket: std::sync::Mutex::new(Some(ticket)),
             },
             holders,
         )
@@ -102,10 +104,11 @@ impl AckToken {
             return;
         }
         match &self.inner.commit {
-            Commit::Position {
-                positions,
-                checkpoint,
-            } => positions.commit(checkpoint),
+            Commit::Position { positions, ticket } => {
+                if let Some(t) = ticket.lock().unwrap().take() {
+                    positions.complete(t);
+                }
+            }
             Commit::Record { id, done } => {
                 // The buffer's reader is gone only when the agent stops: nothing to record then.
                 let _ = done.send(*id);

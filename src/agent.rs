@@ -20,16 +20,18 @@ use tokio::task::JoinSet;
 use crate::ack::Delivery;
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
-    BufferConfig, BufferType, ClientConfig, Config, DockerSdConfig, JournalConfig, ScrapeConfig,
-    SourceKind,
+    BufferConfig, BufferType, ClientConfig, Config, DockerSdConfig, ElasticsearchConfig,
+    JournalConfig, ScrapeConfig, SourceKind,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
 use crate::relabel::Relabeler;
 use crate::server::{self, ServerState};
+use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
 use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
+use crate::sink::router::Route;
 use crate::sink::{stdout, Router};
 use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
 use crate::source::file::glob::PathGlob;
@@ -38,6 +40,7 @@ use crate::source::file::tailer::JobContext;
 use crate::source::file::{Claims, FileSource, FileTarget};
 use crate::source::journal::{self, JournalSource};
 use crate::source::stdin::StdinSource;
+use crate::stage::filtering::selector::Selector;
 use crate::stage::{BuildContext, PipelineSpec};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +76,9 @@ pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     }
     for (i, c) in cfg.clients.iter().enumerate() {
         loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
+    }
+    for (i, c) in cfg.elasticsearch.iter().enumerate() {
+        EsSettings::from_config(c).map_err(|e| anyhow::anyhow!("elasticsearch[{i}]: {e}"))?;
     }
     Ok(())
 }
@@ -439,40 +445,7 @@ fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
 }
 
 fn tls_of(c: &ClientConfig) -> anyhow::Result<TlsSettings> {
-    let Some(t) = &c.tls_config else {
-        return Ok(TlsSettings::default());
-    };
-    let read = |inline: &Option<String>,
-                file: &Option<String>,
-                what: &str|
-     -> anyhow::Result<Option<Vec<u8>>> {
-        if let Some(f) = file.as_ref().filter(|f| !f.is_empty()) {
-            return std::fs::read(f)
-                .map(Some)
-                .with_context(|| format!("tls_config.{what}_file {f}"));
-        }
-        Ok(inline.as_ref().map(|s| s.as_bytes().to_vec()))
-    };
-    let ca_pem = read(&t.ca, &t.ca_file, "ca")?;
-    let cert = read(&t.cert, &t.cert_file, "cert")?;
-    let key = read(&t.key, &t.key_file, "key")?;
-    let identity_pem = match (cert, key) {
-        (Some(mut c), Some(k)) => {
-            c.push(b'\n');
-            c.extend_from_slice(&k);
-            Some(c)
-        }
-        (None, None) => None,
-        _ => anyhow::bail!("tls_config needs both a client certificate and its key"),
-    };
-    if t.server_name.as_ref().is_some_and(|s| !s.is_empty()) {
-        tracing::warn!("tls_config.server_name is not supported yet; the URL's host is verified");
-    }
-    Ok(TlsSettings {
-        ca_pem,
-        identity_pem,
-        insecure_skip_verify: t.insecure_skip_verify,
-    })
+    crate::sink::http::tls_settings(c.tls_config.as_ref()).map_err(anyhow::Error::msg)
 }
 
 fn open_positions(cfg: &Config, mode: Mode) -> anyhow::Result<Positions> {
@@ -550,7 +523,9 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let (abort_tx, abort_rx) = watch::channel(false);
     let mut sinks = JoinSet::new();
     let mut senders = Vec::new();
-    let to_stdout = opts.mode == Mode::DryRun || cfg.clients.is_empty();
+    let mut es_routes = Vec::new();
+    let to_stdout =
+        opts.mode == Mode::DryRun || (cfg.clients.is_empty() && cfg.elasticsearch.is_empty());
     if to_stdout {
         if opts.default_config && opts.mode == Mode::Run {
             tracing::info!(
@@ -582,9 +557,16 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 .with_context(|| format!("clients[{i}].buffer"))?;
             senders.push(input);
         }
+        for (i, c) in cfg.elasticsearch.iter().enumerate() {
+            es_routes.push(
+                elasticsearch_sink(c, &cfg, stdin, &metrics, &abort_rx, &mut sinks)
+                    .with_context(|| format!("elasticsearch[{i}]"))?,
+            );
+        }
         warn_orphaned_buffers(&cfg);
     }
-    let router = Router::new(senders, positions.clone());
+    let routes = senders.into_iter().map(Route::all).chain(es_routes);
+    let router = Router::with_routes(routes.collect(), positions.clone());
 
     // Sources.
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -771,12 +753,55 @@ fn buffer_root(cfg: &Config) -> std::path::PathBuf {
 }
 
 fn buffer_dir(c: &ClientConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
-    if c.buffer.path.is_empty() {
+    sink_buffer_dir(&c.buffer, cfg, name)
+}
+
+fn sink_buffer_dir(b: &BufferConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
+    if b.path.is_empty() {
         buffer_root(cfg).join(name)
     } else {
-        c.buffer.path.clone().into()
+        b.path.clone().into()
     }
 }
+
+// ---- Elasticsearch sinks (src/sink/elasticsearch) ------------------------------------------------------
+
+/// Starts the sink of an `elasticsearch[]` block, with its disk buffer in front as for Loki clients;
+/// returns the route the router sends it entries by (its selector, when it has one).
+fn elasticsearch_sink(
+    c: &ElasticsearchConfig,
+    cfg: &Config,
+    stdin: bool,
+    metrics: &Arc<Metrics>,
+    abort: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<Route> {
+    let settings = EsSettings::from_config(c).map_err(anyhow::Error::msg)?;
+    let selector = if c.selector.is_empty() {
+        None
+    } else {
+        Some(Arc::new(
+            Selector::parse(&c.selector).map_err(anyhow::Error::msg)?,
+        ))
+    };
+    let name = settings.name.clone();
+    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
+    let disk = c.buffer.r#type == BufferType::Disk && !stdin;
+    tracing::info!(endpoints = %settings.endpoints.iter().map(|e| redact_url(e)).collect::<Vec<_>>().join(","),
+        sink = %name, buffer = %if disk { dir.display().to_string() } else { "memory".into() },
+        "sending to Elasticsearch");
+    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
+    let sink = EsSink::new(settings, metrics.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_dead_letter(dead_letter);
+    let (tx, rx) = mpsc::channel(SINK_QUEUE);
+    tasks.spawn(sink.run(rx, abort.clone()));
+    let buffer = disk.then(|| buffer_settings(&c.buffer, name, dir));
+    let sink = put_buffer_in_front(buffer, tx, metrics, abort, tasks).context("buffer")?;
+    Ok(Route { sink, selector })
+}
+
+// ---- end of Elasticsearch sinks ------------------------------------------------------------------------
 
 fn buffer_settings(b: &BufferConfig, name: String, dir: std::path::PathBuf) -> BufferSettings {
     BufferSettings {
@@ -813,10 +838,18 @@ fn put_buffer_in_front(
 /// Buffers under the default root that no configured client uses any more still hold unsent data
 /// (a client renamed or its URL changed): say so once, rather than forget it silently.
 fn warn_orphaned_buffers(cfg: &Config) {
+    let es = cfg.elasticsearch.iter().map(|c| {
+        sink_buffer_dir(
+            &c.buffer,
+            cfg,
+            &crate::sink::elasticsearch::config::sink_name(c),
+        )
+    });
     let used: HashSet<std::path::PathBuf> = cfg
         .clients
         .iter()
         .map(|c| buffer_dir(c, cfg, &sink_name(c)))
+        .chain(es)
         .collect();
     let Ok(dirs) = std::fs::read_dir(buffer_root(cfg)) else {
         return;

@@ -73,6 +73,12 @@ pub struct SinkReasonLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkStatusLabel {
+    pub sink: Escaped,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
     pub reason: String,
 }
@@ -174,6 +180,88 @@ pub struct Metrics {
     pub docker_containers: Gauge,
     // Sink buffers (logferry's own), by sink.
     pub buffer: BufferMetrics,
+    // Elasticsearch sinks (logferry's own), by sink.
+    pub elasticsearch: ElasticsearchMetrics,
+}
+
+/// The Elasticsearch sinks' metrics, labelled with the sink's name.
+pub struct ElasticsearchMetrics {
+    /// Documents the cluster accepted.
+    pub sent_entries: Family<SinkLabel, Counter>,
+    /// NDJSON bytes (before compression) of the accepted documents.
+    pub sent_bytes: Family<SinkLabel, Counter>,
+    /// `_bulk` requests by answer status (`-1`: no answer).
+    pub requests: Family<SinkStatusLabel, Counter>,
+    pub request_duration: Family<SinkLabel, Histogram, fn() -> Histogram>,
+    /// Documents sent again after a 429/5xx item status, by that status.
+    pub retried_entries: Family<SinkStatusLabel, Counter>,
+    /// Documents rejected for good (item or request status), by status; they go to the dead letter.
+    pub rejected_entries: Family<SinkStatusLabel, Counter>,
+    /// Documents given up after `backoff_config.max_retries` attempts.
+    pub dropped_entries: Family<SinkLabel, Counter>,
+    /// Requests split in two after a 413.
+    pub split_requests: Family<SinkLabel, Counter>,
+}
+
+impl Default for ElasticsearchMetrics {
+    fn default() -> Self {
+        ElasticsearchMetrics {
+            sent_entries: Family::default(),
+            sent_bytes: Family::default(),
+            requests: Family::default(),
+            request_duration: Family::new_with_constructor(request_histogram),
+            retried_entries: Family::default(),
+            rejected_entries: Family::default(),
+            dropped_entries: Family::default(),
+            split_requests: Family::default(),
+        }
+    }
+}
+
+impl ElasticsearchMetrics {
+    fn register(&self, registry: &mut Registry) {
+        let name = |n: &str| format!("logferry_elasticsearch_{n}");
+        registry.register(
+            name("sent_entries"),
+            "Documents the Elasticsearch cluster accepted",
+            self.sent_entries.clone(),
+        );
+        registry.register(
+            name("sent_bytes"),
+            "NDJSON bytes (before compression) of the documents Elasticsearch accepted",
+            self.sent_bytes.clone(),
+        );
+        registry.register(
+            name("requests"),
+            "_bulk requests by answer status (-1: no answer)",
+            self.requests.clone(),
+        );
+        registry.register(
+            name("request_duration_seconds"),
+            "Duration of _bulk requests",
+            self.request_duration.clone(),
+        );
+        registry.register(
+            name("retried_entries"),
+            "Documents sent again after a 429 or 5xx item status",
+            self.retried_entries.clone(),
+        );
+        registry.register(
+            name("rejected_entries"),
+            "Documents rejected for good, written to the dead-letter file",
+            self.rejected_entries.clone(),
+        );
+        registry.register(
+            name("dropped_entries"),
+            "Documents given up after backoff_config.max_retries attempts",
+            self.dropped_entries.clone(),
+        );
+        registry.register(
+            name("split_requests"),
+            "_bulk requests split in two after a 413 answer",
+            self.split_requests.clone(),
+        );
+    }
 }
 
 /// The disk buffers' metrics; every family is labelled with the sink (its buffer's name).
@@ -230,8 +318,10 @@ impl Metrics {
             docker_parsing_errors: Counter::default(),
             docker_lines_dropped: Family::default(),
             docker_containers: Gauge::default(),
+            elasticsearch: ElasticsearchMetrics::default(),
             registry: Registry::default(),
         };
+        m.elasticsearch.register(&mut registry);
         let b = &m.buffer;
         registry.register(
             "logferry_buffer_bytes",

@@ -102,7 +102,39 @@ struct State {
     /// Cursors of targets gone for good (removed containers): acknowledgements still in flight for them
     /// must not bring them back.
     retired: std::collections::HashSet<String>,
+    /// Checkpoints handed out and not yet committed, per file or cursor, in the order their batches
+    /// were sent (see [`Positions::begin`]).
+    in_flight: HashMap<OrderKey, InFlight>,
     dirty: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum OrderKey {
+    File(FileId),
+    Cursor(String),
+}
+
+impl OrderKey {
+    fn of(checkpoint: &Checkpoint) -> Self {
+        match checkpoint {
+            Checkpoint::File { id, .. } => OrderKey::File(*id),
+            Checkpoint::Cursor { key, .. } => OrderKey::Cursor(key.clone()),
+        }
+    }
+}
+
+/// One source's batches on their way through the sinks: `slots[i]` is batch `first + i`.
+#[derive(Debug, Default)]
+struct InFlight {
+    first: u64,
+    slots: std::collections::VecDeque<(Checkpoint, bool)>,
+}
+
+/// A batch's place in its source's order, from [`Positions::begin`].
+#[derive(Debug)]
+pub struct Ticket {
+    key: OrderKey,
+    seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -307,6 +339,56 @@ impl Positions {
         epoch
     }
 
+    /// A batch with `checkpoint` is on its way to the sinks. Its checkpoint is committed by
+    /// [`Positions::complete`], but only once every earlier batch of the same file or cursor is
+    /// complete too: sinks may finish batches out of order (tenants, routes, batches with nothing
+    /// left to send), and a position must never pass a batch that is not safe yet.
+    pub fn begin(&self, checkpoint: Checkpoint) -> Ticket {
+        let key = OrderKey::of(&checkpoint);
+        let mut st = self.shared.state.lock().unwrap();
+        let queue = st.in_flight.entry(key.clone()).or_default();
+        let seq = queue.first + queue.slots.len() as u64;
+        queue.slots.push_back((checkpoint, false));
+        Ticket { key, seq }
+    }
+
+    /// The batch of `ticket` is safe in every sink: commit the newest checkpoint of its source whose
+    /// batch and all earlier ones are.
+    pub fn complete(&self, ticket: Ticket) {
+        let ready = {
+            let mut st = self.shared.state.lock().unwrap();
+            let Some(queue) = st.in_flight.get_mut(&ticket.key) else {
+                return;
+            };
+            let Some(slot) = ticket
+                .seq
+                .checked_sub(queue.first)
+                .and_then(|i| queue.slots.get_mut(i as usize))
+            else {
+                return;
+            };
+            slot.1 = true;
+            let mut ready = None;
+            while queue.slots.front().is_some_and(|s| s.1) {
+                ready = queue.slots.pop_front().map(|s| s.0);
+                queue.first += 1;
+            }
+            if queue.slots.is_empty() {
+                st.in_flight.remove(&ticket.key);
+            }
+            ready
+        };
+        if let Some(c) = ready {
+            self.commit(&c);
+        }
+    }
+
+    /// A batch that needs no sink (nothing left to send): commit in order with the others.
+    pub fn commit_in_order(&self, checkpoint: Checkpoint) {
+        let ticket = self.begin(checkpoint);
+        self.complete(ticket);
+    }
+
     pub fn commit(&self, checkpoint: &Checkpoint) {
         let mut st = self.shared.state.lock().unwrap();
         match checkpoint {
@@ -476,6 +558,33 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn checkpoints_commit_in_the_order_their_batches_were_sent() {
+        let p = Positions::in_memory();
+        let cursor = |v: &str| Checkpoint::Cursor {
+            key: "cursor-a".into(),
+            value: v.into(),
+        };
+        let t1 = p.begin(cursor("1"));
+        let t2 = p.begin(cursor("2"));
+        let other = p.begin(Checkpoint::Cursor {
+            key: "cursor-b".into(),
+            value: "9".into(),
+        });
+        p.complete(t2);
+        p.commit_in_order(cursor("3"));
+        assert_eq!(p.cursor("cursor-a"), None, "batch 1 is not safe yet");
+        p.complete(other);
+        assert_eq!(
+            p.cursor("cursor-b").as_deref(),
+            Some("9"),
+            "sources are independent"
+        );
+        p.complete(t1);
+        assert_eq!(p.cursor("cursor-a").as_deref(), Some("3"));
+        assert!(p.shared.state.lock().unwrap().in_flight.is_empty());
+    }
+
     use super::*;
 
     fn id(ino: u64) -> FileId {

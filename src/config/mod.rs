@@ -33,6 +33,7 @@ mod client;
 mod compat;
 mod discovery;
 mod duration;
+mod elasticsearch;
 pub mod envsubst;
 mod error;
 mod flags;
@@ -60,6 +61,7 @@ pub use client::{BackoffConfig, ClientConfig};
 pub use compat::{OptionsConfig, TracingConfig, WalConfig, WalWatchConfig};
 pub use discovery::{DockerFilter, DockerSdConfig, FileSdConfig, StaticConfig};
 pub use duration::{GoDuration, ModelDuration};
+pub use elasticsearch::{Compression, ElasticsearchConfig, OpType};
 pub use envsubst::EnvsubstError;
 pub use error::{ConfigError, ErrorKind};
 pub use flags::FlagOverrides;
@@ -86,6 +88,9 @@ pub struct Config {
     pub client: Option<ClientConfig>,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// logferry extension: Elasticsearch/OpenSearch sinks, beside (or instead of) `clients`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub elasticsearch: Vec<ElasticsearchConfig>,
     #[serde(default)]
     pub positions: PositionsConfig,
     #[serde(default)]

@@ -267,7 +267,7 @@ fn errors_name_file_line_column_path_and_fix() {
         // unknown key, top level
         (
             "server:\n  http_listen_port: 9080\nscrape_config: []\n",
-            "promtail.yaml:3:1: unknown field \"scrape_config\", expected one of server, client, clients, positions, scrape_configs, target_config, limits_config, options, tracing, wal, global; did you mean \"scrape_configs\"?",
+            "promtail.yaml:3:1: unknown field \"scrape_config\", expected one of server, client, clients, elasticsearch, positions, scrape_configs, target_config, limits_config, options, tracing, wal, global; did you mean \"scrape_configs\"?",
         ),
         // unknown key, nested in a list item
         (

@@ -17,6 +17,7 @@ use crate::relabel::{RelabelError, RelabelErrorKind, Relabeler};
 pub(crate) fn validate(config: &mut Config, map: Option<&SourceMap>) -> Result<(), Invalid> {
     config.global.validate()?;
     validate_clients(config)?;
+    validate_elasticsearch(config)?;
     config.positions.validate()?;
     let mut first_use: HashMap<&str, usize> = HashMap::new();
     for (i, job) in config.scrape_configs.iter().enumerate() {
@@ -103,6 +104,43 @@ fn validate_clients(config: &Config) -> Result<(), Invalid> {
                     format!("duplicate client configs are not allowed: this client is identical to {first_path}"),
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Each Elasticsearch sink on its own, then names: a sink's name names its buffer directory, so it must
+/// differ from every other sink's, Loki clients' included; two unnamed sinks must not be identical.
+fn validate_elasticsearch(config: &Config) -> Result<(), Invalid> {
+    for (i, sink) in config.elasticsearch.iter().enumerate() {
+        let path = format!("elasticsearch[{i}]");
+        sink.validate(&path)?;
+        for (j, first) in config.elasticsearch[..i].iter().enumerate() {
+            if !sink.name.is_empty() && sink.name == first.name {
+                return Err(Invalid::value(
+                    join_key(&path, "name"),
+                    format!("duplicate sink name {:?} (also used by elasticsearch[{j}]); names must be unique", sink.name),
+                ));
+            }
+            if sink.name.is_empty() && first.name.is_empty() && sink == first {
+                return Err(Invalid::key(
+                    path.clone(),
+                    format!("duplicate elasticsearch configs are not allowed: this sink is identical to elasticsearch[{j}]"),
+                ));
+            }
+        }
+        if let Some(j) = config
+            .clients
+            .iter()
+            .position(|c| !sink.name.is_empty() && c.name == sink.name)
+        {
+            return Err(Invalid::value(
+                join_key(&path, "name"),
+                format!(
+                    "sink name {:?} is also the name of clients[{j}]; names must be unique",
+                    sink.name
+                ),
+            ));
         }
     }
     Ok(())

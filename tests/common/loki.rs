@@ -372,7 +372,7 @@ pub fn loki_error_body(status: u16) -> String {
     }
 }
 
-fn bind(port: u16) -> std::io::Result<TcpSocket> {
+pub(super) fn bind(port: u16) -> std::io::Result<TcpSocket> {
     let socket = TcpSocket::new_v4()?;
     // Lets `start_again` rebind while the old connections sit in TIME_WAIT.
     socket.set_reuseaddr(true)?;
@@ -380,13 +380,13 @@ fn bind(port: u16) -> std::io::Result<TcpSocket> {
     Ok(socket)
 }
 
-fn bind_retrying(port: u16) -> TcpSocket {
+pub(super) fn bind_retrying(port: u16) -> TcpSocket {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match bind(port) {
             Ok(socket) => return socket,
             Err(e) if Instant::now() >= deadline => {
-                panic!("cannot rebind the test Loki receiver on port {port}: {e}")
+                panic!("cannot rebind the test receiver on port {port}: {e}")
             }
             Err(_) => std::thread::sleep(Duration::from_millis(20)),
         }
@@ -415,10 +415,10 @@ fn launch(socket: TcpSocket, shared: &Arc<Shared>) -> std::io::Result<Runtime> {
 }
 
 /// Shuts a runtime down from a plain thread, so this works from inside async code too.
-fn shut_down(runtime: Runtime) {
+pub(super) fn shut_down(runtime: Runtime) {
     std::thread::spawn(move || runtime.shutdown_timeout(Duration::from_secs(5)))
         .join()
-        .expect("shut the test Loki receiver down");
+        .expect("shut the test receiver down");
 }
 
 async fn push(

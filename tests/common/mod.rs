@@ -1,6 +1,7 @@
 //! Harness shared by logferry's end-to-end tests (`mod common;` in each `tests/*.rs`):
 //!
 //! * [`loki`]: [`LokiReceiver`], a real Loki push endpoint with fault injection;
+//! * [`elasticsearch`]: [`EsReceiver`], an Elasticsearch 8 `_bulk` endpoint with fault injection;
 //! * [`agent`]: [`Agent`], the real `logferry` binary as a child process, reaped on drop;
 //! * [`fixtures`]: [`TestDir`], numbered test lines and the lost/duplicated [`count_loss`];
 //! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints;
@@ -12,6 +13,7 @@
 
 pub mod agent;
 pub mod docker;
+pub mod elasticsearch;
 pub mod fixtures;
 pub mod http;
 pub mod journald;
@@ -20,6 +22,7 @@ pub mod loki;
 pub use logferry::sink::loki::logproto;
 
 pub use agent::{Agent, AgentBuilder, Finished};
+pub use elasticsearch::{EsReceiver, EsRequest, EsStats, ReceivedDoc};
 pub use fixtures::{
     append_lines, count_loss, lines_range, numbered_line, start_agent, Counts, TestConfig, TestDir,
 };

@@ -5,41 +5,12 @@
 //! entries by index, so the encoder reads every line in place.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::encode::PushSource;
-use crate::ack::AckToken;
 use crate::entry::{Batch, Entry};
-
-/// Shares one batch's acknowledgement between the pushes its entries went into: the token is acked
-/// when the last of them is done.
-pub struct PartAck {
-    token: AckToken,
-    parts: AtomicUsize,
-}
-
-impl PartAck {
-    /// A new share, held once by the adding code until it calls [`PartAck::done`].
-    pub fn new(token: AckToken) -> Arc<Self> {
-        Arc::new(PartAck {
-            token,
-            parts: AtomicUsize::new(1),
-        })
-    }
-
-    pub fn hold(self: &Arc<Self>) -> Arc<Self> {
-        self.parts.fetch_add(1, Ordering::AcqRel);
-        self.clone()
-    }
-
-    pub fn done(&self) {
-        if self.parts.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.token.ack();
-        }
-    }
-}
+pub use crate::sink::part_ack::PartAck;
 
 struct EntryRef {
     batch: u32,

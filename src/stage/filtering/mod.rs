@@ -17,7 +17,7 @@ mod luhn;
 mod match_stage;
 mod metrics;
 mod sampling;
-mod selector;
+pub mod selector;
 
 #[cfg(test)]
 mod redaction;

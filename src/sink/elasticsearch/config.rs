@@ -1,0 +1,137 @@
+//! The Elasticsearch sink's settings, resolved from an `elasticsearch[]` block (see
+//! `crate::config::ElasticsearchConfig`, where every option is documented with its default).
+
+use std::time::Duration;
+
+use crate::config::{Compression, ElasticsearchConfig, OpType};
+use crate::sink::http;
+use crate::sink::loki::config::{host_of, Auth, Secret, TlsSettings};
+
+use super::index::IndexTemplate;
+
+/// Where documents go.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// An index name, dated from each entry's timestamp.
+    Index(IndexTemplate),
+    DataStream(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct EsSettings {
+    /// The sink's name in metrics, logs and its buffer directory.
+    pub name: String,
+    /// Base URLs, without a trailing `/`.
+    pub endpoints: Vec<String>,
+    pub target: Target,
+    pub op_type: OpType,
+    pub pipeline: String,
+    pub labels_key: String,
+    pub metadata_key: String,
+    pub batch_wait: Duration,
+    pub batch_size: usize,
+    pub batch_entries: usize,
+    pub gzip: bool,
+    pub timeout: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Total attempts before the documents still failing are dropped; `None` retries forever.
+    pub max_retries: Option<u32>,
+    pub headers: Vec<(String, String)>,
+    pub auth: Auth,
+    pub tls: TlsSettings,
+}
+
+impl EsSettings {
+    /// Settings for a validated config block; reads the TLS files (credential files are read per
+    /// request).
+    pub fn from_config(c: &ElasticsearchConfig) -> Result<Self, String> {
+        let target = if c.data_stream.is_empty() {
+            Target::Index(IndexTemplate::parse(&c.index)?)
+        } else {
+            Target::DataStream(c.data_stream.clone())
+        };
+        Ok(EsSettings {
+            name: sink_name(c),
+            endpoints: c
+                .endpoints
+                .iter()
+                .map(|e| e.trim().trim_end_matches('/').to_string())
+                .collect(),
+            target,
+            op_type: c.effective_op_type(),
+            pipeline: c.pipeline.clone(),
+            labels_key: c.labels_key.clone(),
+            metadata_key: c.metadata_key.clone(),
+            batch_wait: c.batchwait.get(),
+            batch_size: c.batchsize.get() as usize,
+            batch_entries: c.batch_entries as usize,
+            gzip: c.compression == Compression::Gzip,
+            timeout: c.timeout.get(),
+            min_backoff: c.backoff_config.min_period.get(),
+            max_backoff: c.backoff_config.max_period.get(),
+            max_retries: c.backoff_config.max_retries_explicit(),
+            headers: c.headers.clone().into_iter().collect(),
+            auth: auth_of(c)?,
+            tls: http::tls_settings(c.tls_config.as_ref())?,
+        })
+    }
+}
+
+/// `name` when set, else `es-<first endpoint's host>-<hash of the endpoints and target>`.
+pub fn sink_name(c: &ElasticsearchConfig) -> String {
+    if !c.name.is_empty() {
+        return c.name.clone();
+    }
+    let host: String = c
+        .endpoints
+        .first()
+        .map(|e| host_of(e))
+        .unwrap_or_default()
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let key = format!("{}\n{}\n{}", c.endpoints.join(","), c.index, c.data_stream);
+    let fp = crate::positions::Fingerprint::of(key.as_bytes());
+    format!("es-{host}-{:08x}", fp.hash as u32)
+}
+
+fn auth_of(c: &ElasticsearchConfig) -> Result<Auth, String> {
+    let secret = |inline: &Option<String>, file: &Option<String>| -> Option<Secret> {
+        match (inline, file) {
+            (_, Some(f)) if !f.is_empty() => Some(Secret::File(f.into())),
+            (Some(v), _) => Some(Secret::Inline(v.clone())),
+            _ => None,
+        }
+    };
+    if let Some(b) = &c.basic_auth {
+        return Ok(Auth::Basic {
+            username: secret(&b.username, &b.username_file)
+                .unwrap_or(Secret::Inline(String::new())),
+            password: secret(&b.password, &b.password_file)
+                .unwrap_or(Secret::Inline(String::new())),
+        });
+    }
+    if let Some(key) = secret(&c.api_key, &c.api_key_file) {
+        return Ok(Auth::Authorization {
+            kind: "ApiKey".into(),
+            credentials: key,
+        });
+    }
+    if let Some(a) = c.effective_authorization() {
+        if let Some(credentials) = secret(&a.credentials, &a.credentials_file) {
+            let kind = a
+                .r#type
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| "Bearer".into());
+            return Ok(Auth::Authorization { kind, credentials });
+        }
+    }
+    Ok(Auth::None)
+}

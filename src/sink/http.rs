@@ -1,0 +1,156 @@
+//! What every HTTP sink shares: the client (timeout, TLS settings from `tls_config`), the
+//! `Authorization` header built from credentials that may live in files, the transport error text, and
+//! dskit's exponential backoff with jitter. The Loki and Elasticsearch sinks both use these, so a
+//! `tls_config` or a `password_file` behaves the same in `clients` and in `elasticsearch`.
+
+use std::time::Duration;
+
+use reqwest::header::HeaderValue;
+
+use crate::config::TlsConfig;
+use crate::sink::loki::config::{Auth, TlsSettings};
+
+pub const USER_AGENT_VALUE: &str = concat!("logferry/", env!("CARGO_PKG_VERSION"));
+
+/// An HTTP/1.1 client with `timeout` per request and the given TLS settings.
+pub fn client(timeout: Duration, tls: &TlsSettings) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(timeout)
+        .http1_only()
+        .user_agent(USER_AGENT_VALUE);
+    if let Some(ca) = &tls.ca_pem {
+        let cert = reqwest::Certificate::from_pem(ca).map_err(|e| format!("tls ca: {e}"))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if let Some(identity) = &tls.identity_pem {
+        let id = reqwest::Identity::from_pem(identity).map_err(|e| format!("tls cert/key: {e}"))?;
+        builder = builder.identity(id);
+    }
+    if tls.insecure_skip_verify {
+        builder = builder.danger_accept_invalid_certs(true);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// The Authorization header for `auth`. Credential files are read on every request, as Promtail does,
+/// so a rotated token is picked up without a restart.
+pub fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, String> {
+    let value = match auth {
+        Auth::None => return Ok(None),
+        Auth::Basic { username, password } => {
+            let user = username.read()?;
+            let pass = password.read()?;
+            format!("Basic {}", base64(format!("{user}:{pass}").as_bytes()))
+        }
+        Auth::Authorization { kind, credentials } => {
+            format!("{kind} {}", credentials.read()?)
+        }
+    };
+    HeaderValue::from_str(&value)
+        .map(Some)
+        .map_err(|_| "credentials contain characters not allowed in a header".to_string())
+}
+
+/// The TLS settings of a `tls_config` block, its files read now (a missing file is an error at start).
+pub fn tls_settings(tls: Option<&TlsConfig>) -> Result<TlsSettings, String> {
+    let Some(t) = tls else {
+        return Ok(TlsSettings::default());
+    };
+    let read = |inline: &Option<String>, file: &Option<String>, what: &str| {
+        if let Some(f) = file.as_ref().filter(|f| !f.is_empty()) {
+            return std::fs::read(f)
+                .map(Some)
+                .map_err(|e| format!("tls_config.{what}_file {f}: {e}"));
+        }
+        Ok(inline.as_ref().map(|s| s.as_bytes().to_vec()))
+    };
+    let ca_pem = read(&t.ca, &t.ca_file, "ca")?;
+    let cert = read(&t.cert, &t.cert_file, "cert")?;
+    let key = read(&t.key, &t.key_file, "key")?;
+    let identity_pem = match (cert, key) {
+        (Some(mut c), Some(k)) => {
+            c.push(b'\n');
+            c.extend_from_slice(&k);
+            Some(c)
+        }
+        (None, None) => None,
+        _ => return Err("tls_config needs both a client certificate and its key".into()),
+    };
+    if t.server_name.as_ref().is_some_and(|s| !s.is_empty()) {
+        tracing::warn!("tls_config.server_name is not supported yet; the URL's host is verified");
+    }
+    Ok(TlsSettings {
+        ca_pem,
+        identity_pem,
+        insecure_skip_verify: t.insecure_skip_verify,
+    })
+}
+
+/// An error with its sources, `outer: inner: innermost`, as transport errors are logged.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+pub fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
+    for chunk in input.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The n-th wait (n from 1) of dskit's backoff: uniform in `[min·2^(n-1), min·2^n)`, capped at `max`.
+pub fn backoff(n: u32, min: Duration, max: Duration) -> Duration {
+    let low = min.saturating_mul(1u32 << (n.saturating_sub(1)).min(30));
+    if low >= max {
+        return max;
+    }
+    let high = low.saturating_mul(2).min(max);
+    let span = high.saturating_sub(low).as_nanos() as u64;
+    low + Duration::from_nanos(if span == 0 { 0 } else { fastrand::u64(0..span) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_matches_rfc4648() {
+        assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
+        assert_eq!(base64(b"a"), "YQ==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        assert_eq!(base64(b""), "");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_caps() {
+        let (min, max) = (Duration::from_millis(500), Duration::from_secs(5));
+        for _ in 0..50 {
+            let w1 = backoff(1, min, max);
+            assert!(w1 >= min && w1 < min * 2, "{w1:?}");
+            let w3 = backoff(3, min, max);
+            assert!(w3 >= min * 4 && w3 < min * 8, "{w3:?}");
+            assert_eq!(backoff(10, min, max), max);
+        }
+    }
+}
