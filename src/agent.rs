@@ -700,13 +700,26 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         Ok(()) = input_done => tracing::info!("end of standard input: flushing and stopping"),
     }
     let _ = stop_tx.send(true);
-    while sources.join_next().await.is_some() {}
+    // One deadline for the whole shutdown. A source can be stuck handing over a batch (a full buffer
+    // with the receiver down): past the deadline it is cancelled, and its unsent lines are read again
+    // after the restart, as their positions were never committed.
+    let grace = cfg.server.graceful_shutdown_timeout.get();
+    let deadline = tokio::time::Instant::now() + grace;
+    let stopped = tokio::time::timeout_at(deadline, async {
+        while sources.join_next().await.is_some() {}
+    })
+    .await;
+    if stopped.is_err() {
+        tracing::warn!("sources did not stop in time (sinks full?); cancelling them");
+        sources.shutdown().await;
+    }
     let _ = sync_positions.await;
 
-    let grace = cfg.server.graceful_shutdown_timeout.get();
     tracing::info!(timeout = ?grace, "flushing sinks");
-    let flushed =
-        tokio::time::timeout(grace, async { while sinks.join_next().await.is_some() {} }).await;
+    let flushed = tokio::time::timeout_at(deadline, async {
+        while sinks.join_next().await.is_some() {}
+    })
+    .await;
     if flushed.is_err() {
         tracing::warn!(
             "sinks did not flush in time; unsent lines will be read again after restart"

@@ -291,6 +291,46 @@ fn a_full_buffer_blocks_the_sources_and_they_resume() {
     agent.terminate(WAIT);
 }
 
+/// SIGTERM while a full buffer holds a source back and the receiver is down: the agent still stops
+/// within `graceful_shutdown_timeout`, and nothing is lost across the restart.
+#[test]
+fn shutdown_with_a_full_buffer_and_the_receiver_down_is_bounded() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.stop();
+    let config = TestConfig::new(receiver.url())
+        .server_yaml("  graceful_shutdown_timeout: 2s\n")
+        .client_yaml("    buffer: {max_size: 1MB, segment_size: 64KB}\n")
+        .write(&dir);
+    let mut agent = start_agent(&config);
+    let expected: Vec<String> = (0..100_000).map(|i| line("s", i, 60)).collect();
+    common::append_lines(dir.join("logs/app.log"), &expected);
+    assert!(agent.wait_for_log("buffer full: pausing the sources", WAIT));
+    let t0 = Instant::now();
+    let status = agent.terminate(Duration::from_secs(20));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "no clean exit after SIGTERM: {status:?}\n{}",
+        agent.logs()
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(8),
+        "took {:?}",
+        t0.elapsed()
+    );
+    receiver.start_again();
+    let mut agent = start_agent(&config);
+    assert!(
+        receiver.wait_for_lines(expected.len(), WAIT),
+        "{} of {}",
+        receiver.stats().entries,
+        expected.len()
+    );
+    let counts = count_loss(&expected, &receiver.lines());
+    assert_eq!((counts.lost, counts.unexpected), (0, 0), "{counts:?}");
+    agent.terminate(WAIT);
+}
+
 /// `when_full: drop_newest` drops what does not fit and counts it; nothing is dropped silently.
 #[test]
 fn drop_newest_drops_and_counts() {

@@ -301,11 +301,14 @@ mod tests {
             }
             let first = sink_rx.recv().await.unwrap();
             first.ack();
+            drop(first);
             eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
             // The receiver is down for the rest: the agent gives up at shutdown.
             drop(b.input);
             b.writer_done.await;
             let _ = abort_tx.send(true);
+            // The sink stops too, dropping what it held.
+            drop(sink_rx);
             reader.await.unwrap();
         }
         let (sink_tx, mut sink_rx) = mpsc::channel(16);

@@ -141,6 +141,7 @@ pub struct TestConfig {
     client_yaml: String,
     top_yaml: String,
     scrape_yaml: String,
+    server_yaml: String,
 }
 
 impl TestConfig {
@@ -152,6 +153,7 @@ impl TestConfig {
             client_yaml: String::new(),
             top_yaml: String::new(),
             scrape_yaml: String::new(),
+            server_yaml: String::new(),
         }
     }
 
@@ -179,6 +181,12 @@ impl TestConfig {
         self
     }
 
+    /// More keys for the `server` block, indented by 2 spaces (`"  graceful_shutdown_timeout: 2s\n"`).
+    pub fn server_yaml(mut self, yaml: &str) -> Self {
+        self.server_yaml.push_str(yaml);
+        self
+    }
+
     /// More keys for the scrape config, indented by 4 spaces (`"    pipeline_stages: []\n"`).
     pub fn scrape_yaml(mut self, yaml: &str) -> Self {
         self.scrape_yaml.push_str(yaml);
@@ -189,9 +197,10 @@ impl TestConfig {
     pub fn render(&self, dir: &TestDir) -> String {
         let root = dir.path().display();
         let mut yaml = format!(
-            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n\
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n{server}\
              positions:\n  filename: {root}/positions.yaml\n  sync_period: 200ms\n\
-             clients:\n"
+             clients:\n",
+            server = self.server_yaml
         );
         for url in &self.urls {
             yaml.push_str(&format!(
