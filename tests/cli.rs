@@ -147,6 +147,27 @@ fn a_rejected_batch_is_logged_with_lokis_message_counted_and_later_lines_flow() 
         .find(|l| l.starts_with("promtail_dropped_entries_total{") && l.contains("ingester_error"))
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(line.ends_with(" 10"), "{line}");
+    // The rejected entries are in the dead-letter file beside the client's buffer, with the reason.
+    let dead: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("buffer"))
+        .unwrap()
+        .flatten()
+        .map(|d| d.path().join("dead-letter.ndjson"))
+        .filter(|p| p.exists())
+        .collect();
+    assert_eq!(dead.len(), 1, "one dead-letter file");
+    let text = std::fs::read_to_string(&dead[0]).unwrap();
+    let docs: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines: Vec<&str> = docs.iter().map(|d| d["line"].as_str().unwrap()).collect();
+    assert_eq!(lines, lines_range("bad", 0, 10));
+    assert!(docs[0]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("status 400: entry too far behind"));
+    assert!(docs[0]["labels"].as_str().unwrap().contains("job=\"app\""));
+    assert!(metrics.contains("logferry_dead_letter_entries_total{sink=\"loki-127.0.0.1_"));
 }
 
 #[test]

@@ -210,6 +210,7 @@ impl Reader {
             self.shared.cache_bytes.fetch_sub(bytes, Ordering::AcqRel);
             if c.start == at {
                 drop(cache);
+                self.shared.freed(0, 0);
                 self.log.skip_to(c.end);
                 self.hand_over(c.batch, c.end, bytes, c.appended_ms);
                 return true;

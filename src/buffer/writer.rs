@@ -20,6 +20,9 @@ use crate::config::{FsyncPolicy, WhenFull};
 /// A buffer that fills up again and again is reported at most this often.
 const FULL_REPORT_EVERY: Duration = Duration::from_secs(300);
 
+/// How long a full cache is waited for before the buffer spills to disk.
+const SPILL_AFTER: Duration = Duration::from_secs(1);
+
 /// Longest pause between retries of a failed write (a full disk).
 const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
 
@@ -45,6 +48,8 @@ pub(super) struct Writer {
     /// When a full buffer was last reported: a buffer that keeps filling up (the receiver is slower
     /// than the sources) is reported again only after [`FULL_REPORT_EVERY`].
     full_reported: Option<Instant>,
+    /// The cache stopped draining: records go to disk only (see [`Writer::wait_for_cache`]).
+    spilling: bool,
     error_logged: bool,
 }
 
@@ -60,6 +65,7 @@ impl Writer {
             payload: Vec::new(),
             full_logged: false,
             full_reported: None,
+            spilling: false,
             error_logged: false,
         }
     }
@@ -128,6 +134,7 @@ impl Writer {
             }
             return;
         }
+        let cached = self.wait_for_cache(size);
         let mut attempt = 0;
         let (start, end) = loop {
             match self.log.append(&self.payload) {
@@ -145,7 +152,7 @@ impl Writer {
         let bytes = frame_bytes(start, end);
         self.shared.bytes.fetch_add(bytes, Ordering::AcqRel);
         self.shared.records.fetch_add(1, Ordering::AcqRel);
-        if self.shared.cache_bytes.load(Ordering::Acquire) + bytes <= CACHE_BYTES {
+        if cached {
             self.shared.cache_bytes.fetch_add(bytes, Ordering::AcqRel);
             self.shared.cache.lock().unwrap().push_back(Cached {
                 start,
@@ -163,6 +170,38 @@ impl Writer {
         if self.settings.fsync == FsyncPolicy::Always {
             self.sync();
         }
+    }
+
+    /// Whether the next record (`size` bytes) can also be kept in the cache. While the receiver keeps
+    /// up, the sink drains the cache continuously: a full cache is waited for, so the sources go no
+    /// faster than the sink, the backlog stays in the files, and the sink is fed from memory (the disk
+    /// copy is only for a crash). When the cache does not drain for [`SPILL_AFTER`] (the receiver is
+    /// down or stalled), the buffer spills: records go to disk only, the sources read ahead up to
+    /// `max_size`, and the sink reads the backlog from disk later. Spilling stops once the cache is
+    /// empty again.
+    fn wait_for_cache(&mut self, size: u64) -> bool {
+        let fits = move |s: &Shared| s.cache_bytes.load(Ordering::Acquire) + size <= CACHE_BYTES;
+        if self.spilling {
+            if self.shared.cache_bytes.load(Ordering::Acquire) == 0 {
+                self.spilling = false;
+            }
+            return fits(&self.shared) && !self.spilling;
+        }
+        if fits(&self.shared) {
+            return true;
+        }
+        let deadline = Instant::now() + SPILL_AFTER;
+        let (lock, cvar) = &self.shared.room;
+        let mut guard = lock.lock().unwrap();
+        while !fits(&self.shared) {
+            let now = Instant::now();
+            if now >= deadline || self.shared.aborted.load(Ordering::Acquire) {
+                self.spilling = true;
+                return false;
+            }
+            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+        true
     }
 
     /// Wait until `size` more bytes fit (`block`), or say they do not (`drop_newest`). A record larger
