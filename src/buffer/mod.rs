@@ -169,7 +169,7 @@ pub fn start(
         label,
     });
     shared.publish_gauges();
-    let (input, rx) = mpsc::channel(4);
+    let (input, rx) = mpsc::channel(2);
     let writer = writer::Writer::new(log_writer, settings.clone(), shared.clone());
     let runtime = tokio::runtime::Handle::current();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
