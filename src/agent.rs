@@ -694,10 +694,21 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     started.store(true, Ordering::Release);
     metrics.ready.set(1);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
+    // systemd (Type=notify): ready now that the config loaded and sources and sinks run.
+    let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        n.notify("READY=1\nSTATUS=shipping");
+        if let Some(every) = crate::sd_notify::watchdog_interval() {
+            crate::sd_notify::spawn_watchdog(n.clone(), every);
+        }
+    }
 
     tokio::select! {
         _ = signals.shutdown() => tracing::info!("shutting down: stopping sources"),
         Ok(()) = input_done => tracing::info!("end of standard input: flushing and stopping"),
+    }
+    if let Some(n) = &notifier {
+        n.notify("STOPPING=1\nSTATUS=flushing to the sinks");
     }
     let _ = stop_tx.send(true);
     while sources.join_next().await.is_some() {}

@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod positions;
 pub mod relabel;
+pub mod sd_notify;
 pub mod server;
 pub mod sink;
 pub mod source;
