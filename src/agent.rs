@@ -684,6 +684,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             started: started.clone(),
             needs_files,
             health_check_target: cfg.server.health_check_target,
+            config_yaml: cfg.to_redacted_yaml().into(),
         };
         let (bound, join) = server::serve(addr, state, server_stop_rx)
             .await

@@ -1,5 +1,6 @@
-//! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule) and a
-//! redirect from `/` to `/metrics`.
+//! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule),
+//! `/config` (the effective config, secrets redacted, as Promtail serves it) and a redirect from `/` to
+//! `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,6 +24,8 @@ pub struct ServerState {
     pub needs_files: bool,
     /// Promtail's `server.health_check_target`: false makes `/ready` always 200.
     pub health_check_target: bool,
+    /// The effective config as YAML with passwords, tokens and keys redacted (`/config`).
+    pub config_yaml: Arc<str>,
 }
 
 impl ServerState {
@@ -58,6 +61,14 @@ async fn ready(State(s): State<ServerState>) -> Response {
     }
 }
 
+async fn config(State(s): State<ServerState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        s.config_yaml.to_string(),
+    )
+        .into_response()
+}
+
 /// Bind and serve until `shutdown` turns true. Returns the bound address (port 0 picks a free port).
 pub async fn serve(
     addr: SocketAddr,
@@ -67,6 +78,7 @@ pub async fn serve(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
+        .route("/config", get(config))
         .route("/", get(|| async { Redirect::to("/metrics") }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;
