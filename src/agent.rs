@@ -586,6 +586,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let needs_files =
         !jobs.is_empty() && jobs.iter().all(|j| matches!(j.source, JobSource::Files(_)));
     let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics);
+    let target_status = crate::targets::Targets::new();
     for job in jobs {
         let targets = match job.source {
             JobSource::Files(targets) => targets,
@@ -630,6 +631,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 max_poll: fw.max_poll_frequency.get(),
                 inotify: false,
                 flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
+                targets: target_status.clone(),
             },
         };
         sources.spawn(source.run(stop_rx.clone()));
@@ -685,6 +687,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             needs_files,
             health_check_target: cfg.server.health_check_target,
             config_yaml: cfg.to_redacted_yaml().into(),
+            targets: target_status,
         };
         let (bound, join) = server::serve(addr, state, server_stop_rx)
             .await

@@ -36,3 +36,4 @@ pub mod server;
 pub mod sink;
 pub mod source;
 pub mod stage;
+pub mod targets;

@@ -1,6 +1,6 @@
 //! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule),
-//! `/config` (the effective config, secrets redacted, as Promtail serves it) and a redirect from `/` to
-//! `/metrics`.
+//! `/config` (the effective config, secrets redacted, as Promtail serves it), `/targets` (what is read
+//! and how far behind, as JSON) and a redirect from `/` to `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +14,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::targets::Targets;
 
 #[derive(Clone)]
 pub struct ServerState {
@@ -26,6 +27,8 @@ pub struct ServerState {
     pub health_check_target: bool,
     /// The effective config as YAML with passwords, tokens and keys redacted (`/config`).
     pub config_yaml: Arc<str>,
+    /// What is being read (`/targets`).
+    pub targets: Arc<Targets>,
 }
 
 impl ServerState {
@@ -69,6 +72,12 @@ async fn config(State(s): State<ServerState>) -> Response {
         .into_response()
 }
 
+/// `/targets`: every target with its labels, bytes read, size and lag, as JSON.
+async fn targets(State(s): State<ServerState>) -> Response {
+    let body = serde_json::json!({ "targets": s.targets.snapshot() }).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Bind and serve until `shutdown` turns true. Returns the bound address (port 0 picks a free port).
 pub async fn serve(
     addr: SocketAddr,
@@ -79,6 +88,7 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
         .route("/config", get(config))
+        .route("/targets", get(targets))
         .route("/", get(|| async { Redirect::to("/metrics") }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{http, start_agent, LokiReceiver, TestDir};
+use common::{http, lines_range, start_agent, LokiReceiver, TestConfig, TestDir};
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -45,5 +45,58 @@ fn config_shows_the_effective_config_without_secrets() {
         !body.contains("url-pa55word"),
         "password in a URL shown: {body}"
     );
+    assert!(agent.terminate(WAIT).unwrap().success());
+}
+
+/// The `targets` array of `/targets`.
+fn targets(agent: &common::Agent) -> Vec<serde_json::Value> {
+    let page = http::get(&format!("{}/targets", agent.http_url())).unwrap();
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("content-type"), Some("application/json"));
+    let json: serde_json::Value = serde_json::from_slice(&page.body).unwrap();
+    json["targets"].as_array().expect("a targets array").clone()
+}
+
+fn poll(mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn targets_lists_each_file_with_labels_bytes_read_and_lag() {
+    let dir = TestDir::new();
+    let loki = LokiReceiver::start();
+    let config = TestConfig::new(loki.url()).write(&dir);
+    let lines = lines_range("t", 0, 100);
+    let log = dir.append_lines("logs/a.log", &lines);
+    let size = std::fs::metadata(&log).unwrap().len();
+    let mut agent = start_agent(&config);
+    assert!(loki.wait_until(|r| r.entries.len() >= lines.len(), WAIT));
+
+    let mut listed = Vec::new();
+    assert!(
+        poll(|| {
+            listed = targets(&agent);
+            listed.len() == 1 && listed[0]["read_bytes"] == size
+        }),
+        "{listed:?}"
+    );
+    let t = &listed[0];
+    assert_eq!(t["kind"], "file");
+    assert_eq!(t["job"], "app");
+    assert_eq!(t["path"], log.display().to_string());
+    assert_eq!(t["labels"]["job"], "app");
+    assert_eq!(t["file_size"], size);
+    assert_eq!(t["lag_bytes"], 0);
+
+    // A file that is gone from the glob is no longer listed once it was read to its end.
+    std::fs::remove_file(&log).unwrap();
+    assert!(poll(|| targets(&agent).is_empty()), "{:?}", targets(&agent));
     assert!(agent.terminate(WAIT).unwrap().success());
 }
