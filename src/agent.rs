@@ -586,6 +586,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let needs_files =
         !jobs.is_empty() && jobs.iter().all(|j| matches!(j.source, JobSource::Files(_)));
     let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics);
+    let target_status = crate::targets::Targets::new();
     for job in jobs {
         let targets = match job.source {
             JobSource::Files(targets) => targets,
@@ -630,6 +631,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 max_poll: fw.max_poll_frequency.get(),
                 inotify: false,
                 flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
+                targets: target_status.clone(),
             },
         };
         sources.spawn(source.run(stop_rx.clone()));
@@ -684,6 +686,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             started: started.clone(),
             needs_files,
             health_check_target: cfg.server.health_check_target,
+            config_yaml: cfg.to_redacted_yaml().into(),
+            targets: target_status,
         };
         let (bound, join) = server::serve(addr, state, server_stop_rx)
             .await
@@ -694,10 +698,21 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     started.store(true, Ordering::Release);
     metrics.ready.set(1);
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
+    // systemd (Type=notify): ready now that the config loaded and sources and sinks run.
+    let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);
+    if let Some(n) = &notifier {
+        n.notify("READY=1\nSTATUS=shipping");
+        if let Some(every) = crate::sd_notify::watchdog_interval() {
+            crate::sd_notify::spawn_watchdog(n.clone(), every);
+        }
+    }
 
     tokio::select! {
         _ = signals.shutdown() => tracing::info!("shutting down: stopping sources"),
         Ok(()) = input_done => tracing::info!("end of standard input: flushing and stopping"),
+    }
+    if let Some(n) = &notifier {
+        n.notify("STOPPING=1\nSTATUS=flushing to the sinks");
     }
     let _ = stop_tx.send(true);
     // One deadline for the whole shutdown. A source can be stuck handing over a batch (a full buffer

@@ -1,5 +1,6 @@
-//! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule) and a
-//! redirect from `/` to `/metrics`.
+//! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule),
+//! `/config` (the effective config, secrets redacted, as Promtail serves it), `/targets` (what is read
+//! and how far behind, as JSON) and a redirect from `/` to `/metrics`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,6 +14,7 @@ use axum::Router;
 use tokio::sync::watch;
 
 use crate::metrics::Metrics;
+use crate::targets::Targets;
 
 #[derive(Clone)]
 pub struct ServerState {
@@ -23,6 +25,10 @@ pub struct ServerState {
     pub needs_files: bool,
     /// Promtail's `server.health_check_target`: false makes `/ready` always 200.
     pub health_check_target: bool,
+    /// The effective config as YAML with passwords, tokens and keys redacted (`/config`).
+    pub config_yaml: Arc<str>,
+    /// What is being read (`/targets`).
+    pub targets: Arc<Targets>,
 }
 
 impl ServerState {
@@ -58,6 +64,20 @@ async fn ready(State(s): State<ServerState>) -> Response {
     }
 }
 
+async fn config(State(s): State<ServerState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        s.config_yaml.to_string(),
+    )
+        .into_response()
+}
+
+/// `/targets`: every target with its labels, bytes read, size and lag, as JSON.
+async fn targets(State(s): State<ServerState>) -> Response {
+    let body = serde_json::json!({ "targets": s.targets.snapshot() }).to_string();
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
 /// Bind and serve until `shutdown` turns true. Returns the bound address (port 0 picks a free port).
 pub async fn serve(
     addr: SocketAddr,
@@ -67,6 +87,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
+        .route("/config", get(config))
+        .route("/targets", get(targets))
         .route("/", get(|| async { Redirect::to("/metrics") }))
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(addr).await?;

@@ -328,11 +328,16 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/buffer.yaml",
         "configs/docker.yaml",
         "configs/elasticsearch.yaml",
+        "examples/sidecar-docker.yaml",
+        "examples/bare-metal.yaml",
+        "examples/elasticsearch-json.yaml",
+        "examples/promtail-migration.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()
             .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")
             .env("ES_URL", "http://127.0.0.1:9200")
+            .env("HOSTNAME", "web-01")
             .arg("check-config")
             .arg(&path)
             .arg("-config.expand-env=true")

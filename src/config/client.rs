@@ -19,6 +19,7 @@ use super::yaml::{self, yes, LabelSet};
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     /// Full push URL, e.g. `http://loki:3100/loki/api/v1/push`. Required.
+    #[serde(serialize_with = "yaml::url")]
     pub url: String,
     /// Identifies the client in metrics and logs; Promtail defaults it to a hash of the config.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -69,7 +70,11 @@ pub struct ClientConfig {
     pub oauth2: Option<OAuth2>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::optional_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<String>,

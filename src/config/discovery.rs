@@ -109,7 +109,11 @@ pub struct DockerSdConfig {
     pub oauth2: Option<OAuth2>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_config: Option<TlsConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        serialize_with = "yaml::optional_url",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub proxy_url: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub no_proxy: Option<String>,

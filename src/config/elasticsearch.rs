@@ -27,6 +27,7 @@ pub struct ElasticsearchConfig {
     pub name: String,
     /// Base URLs of the cluster's nodes (`https://es1:9200`). Requests go to them in turn; one that
     /// fails is skipped until it answers again. Required.
+    #[serde(serialize_with = "yaml::urls")]
     pub endpoints: Vec<String>,
     /// Index name, with `%Y %m %d %H` taken from the entry's own timestamp in UTC (`logs-%Y.%m.%d`).
     /// Exactly one of `index` and `data_stream` is required.

@@ -110,6 +110,45 @@ pub(crate) fn secret<S: Serializer>(
     }
 }
 
+/// A URL with the password of its `user:password@` part replaced by `<secret>`, as Promtail prints
+/// client URLs; a URL without one is unchanged.
+pub fn redact_url_password(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.into();
+    };
+    let rest = &url[scheme_end..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let Some(at) = authority.rfind('@') else {
+        return url.into();
+    };
+    let Some(colon) = authority[..at].find(':') else {
+        return url.into();
+    };
+    let (start, end) = (scheme_end + colon + 1, scheme_end + at);
+    format!("{}<secret>{}", &url[..start], &url[end..]).into()
+}
+
+/// Serializes a URL through [`redact_url_password`].
+pub(crate) fn url<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&redact_url_password(value))
+}
+
+/// [`url`] for an optional URL (`proxy_url`).
+pub(crate) fn optional_url<S: Serializer>(
+    value: &Option<String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(v) => url(v, serializer),
+        None => serializer.serialize_none(),
+    }
+}
+
+/// [`url`] for a list of URLs (Elasticsearch `endpoints`).
+pub(crate) fn urls<S: Serializer>(values: &[String], serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(values.iter().map(|v| redact_url_password(v)))
+}
+
 /// Keys whose values are redacted inside free-form blocks (the sources logferry keeps as raw YAML, and
 /// Prometheus `http_headers` with its `secrets` lists).
 const SECRET_KEYS: &[&str] = &[
@@ -164,6 +203,22 @@ pub(crate) fn redacted_value<S: Serializer>(
 mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
+
+    #[test]
+    fn a_password_in_a_url_is_redacted() {
+        for (url, want) in [
+            (
+                "http://u:pw@loki:3100/push",
+                "http://u:<secret>@loki:3100/push",
+            ),
+            ("https://u:p@ss@es:9200", "https://u:<secret>@es:9200"),
+            ("http://u@loki/push", "http://u@loki/push"),
+            ("http://loki/push?next=a@b:c", "http://loki/push?next=a@b:c"),
+            ("loki:3100", "loki:3100"),
+        ] {
+            assert_eq!(redact_url_password(url), want, "{url}");
+        }
+    }
 
     #[derive(Deserialize, Serialize)]
     struct Probe {

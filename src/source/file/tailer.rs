@@ -19,6 +19,7 @@ use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
 use crate::positions::{Checkpoint, FileId, Positions};
 use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
+use crate::targets::Targets;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -43,6 +44,8 @@ pub struct JobContext {
     pub inotify: bool,
     /// Send a file's unfinished last line when the agent stops (`target_config`'s extension key).
     pub flush_partial_on_stop: bool,
+    /// Where each file's progress is shown (`/targets`).
+    pub targets: Arc<Targets>,
 }
 
 /// With inotify, a tailer still looks at its file this often, in case an event was missed.
@@ -153,6 +156,7 @@ impl Tailer {
         ctx.metrics.read_bytes.remove(&path_label);
         ctx.metrics.file_bytes.remove(&path_label);
         ctx.metrics.read_lines.remove(&path_label);
+        ctx.targets.file_gone(&self.path);
     }
 
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
@@ -192,6 +196,14 @@ impl Tailer {
             m.file_bytes
                 .get_or_create(path_label)
                 .set(stats.file_size as i64);
+            let ctx = &self.ctx;
+            ctx.targets.file_read(
+                &self.path,
+                &ctx.job,
+                &self.labels,
+                reader.read_pos(),
+                stats.file_size,
+            );
         }
         let job = &self.ctx.job;
         if stats.invalid_utf8 > 0 {

@@ -62,6 +62,7 @@ fn start(dir: &Path, positions: Positions) -> Harness {
             max_poll: Duration::from_millis(250),
             inotify: false,
             flush_partial_on_stop: false,
+            targets: crate::targets::Targets::new(),
         },
     };
     let (stop, stop_rx) = watch::channel(false);
