@@ -29,7 +29,7 @@ use crate::positions::{Positions, PositionsError};
 use crate::relabel::Relabeler;
 use crate::server::{self, ServerState};
 use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
-use crate::sink::loki::config::{Auth, LokiSettings, Secret, TlsSettings};
+use crate::sink::loki::config::{Auth, LokiSettings, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
 use crate::sink::router::Route;
 use crate::sink::{stdout, Router};
@@ -121,6 +121,15 @@ enum JobSource {
     Docker(DockerJob),
 }
 
+/// A job's relabel rules; an invalid one is placed in the file.
+fn job_relabeler(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Relabeler> {
+    Relabeler::new(&sc.relabel_configs).map_err(|e| {
+        let path = format!("scrape_configs[{index}].relabel_configs");
+        cfg.error_at(&path, format!("{e} (job {:?})", sc.job_name))
+            .into()
+    })
+}
+
 fn build_job(
     index: usize,
     sc: &ScrapeConfig,
@@ -156,8 +165,7 @@ fn build_job(
     if !encoding.is_empty() && encoding != "utf-8" && encoding != "utf8" {
         return not_yet("encoding", "a file encoding other than UTF-8");
     }
-    let relabeler = Relabeler::new(&sc.relabel_configs)
-        .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
+    let relabeler = job_relabeler(index, sc, cfg)?;
     let pipeline = build_pipeline(cfg, index, sc, metrics)?;
     let mut targets = Vec::new();
     for stat in &sc.static_configs {
@@ -202,10 +210,7 @@ fn journal_job(
     cfg: &Config,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Job> {
-    let relabeler = Relabeler::new(&sc.relabel_configs).map_err(|e| {
-        let path = format!("scrape_configs[{index}].relabel_configs");
-        cfg.error_at(&path, format!("{e} (job {:?})", sc.job_name))
-    })?;
+    let relabeler = job_relabeler(index, sc, cfg)?;
     Ok(Job {
         index,
         name: sc.job_name.as_str().into(),
@@ -266,8 +271,7 @@ fn build_docker_job(
             return Err(fail(&format!("{at}.{key}"), msg).into());
         }
     }
-    let relabeler = Relabeler::new(&sc.relabel_configs)
-        .map_err(|e| fail(&format!("{here}.relabel_configs"), e.to_string()))?;
+    let relabeler = job_relabeler(index, sc, cfg)?;
     Ok(Job {
         index,
         name: sc.job_name.as_str().into(),
@@ -414,29 +418,8 @@ fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings>
 }
 
 fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
-    let secret = |inline: &Option<String>, file: &Option<String>| -> Option<Secret> {
-        match (inline, file) {
-            (_, Some(f)) if !f.is_empty() => Some(Secret::File(f.into())),
-            (Some(v), _) => Some(Secret::Inline(v.clone())),
-            _ => None,
-        }
-    };
-    if let Some(b) = &c.basic_auth {
-        return Ok(Auth::Basic {
-            username: secret(&b.username, &b.username_file)
-                .unwrap_or(Secret::Inline(String::new())),
-            password: secret(&b.password, &b.password_file)
-                .unwrap_or(Secret::Inline(String::new())),
-        });
-    }
-    if let Some(a) = c.effective_authorization() {
-        if let Some(credentials) = secret(&a.credentials, &a.credentials_file) {
-            let kind = a
-                .r#type
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "Bearer".into());
-            return Ok(Auth::Authorization { kind, credentials });
-        }
+    if let Some(auth) = crate::sink::http::http_auth(&c.basic_auth, c.effective_authorization()) {
+        return Ok(auth);
     }
     if c.oauth2.is_some() {
         anyhow::bail!("oauth2 is not supported yet by this version of logferry");
@@ -757,18 +740,8 @@ fn sink_name(c: &ClientConfig) -> String {
     if !c.name.is_empty() {
         return c.name.clone();
     }
-    let host: String = crate::sink::loki::config::host_of(&c.url)
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' {
-                ch
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let fp = crate::positions::Fingerprint::of(format!("{}\n{}", c.url, c.tenant_id).as_bytes());
-    format!("loki-{host}-{:08x}", fp.hash as u32)
+    let host = crate::sink::loki::config::host_of(&c.url);
+    crate::sink::http::default_sink_name("loki", &host, &format!("{}\n{}", c.url, c.tenant_id))
 }
 
 fn buffer_root(cfg: &Config) -> std::path::PathBuf {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use reqwest::header::HeaderValue;
 
-use crate::config::TlsConfig;
-use crate::sink::loki::config::{Auth, TlsSettings};
+use crate::config::{Authorization, BasicAuth, TlsConfig};
+use crate::sink::loki::config::{Auth, Secret, TlsSettings};
 
 pub const USER_AGENT_VALUE: &str = concat!("logferry/", env!("CARGO_PKG_VERSION"));
 
@@ -52,6 +52,51 @@ pub fn auth_header(auth: &Auth) -> Result<Option<HeaderValue>, String> {
 }
 
 /// The TLS settings of a `tls_config` block, its files read now (a missing file is an error at start).
+/// A secret from its inline value or its file; the file wins, as in Prometheus.
+pub fn secret(inline: &Option<String>, file: &Option<String>) -> Option<Secret> {
+    match (inline, file) {
+        (_, Some(f)) if !f.is_empty() => Some(Secret::File(f.into())),
+        (Some(v), _) => Some(Secret::Inline(v.clone())),
+        _ => None,
+    }
+}
+
+/// The credentials of Prometheus' `basic_auth` or `authorization` (type defaulted to `Bearer`), if
+/// either is set: what every HTTP sink's config shares.
+pub fn http_auth(basic: &Option<BasicAuth>, authorization: Option<Authorization>) -> Option<Auth> {
+    if let Some(b) = basic {
+        let empty = || Secret::Inline(String::new());
+        return Some(Auth::Basic {
+            username: secret(&b.username, &b.username_file).unwrap_or_else(empty),
+            password: secret(&b.password, &b.password_file).unwrap_or_else(empty),
+        });
+    }
+    let a = authorization?;
+    let credentials = secret(&a.credentials, &a.credentials_file)?;
+    let kind = a
+        .r#type
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "Bearer".into());
+    Some(Auth::Authorization { kind, credentials })
+}
+
+/// A sink's default name: `<kind>-<host, made file-name safe>-<short hash of what identifies it>`.
+/// Stable across restarts, since it names the sink's buffer directory.
+pub fn default_sink_name(kind: &str, host: &str, identity: &str) -> String {
+    let host: String = host
+        .chars()
+        .map(|ch| {
+            if ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' {
+                ch
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let fp = crate::positions::Fingerprint::of(identity.as_bytes());
+    format!("{kind}-{host}-{:08x}", fp.hash as u32)
+}
+
 pub fn tls_settings(tls: Option<&TlsConfig>) -> Result<TlsSettings, String> {
     let Some(t) = tls else {
         return Ok(TlsSettings::default());

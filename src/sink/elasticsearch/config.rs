@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Compression, ElasticsearchConfig, OpType};
 use crate::sink::http;
-use crate::sink::loki::config::{host_of, Auth, Secret, TlsSettings};
+use crate::sink::loki::config::{host_of, Auth, TlsSettings};
 
 use super::index::IndexTemplate;
 
@@ -83,55 +83,20 @@ pub fn sink_name(c: &ElasticsearchConfig) -> String {
     if !c.name.is_empty() {
         return c.name.clone();
     }
-    let host: String = c
-        .endpoints
-        .first()
-        .map(|e| host_of(e))
-        .unwrap_or_default()
-        .chars()
-        .map(|ch| {
-            if ch.is_ascii_alphanumeric() || ch == '.' || ch == '-' {
-                ch
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let key = format!("{}\n{}\n{}", c.endpoints.join(","), c.index, c.data_stream);
-    let fp = crate::positions::Fingerprint::of(key.as_bytes());
-    format!("es-{host}-{:08x}", fp.hash as u32)
+    let host = c.endpoints.first().map(|e| host_of(e)).unwrap_or_default();
+    let identity = format!("{}\n{}\n{}", c.endpoints.join(","), c.index, c.data_stream);
+    http::default_sink_name("es", &host, &identity)
 }
 
 fn auth_of(c: &ElasticsearchConfig) -> Result<Auth, String> {
-    let secret = |inline: &Option<String>, file: &Option<String>| -> Option<Secret> {
-        match (inline, file) {
-            (_, Some(f)) if !f.is_empty() => Some(Secret::File(f.into())),
-            (Some(v), _) => Some(Secret::Inline(v.clone())),
-            _ => None,
-        }
-    };
-    if let Some(b) = &c.basic_auth {
-        return Ok(Auth::Basic {
-            username: secret(&b.username, &b.username_file)
-                .unwrap_or(Secret::Inline(String::new())),
-            password: secret(&b.password, &b.password_file)
-                .unwrap_or(Secret::Inline(String::new())),
-        });
+    if let Some(basic) = http::http_auth(&c.basic_auth, None) {
+        return Ok(basic);
     }
-    if let Some(key) = secret(&c.api_key, &c.api_key_file) {
+    if let Some(key) = http::secret(&c.api_key, &c.api_key_file) {
         return Ok(Auth::Authorization {
             kind: "ApiKey".into(),
             credentials: key,
         });
     }
-    if let Some(a) = c.effective_authorization() {
-        if let Some(credentials) = secret(&a.credentials, &a.credentials_file) {
-            let kind = a
-                .r#type
-                .filter(|t| !t.is_empty())
-                .unwrap_or_else(|| "Bearer".into());
-            return Ok(Auth::Authorization { kind, credentials });
-        }
-    }
-    Ok(Auth::None)
+    Ok(http::http_auth(&None, c.effective_authorization()).unwrap_or(Auth::None))
 }
