@@ -20,27 +20,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::docker::{self, awk_numbered, Containers, DockerConfig};
+use common::process;
 use common::{Agent, LokiReceiver, TestDir};
-
-/// utime + stime of a process, from /proc.
-fn proc_cpu(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
-}
-
-/// CPU seconds of the children this process has waited for.
-fn children_cpu() -> f64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
 
 fn dockerd_pid() -> Option<u32> {
     fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
@@ -126,7 +107,10 @@ fn tail(path: &str) -> String {
 }
 
 fn baseline(ids: &[String], total: usize, dockerd: Option<u32>) -> Run {
-    let (c0, d0) = (children_cpu(), dockerd.map_or(0.0, proc_cpu));
+    let (c0, d0) = (
+        process::children_cpu_seconds(),
+        dockerd.map_or(0.0, process::cpu_seconds),
+    );
     let t0 = Instant::now();
     let mut lines = 0;
     for id in ids {
@@ -141,8 +125,8 @@ fn baseline(ids: &[String], total: usize, dockerd: Option<u32>) -> Run {
     assert_eq!(lines, total, "docker logs read every line");
     Run {
         wall,
-        reader_cpu: children_cpu() - c0,
-        dockerd_cpu: dockerd.map_or(0.0, proc_cpu) - d0,
+        reader_cpu: process::children_cpu_seconds() - c0,
+        dockerd_cpu: dockerd.map_or(0.0, process::cpu_seconds) - d0,
     }
 }
 
@@ -152,15 +136,15 @@ fn agent(containers: &Containers, total: usize, dockerd: Option<u32>, limit: Dur
     let mut cfg = DockerConfig::new(&containers.run);
     cfg.refresh = "60s".into();
     let config = cfg.write(&dir, &receiver.url());
-    let d0 = dockerd.map_or(0.0, proc_cpu);
+    let d0 = dockerd.map_or(0.0, process::cpu_seconds);
     let t0 = Instant::now();
     let agent = Agent::builder().config_file(&config).spawn();
     let done = receiver.wait_for_lines(total, limit);
     let wall = t0.elapsed().as_secs_f64();
     let run = Run {
         wall,
-        reader_cpu: proc_cpu(agent.pid()),
-        dockerd_cpu: dockerd.map_or(0.0, proc_cpu) - d0,
+        reader_cpu: process::cpu_seconds(agent.pid()),
+        dockerd_cpu: dockerd.map_or(0.0, process::cpu_seconds) - d0,
     };
     assert!(
         done,

@@ -19,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::journald::JOURNAL_REMOTE;
+use common::process;
 use common::{Agent, LokiReceiver, TestDir};
 
 const NGINX: &str = include_str!("data/nginx-access.log");
@@ -78,38 +79,9 @@ fn write_journal(dir: &Path, entries: u64) {
     assert!(child.wait().unwrap().success(), "journal-remote failed");
 }
 
-fn children_cpu() -> f64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// utime + stime of a process, from /proc.
-fn proc_cpu(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 /// `journalctl --directory=<dir> -o export > /dev/null`: (CPU s, wall s).
 fn journalctl_export(dir: &Path) -> (f64, f64) {
-    let cpu0 = children_cpu();
+    let cpu0 = process::children_cpu_seconds();
     let t0 = Instant::now();
     let status = Command::new("journalctl")
         .arg(format!("--directory={}", dir.display()))
@@ -118,7 +90,10 @@ fn journalctl_export(dir: &Path) -> (f64, f64) {
         .status()
         .expect("journalctl");
     assert!(status.success());
-    (children_cpu() - cpu0, t0.elapsed().as_secs_f64())
+    (
+        process::children_cpu_seconds() - cpu0,
+        t0.elapsed().as_secs_f64(),
+    )
 }
 
 fn main() {
@@ -182,8 +157,8 @@ scrape_configs:
     let pid = agent.pid();
     let done = receiver.wait_for_lines(entries as usize, Duration::from_secs(1800));
     let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc_cpu(pid);
-    let rss = peak_rss_mib(pid);
+    let cpu = process::cpu_seconds(pid);
+    let rss = process::peak_rss_mib(pid);
     drop(agent);
     assert!(
         done,

@@ -22,6 +22,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use common::process;
 use common::{Agent, EsReceiver, LokiReceiver, TestDir};
 
 const NGINX: &str = include_str!("data/nginx-access.log");
@@ -60,37 +61,8 @@ fn generate_from(
     (bytes, lines)
 }
 
-fn self_cpu() -> f64 {
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage fills the struct it is given.
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
-}
-
-/// utime + stime of a process, from /proc (clock ticks of 1/100 s on Linux).
-fn proc_cpu(pid: u32) -> f64 {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    (ticks(11) + ticks(12)) / hz
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
-
 fn baseline(path: &Path) -> (f64, f64, u64) {
-    let cpu0 = self_cpu();
+    let cpu0 = process::self_cpu_seconds();
     let t0 = Instant::now();
     let mut f = File::open(path).unwrap();
     let mut buf = vec![0u8; 512 * 1024];
@@ -102,7 +74,11 @@ fn baseline(path: &Path) -> (f64, f64, u64) {
         }
         lines += memchr::memchr_iter(b'\n', &buf[..n]).count() as u64;
     }
-    (self_cpu() - cpu0, t0.elapsed().as_secs_f64(), lines)
+    (
+        process::self_cpu_seconds() - cpu0,
+        t0.elapsed().as_secs_f64(),
+        lines,
+    )
 }
 
 struct Run {
@@ -148,8 +124,8 @@ positions:
     let finished = done();
     let run = Run {
         wall: t0.elapsed().as_secs_f64(),
-        cpu: proc_cpu(pid),
-        rss: peak_rss_mib(pid),
+        cpu: process::cpu_seconds(pid),
+        rss: process::peak_rss_mib(pid),
     };
     drop(agent);
     assert!(finished, "{name}: not everything arrived");

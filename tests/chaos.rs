@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use common::http::metric_sum;
+use common::http::{metric_sum, wait_for_metric};
+use common::process;
 use common::{count_loss, start_agent, Agent, LokiReceiver, TestConfig, TestDir};
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -51,16 +52,6 @@ fn line(prefix: &str, n: usize, pad: usize) -> String {
 fn seq_of(line: &str) -> Option<(String, usize)> {
     let (prefix, rest) = line.split_once('-')?;
     Some((prefix.to_owned(), rest.get(..8)?.parse().ok()?))
-}
-
-/// Peak resident memory of a process (VmHWM), in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }
 
 /// Writes numbered lines to `logs/app.log` until stopped, rotating it (rename to `app.log.<k>`, a
@@ -190,21 +181,17 @@ fn a_long_outage_of_200_mb_waits_on_disk_with_bounded_memory() {
     assert!(bytes >= 200_000_000, "wrote {bytes} bytes");
     // Everything read and durable in the buffer while the receiver is still down.
     let base = agent.http_url();
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while metric_sum(&base, "promtail_read_bytes_total") < bytes as f64 {
-        assert!(
-            Instant::now() < deadline,
-            "the agent did not read the backlog"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    while metric_sum(&base, "logferry_buffer_bytes") < bytes as f64 * 0.95 {
-        assert!(
-            Instant::now() < deadline,
-            "the backlog did not reach the buffer"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let long = Duration::from_secs(180);
+    assert!(
+        wait_for_metric(&base, "promtail_read_bytes_total", long, |v| v
+            >= bytes as f64),
+        "the agent did not read the backlog"
+    );
+    assert!(
+        wait_for_metric(&base, "logferry_buffer_bytes", long, |v| v
+            >= bytes as f64 * 0.95),
+        "the backlog did not reach the buffer"
+    );
     let buffered = metric_sum(&base, "logferry_buffer_bytes");
     eprintln!(
         "200 MB read into the buffer in {:.1}s; buffer holds {:.0} MiB",
@@ -218,7 +205,7 @@ fn a_long_outage_of_200_mb_waits_on_disk_with_bounded_memory() {
         receiver.stats().entries,
         expected.len()
     );
-    let peak = peak_rss_kib(agent.pid()) / 1024;
+    let peak = process::peak_rss_mib(agent.pid()) as u64;
     eprintln!("peak RSS {peak} MiB (ceiling {RSS_CEILING_MIB} MiB)");
     let received = receiver.lines();
     let counts = count_loss(&expected, &received);
@@ -344,20 +331,17 @@ fn drop_newest_drops_and_counts() {
     let expected: Vec<String> = (0..20_000).map(|i| line("d", i, 60)).collect();
     common::append_lines(dir.join("logs/app.log"), &expected);
     let base = agent.http_url();
-    let deadline = Instant::now() + WAIT;
-    while metric_sum(&base, "logferry_buffer_dropped_entries_total") == 0.0 {
-        assert!(Instant::now() < deadline, "nothing counted as dropped");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        wait_for_metric(&base, "logferry_buffer_dropped_entries_total", WAIT, |v| v
+            > 0.0),
+        "nothing counted as dropped"
+    );
     assert!(agent.wait_for_log("dropping new batches", WAIT));
     let size = fs::metadata(dir.join("logs/app.log")).unwrap().len() as f64;
-    while metric_sum(&base, "promtail_read_bytes_total") < size {
-        assert!(
-            Instant::now() < deadline,
-            "the file was not read to its end"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        wait_for_metric(&base, "promtail_read_bytes_total", WAIT, |v| v >= size),
+        "the file was not read to its end"
+    );
     let dropped = metric_sum(&base, "logferry_buffer_dropped_entries_total") as usize;
     receiver.start_again();
     let kept = expected.len() - dropped;
@@ -375,11 +359,10 @@ fn drop_newest_drops_and_counts() {
 /// Waits until the agent's buffer holds `records` or more and their positions are saved, then kills it.
 fn fill_buffer_then_kill(agent: &mut Agent, dir: &TestDir, min_records: f64) {
     let base = agent.http_url();
-    let deadline = Instant::now() + WAIT;
-    while metric_sum(&base, "logferry_buffer_records") < min_records {
-        assert!(Instant::now() < deadline, "the buffer did not fill");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    assert!(
+        wait_for_metric(&base, "logferry_buffer_records", WAIT, |v| v >= min_records),
+        "the buffer did not fill"
+    );
     // Positions are saved ~50 ms after a batch is durable (fsync_interval 500 ms).
     std::thread::sleep(Duration::from_millis(1500));
     let positions = fs::read_to_string(dir.join("positions.yaml")).unwrap_or_default();
@@ -447,17 +430,15 @@ fn a_damaged_buffer_is_repaired_and_the_loss_reported() {
     receiver.start_again();
     let mut agent = start_agent(&config);
     let base = agent.http_url();
-    let deadline = Instant::now() + WAIT;
-    while metric_sum(&base, "logferry_buffer_records") > 0.0
-        || metric_sum(&base, "logferry_buffer_damaged_records_total") == 0.0
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the buffer was not drained; logs:\n{}",
-            agent.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Damage is met on the way, and the buffer is drained past it.
+    let drained = wait_for_metric(&base, "logferry_buffer_damaged_records_total", WAIT, |v| {
+        v > 0.0
+    }) && wait_for_metric(&base, "logferry_buffer_records", WAIT, |v| v == 0.0);
+    assert!(
+        drained,
+        "the buffer was not drained; logs:\n{}",
+        agent.logs()
+    );
     std::thread::sleep(Duration::from_millis(500));
     let counts = count_loss(&expected, &receiver.lines());
     let damaged = metric_sum(&base, "logferry_buffer_damaged_records_total");

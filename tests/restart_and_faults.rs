@@ -200,11 +200,10 @@ fn receiver_down_then_back_loses_nothing() {
         "no retry logged while the receiver is down"
     );
     let base = agent.http_url();
-    let deadline = Instant::now() + WAIT;
-    while http::metric_sum(&base, "promtail_batch_retries_total") < 3.0 {
-        assert!(Instant::now() < deadline, "fewer than 3 retries while down");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        http::wait_for_metric(&base, "promtail_batch_retries_total", WAIT, |v| v >= 3.0),
+        "fewer than 3 retries while down"
+    );
     receiver.start_again();
 
     let expected = lines_range("d", 0, 700);

@@ -163,3 +163,22 @@ pub fn metric_sum(base: &str, name: &str) -> f64 {
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum()
 }
+
+/// Polls `<base>/metrics` until the sum of metric `name` satisfies `ok`; false at `timeout`.
+pub fn wait_for_metric(
+    base: &str,
+    name: &str,
+    timeout: std::time::Duration,
+    ok: impl Fn(f64) -> bool,
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if ok(metric_sum(base, name)) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
