@@ -113,9 +113,23 @@ impl Shared {
         };
         sub(&self.bytes, bytes);
         sub(&self.records, records);
+        self.notify_room();
+    }
+
+    /// Wake a writer waiting for room (in the buffer or the cache), or told to stop waiting.
+    fn notify_room(&self) {
         let (lock, cvar) = &self.room;
         let _guard = lock.lock().unwrap();
         cvar.notify_all();
+    }
+
+    /// Count a buffer I/O error (`no_space`, `io`, `read`).
+    fn count_error(&self, reason: &str) {
+        self.metrics
+            .buffer
+            .io_errors
+            .get_or_create(&self.reason(reason))
+            .inc();
     }
 }
 

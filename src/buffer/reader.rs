@@ -111,10 +111,7 @@ impl Reader {
                 Event::Abort => {
                     aborted = true;
                     self.shared.aborted.store(true, Ordering::Release);
-                    let (lock, cvar) = &self.shared.room;
-                    let _guard = lock.lock().unwrap();
-                    cvar.notify_all();
-                    drop(_guard);
+                    self.shared.notify_room();
                     self.stop_feeding();
                 }
                 Event::Acked(Some(id)) => self.acked(id),
@@ -181,12 +178,7 @@ impl Reader {
                 }
                 Ok(Read::End) => return,
                 Err(e) => {
-                    self.shared
-                        .metrics
-                        .buffer
-                        .io_errors
-                        .get_or_create(&self.shared.reason("read"))
-                        .inc();
+                    self.shared.count_error("read");
                     if !self.error_logged {
                         self.error_logged = true;
                         tracing::error!(sink = %self.settings.name, dir = %self.log.dir().display(), error = %e,
@@ -210,7 +202,7 @@ impl Reader {
             self.shared.cache_bytes.fetch_sub(bytes, Ordering::AcqRel);
             if c.start == at {
                 drop(cache);
-                self.shared.freed(0, 0);
+                self.shared.notify_room();
                 self.log.skip_to(c.end);
                 self.hand_over(c.batch, c.end, bytes, c.appended_ms);
                 return true;
@@ -290,12 +282,7 @@ impl Reader {
         }
         let Some(upto) = upto else { return };
         if let Err(e) = self.log.ack(upto) {
-            self.shared
-                .metrics
-                .buffer
-                .io_errors
-                .get_or_create(&self.shared.reason("io"))
-                .inc();
+            self.shared.count_error("io");
             if !self.error_logged {
                 self.error_logged = true;
                 tracing::error!(sink = %self.settings.name, error = %e,

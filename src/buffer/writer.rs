@@ -43,10 +43,7 @@ pub(super) struct Writer {
     since: Option<Instant>,
     last_sync: Instant,
     payload: Vec<u8>,
-    /// Conditions already logged, so that each is logged once until it clears.
-    full_logged: bool,
-    /// When a full buffer was last reported: a buffer that keeps filling up (the receiver is slower
-    /// than the sources) is reported again only after [`FULL_REPORT_EVERY`].
+    /// When a full buffer was last reported (see [`Writer::report_full`]).
     full_reported: Option<Instant>,
     /// The cache stopped draining: records go to disk only (see [`Writer::wait_for_cache`]).
     spilling: bool,
@@ -63,7 +60,6 @@ impl Writer {
             since: None,
             last_sync: Instant::now(),
             payload: Vec::new(),
-            full_logged: false,
             full_reported: None,
             spilling: false,
             error_logged: false,
@@ -204,6 +200,18 @@ impl Writer {
         true
     }
 
+    /// Whether a full buffer is to be logged now: the first time, then at most every
+    /// [`FULL_REPORT_EVERY`] (a receiver slower than the sources fills it again and again).
+    fn report_full(&mut self) -> bool {
+        let due = self
+            .full_reported
+            .map_or(true, |t| t.elapsed() >= FULL_REPORT_EVERY);
+        if due {
+            self.full_reported = Some(Instant::now());
+        }
+        due
+    }
+
     /// Wait until `size` more bytes fit (`block`), or say they do not (`drop_newest`). A record larger
     /// than the whole buffer is let in when the buffer is empty, so it cannot block forever.
     fn wait_for_room(&mut self, size: u64) -> Room {
@@ -216,8 +224,7 @@ impl Writer {
             return Room::Fits;
         }
         if self.settings.when_full == WhenFull::DropNewest {
-            if !self.full_logged {
-                self.full_logged = true;
+            if self.report_full() {
                 tracing::warn!(sink = %self.settings.name, max_size = self.settings.max_size,
                     "buffer full: dropping new batches (when_full: drop_newest) until the receiver catches up");
             }
@@ -225,11 +232,8 @@ impl Writer {
         }
         // Make what is appended durable first: its sources may move on while this one waits.
         self.sync();
-        let report = self
-            .full_reported
-            .map_or(true, |t| t.elapsed() >= FULL_REPORT_EVERY);
+        let report = self.report_full();
         if report {
-            self.full_reported = Some(Instant::now());
             tracing::warn!(sink = %self.settings.name, max_size = self.settings.max_size,
                 "buffer full: pausing the sources until the receiver catches up (when_full: block)");
         }
@@ -265,12 +269,7 @@ impl Writer {
         } else {
             "io"
         };
-        self.shared
-            .metrics
-            .buffer
-            .io_errors
-            .get_or_create(&self.shared.reason(kind))
-            .inc();
+        self.shared.count_error(kind);
         if !self.error_logged {
             self.error_logged = true;
             tracing::error!(sink = %self.settings.name, dir = %self.settings.dir.display(), error = %e,
@@ -296,12 +295,7 @@ impl Writer {
                 self.since = None;
             }
             Err(e) => {
-                self.shared
-                    .metrics
-                    .buffer
-                    .io_errors
-                    .get_or_create(&self.shared.reason("io"))
-                    .inc();
+                self.shared.count_error("io");
                 if !self.error_logged {
                     self.error_logged = true;
                     tracing::error!(sink = %self.settings.name, error = %e,
