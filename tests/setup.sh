@@ -42,6 +42,6 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
         echo "tests/setup.sh: built $DOCKER_TEST_IMAGE"
     fi
 else
-    echo "tests/setup.sh: no Docker engine answers; the Docker source tests will be skipped"
+    echo "tests/setup.sh: no Docker engine answers; the Docker source tests will fail"
 fi
 echo "tests/setup.sh: ready"

@@ -36,8 +36,16 @@ pub fn docker<S: AsRef<str>>(args: &[S]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-/// Whether the engine answers and the test image exists (`tests/setup.sh` makes it). Tests return early,
-/// saying why, when not.
+/// The engine answers and the test image exists, or the test fails saying why: `tests/setup.sh`
+/// makes the image, and a suite that skipped every Docker test would prove nothing.
+pub fn require() {
+    assert!(
+        available(),
+        "no Docker engine, or no {IMAGE} image: run tests/setup.sh"
+    );
+}
+
+/// Whether the engine answers and the test image exists (the benches skip their Docker runs when not).
 pub fn available() -> bool {
     let ok = Command::new("docker")
         .args(["image", "inspect", IMAGE])
