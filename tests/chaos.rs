@@ -116,14 +116,7 @@ fn fifty_sigkills_while_writing_and_rotating_lose_nothing() {
     let elapsed = started.elapsed().as_secs_f64();
     let mut agent = start_agent(&config);
     let expected: Vec<String> = (0..written).map(|i| line("w", i, 40)).collect();
-    let all = receiver.wait_until(
-        |r| {
-            let got: std::collections::HashSet<&str> =
-                r.entries.iter().map(|e| e.line.as_str()).collect();
-            expected.iter().all(|l| got.contains(l.as_str()))
-        },
-        Duration::from_secs(120),
-    );
+    let all = receiver.wait_for_all_lines(&expected, Duration::from_secs(120));
     let counts = count_loss(&expected, &receiver.lines());
     let rate = written as f64 / elapsed;
     eprintln!(

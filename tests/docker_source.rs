@@ -17,14 +17,7 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Waits until every line of `lines` arrived at least once; then a moment longer for strays.
 fn wait_for_all(receiver: &LokiReceiver, lines: &[String]) -> bool {
-    let all = receiver.wait_until(
-        |r| {
-            let got: std::collections::HashSet<&str> =
-                r.entries.iter().map(|e| e.line.as_str()).collect();
-            lines.iter().all(|l| got.contains(l.as_str()))
-        },
-        WAIT,
-    );
+    let all = receiver.wait_for_all_lines(lines, WAIT);
     std::thread::sleep(Duration::from_millis(300));
     all
 }

@@ -18,14 +18,7 @@ fn stream_of(path: &Path) -> String {
 
 /// Waits until `lines` all arrived at least once (order and extra lines ignored).
 fn wait_for_all(receiver: &LokiReceiver, lines: &[String]) -> bool {
-    receiver.wait_until(
-        |r| {
-            let got: std::collections::HashSet<&str> =
-                r.entries.iter().map(|e| e.line.as_str()).collect();
-            lines.iter().all(|l| got.contains(l.as_str()))
-        },
-        WAIT,
-    )
+    receiver.wait_for_all_lines(lines, WAIT)
 }
 
 fn now_ns() -> i128 {

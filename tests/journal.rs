@@ -44,14 +44,7 @@ fn lines_with(receiver: &LokiReceiver, label: &str) -> Vec<String> {
 }
 
 fn wait_for_all(receiver: &LokiReceiver, lines: &[String]) -> bool {
-    receiver.wait_until(
-        |r| {
-            let got: std::collections::HashSet<&str> =
-                r.entries.iter().map(|e| e.line.as_str()).collect();
-            lines.iter().all(|l| got.contains(l.as_str()))
-        },
-        WAIT,
-    )
+    receiver.wait_for_all_lines(lines, WAIT)
 }
 
 fn now_usec() -> u64 {

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -32,13 +31,7 @@ fn spawn_writer(
 
 /// Waits until every line of `expected` arrived at least once.
 fn wait_for_all(receiver: &LokiReceiver, expected: &[String]) -> bool {
-    receiver.wait_until(
-        |r| {
-            let got: HashSet<&str> = r.entries.iter().map(|e| e.line.as_str()).collect();
-            expected.iter().all(|l| got.contains(l.as_str()))
-        },
-        WAIT,
-    )
+    receiver.wait_for_all_lines(expected, WAIT)
 }
 
 /// A graceful exit: status 0 and the final `stopped` log line.

@@ -300,6 +300,26 @@ impl LokiReceiver {
         self.wait_until(|r| r.stats.requests >= n as u64, timeout)
     }
 
+    /// Waits until every line of `lines` arrived at least once (order and extra copies ignored).
+    /// Each request's entries are looked at once, so the wait costs the receiver nothing much even
+    /// with tens of thousands of lines in small pushes (a predicate that rebuilds a set of everything
+    /// received per request slows the receiver down until the test times out).
+    pub fn wait_for_all_lines(&self, lines: &[String], timeout: Duration) -> bool {
+        let mut missing: std::collections::HashSet<&str> =
+            lines.iter().map(String::as_str).collect();
+        let mut seen = 0;
+        self.wait_until(
+            |r| {
+                for e in r.entries.get(seen..).unwrap_or_default() {
+                    missing.remove(e.line.as_str());
+                }
+                seen = r.entries.len();
+                missing.is_empty()
+            },
+            timeout,
+        )
+    }
+
     /// Waits until `pred` holds; it is evaluated under the lock after every request. `false` on
     /// timeout.
     pub fn wait_until(
