@@ -206,11 +206,20 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         });
     }
-    let mut cfg = match &config_file {
-        Some(paths) => config::load_first_existing(paths, expand_env)?,
-        None => config::default_config()?,
+    // A reload reads the config the same way: same files, same environment, same flags.
+    let load = {
+        let config_file = config_file.clone();
+        let flags = overrides(f)?;
+        move || -> anyhow::Result<config::Config> {
+            let mut cfg = match &config_file {
+                Some(paths) => config::load_first_existing(paths, expand_env)?,
+                None => config::default_config()?,
+            };
+            cfg.apply_flag_overrides(&flags)?;
+            Ok(cfg)
+        }
     };
-    cfg.apply_flag_overrides(&overrides(f)?)?;
+    let cfg = load()?;
     let mode = if f.dry_run.unwrap_or(false) || matches!(cli.command, Some(Command::DryRun)) {
         Mode::DryRun
     } else {
@@ -221,6 +230,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         default_config: config_file.is_none(),
         print_config: f.print_config_stderr.unwrap_or(false),
         stdin: f.stdin.unwrap_or(false),
+        loader: Some(Box::new(load)),
     };
     logferry::logging::init(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -163,6 +163,10 @@ pub struct Metrics {
     /// Requests a sink gave up on for good (after Promtail's max_retries, or a 4xx), by host and reason.
     pub positions_save_errors: Counter,
     pub ready: Gauge,
+    /// Config reloads that applied a new config, and those that did not (Promtail names; as in
+    /// Promtail, a reload that finds the config unchanged counts as failed).
+    pub config_reload_success: Counter,
+    pub config_reload_fail: Counter,
     // Pipeline stages (Promtail names).
     /// Lines a filtering stage dropped, by the stage's `drop_counter_reason`.
     pub dropped_lines: Family<DropReasonLabel, Counter>,
@@ -310,6 +314,8 @@ impl Metrics {
             lines_oversized: Family::default(),
             positions_save_errors: Counter::default(),
             ready: Gauge::default(),
+            config_reload_success: Counter::default(),
+            config_reload_fail: Counter::default(),
             dropped_lines: Family::default(),
             dropped_lines_by_label: Family::default(),
             stage_metrics: Arc::default(),
@@ -472,6 +478,16 @@ impl Metrics {
             "logferry_positions_save_errors",
             "Failed writes of the positions file",
             m.positions_save_errors.clone(),
+        );
+        registry.register(
+            "promtail_config_reload_success",
+            "Config reloads that applied a new config",
+            m.config_reload_success.clone(),
+        );
+        registry.register(
+            "promtail_config_reload_fail",
+            "Config reloads refused (invalid config) or that found the config unchanged",
+            m.config_reload_fail.clone(),
         );
         registry.register(
             "logferry_ready",

@@ -105,6 +105,7 @@ struct State {
     /// Checkpoints handed out and not yet committed, per file or cursor, in the order their batches
     /// were sent (see [`Positions::begin`]).
     in_flight: HashMap<OrderKey, InFlight>,
+    generations: u64,
     dirty: bool,
 }
 
@@ -126,9 +127,15 @@ impl OrderKey {
 /// One source's batches on their way through the sinks: `slots[i]` is batch `first + i`.
 #[derive(Debug, Default)]
 struct InFlight {
+    /// Tells this queue from a later one for the same key (a queue is removed once empty).
+    generation: u64,
     first: u64,
     slots: std::collections::VecDeque<(Checkpoint, bool)>,
 }
+
+/// The batches in flight at one moment, to wait for (see [`Positions::settle`]).
+#[derive(Debug)]
+pub struct InFlightMarks(Vec<(OrderKey, u64, u64)>);
 
 /// A batch's place in its source's order, from [`Positions::begin`].
 #[derive(Debug)]
@@ -346,7 +353,12 @@ impl Positions {
     pub fn begin(&self, checkpoint: Checkpoint) -> Ticket {
         let key = OrderKey::of(&checkpoint);
         let mut st = self.shared.state.lock().unwrap();
-        let queue = st.in_flight.entry(key.clone()).or_default();
+        st.generations += 1;
+        let generation = st.generations;
+        let queue = st.in_flight.entry(key.clone()).or_insert_with(|| InFlight {
+            generation,
+            ..InFlight::default()
+        });
         let seq = queue.first + queue.slots.len() as u64;
         queue.slots.push_back((checkpoint, false));
         Ticket { key, seq }
@@ -381,6 +393,41 @@ impl Positions {
         if let Some(c) = ready {
             self.commit(&c);
         }
+    }
+
+    /// The batches on their way now, to wait for with [`Positions::settle`].
+    pub fn in_flight_marks(&self) -> InFlightMarks {
+        let st = self.shared.state.lock().unwrap();
+        let marks = st.in_flight.iter().map(|(key, q)| {
+            let end = q.first + q.slots.len() as u64;
+            (key.clone(), q.generation, end)
+        });
+        InFlightMarks(marks.collect())
+    }
+
+    /// Whether every batch of `marks` is complete (its checkpoint committed, or passed by a later one).
+    pub fn settled(&self, marks: &InFlightMarks) -> bool {
+        let st = self.shared.state.lock().unwrap();
+        marks.0.iter().all(|(key, generation, end)| {
+            st.in_flight
+                .get(key)
+                .map_or(true, |q| q.generation != *generation || q.first >= *end)
+        })
+    }
+
+    /// Wait until the batches on their way now are safe in every sink, so that a source started next
+    /// resumes after them (a job restarted by a reload neither skips nor repeats a line). False if
+    /// `timeout` passed first.
+    pub async fn settle(&self, timeout: std::time::Duration) -> bool {
+        let marks = self.in_flight_marks();
+        let deadline = tokio::time::Instant::now() + timeout;
+        while !self.settled(&marks) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
     }
 
     /// A batch that needs no sink (nothing left to send): commit in order with the others.
@@ -583,6 +630,30 @@ mod tests {
         p.complete(t1);
         assert_eq!(p.cursor("cursor-a").as_deref(), Some("3"));
         assert!(p.shared.state.lock().unwrap().in_flight.is_empty());
+    }
+
+    #[test]
+    fn settling_waits_for_the_batches_in_flight_then_not_for_later_ones() {
+        let p = Positions::in_memory();
+        let cursor = |key: &str, v: &str| Checkpoint::Cursor {
+            key: key.into(),
+            value: v.into(),
+        };
+        let a1 = p.begin(cursor("cursor-a", "1"));
+        let b1 = p.begin(cursor("cursor-b", "1"));
+        let marks = p.in_flight_marks();
+        let a2 = p.begin(cursor("cursor-a", "2"));
+        p.complete(a1);
+        assert!(!p.settled(&marks), "b1 is still on its way");
+        p.complete(b1);
+        assert!(p.settled(&marks), "a2 came later: not waited for");
+        p.complete(a2);
+        // A queue emptied and begun again for the same key is a later one.
+        let b2 = p.begin(cursor("cursor-b", "2"));
+        let marks = p.in_flight_marks();
+        p.complete(b2);
+        let _b3 = p.begin(cursor("cursor-b", "3"));
+        assert!(p.settled(&marks));
     }
 
     use super::*;

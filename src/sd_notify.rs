@@ -1,6 +1,7 @@
 //! systemd's service notification protocol (`sd_notify(3)`), for `Type=notify` units: `READY=1` once
 //! the config is loaded and the sources and sinks are started, `WATCHDOG=1` every half `WATCHDOG_USEC`
-//! when the unit sets `WatchdogSec=`, and `STOPPING=1` when a shutdown begins.
+//! when the unit sets `WatchdogSec=`, `RELOADING=1` then `READY=1` around a config reload (SIGHUP), and
+//! `STOPPING=1` when a shutdown begins.
 //!
 //! The protocol is one datagram of `KEY=VALUE` lines to the unix socket named by `$NOTIFY_SOCKET`: a
 //! path, or an abstract name written `@name`. That is a few lines over `std`'s `UnixDatagram`, so no
@@ -73,6 +74,18 @@ impl Notifier {
             }
         }
     }
+}
+
+/// `CLOCK_MONOTONIC` in microseconds, which `RELOADING=1` carries as `MONOTONIC_USEC` (systemd's
+/// `Type=notify-reload` wants it to tell this reload from an earlier one).
+pub fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the local struct it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 /// How often to send `WATCHDOG=1`: half of `$WATCHDOG_USEC`, as sd_watchdog_enabled(3) advises, when

@@ -136,19 +136,42 @@ impl Shared {
 /// A running buffer: where the router sends, and what to wait for at shutdown (the reader, and the
 /// writer's end: its last records synced and acked).
 pub struct Buffer {
-    pub input: mpsc::Sender<Delivery>,
     pub reader: Pin<Box<dyn Future<Output = ()> + Send>>,
     pub writer_done: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-/// Open the buffer in `settings.dir` and start its writer and reader. The reader feeds `sink`;
-/// `abort` turning true makes it stop handing out records (they stay on disk for the next start).
+/// The queue the router sends a buffered sink's batches to: the writer takes them from `.1`. Short,
+/// because the writer takes batches as fast as it can append them.
+pub fn input() -> (mpsc::Sender<Delivery>, mpsc::Receiver<Delivery>) {
+    mpsc::channel(2)
+}
+
+/// Open the buffer in `settings.dir` and start its writer, which takes batches from `input` (see
+/// [`input`]), and its reader, which feeds `sink`. `abort` turning true makes it stop handing out
+/// records (they stay on disk for the next start); `retire` turning true too, but the sink first
+/// finishes what it was handed (a config reload restarts the sink).
 pub fn start(
     settings: BufferSettings,
     metrics: Arc<Metrics>,
+    input: mpsc::Receiver<Delivery>,
     sink: mpsc::Sender<Delivery>,
     abort: watch::Receiver<bool>,
+    retire: watch::Receiver<bool>,
 ) -> std::io::Result<Buffer> {
+    open(settings, metrics)?.start(input, sink, abort, retire)
+}
+
+/// A buffer opened (its log recovered), not started yet.
+pub struct Opened {
+    settings: BufferSettings,
+    log_writer: log::LogWriter,
+    log_reader: log::LogReader,
+    shared: Arc<Shared>,
+}
+
+/// Open the buffer in `settings.dir`: what [`start`] does first, the part that can fail for want of
+/// the directory.
+pub fn open(settings: BufferSettings, metrics: Arc<Metrics>) -> std::io::Result<Opened> {
     let (log_writer, log_reader, recovery) = log::open(&settings.dir, settings.segment_size)?;
     let label = SinkLabel {
         sink: Escaped(settings.name.clone()),
@@ -183,24 +206,46 @@ pub fn start(
         label,
     });
     shared.publish_gauges();
-    let (input, rx) = mpsc::channel(2);
-    let writer = writer::Writer::new(log_writer, settings.clone(), shared.clone());
-    let runtime = tokio::runtime::Handle::current();
-    let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
-    std::thread::Builder::new()
-        .name(format!("buffer-{}", settings.name))
-        .spawn(move || {
-            writer.run(rx, runtime);
-            let _ = done_tx.send(());
-        })?;
-    let reader = reader::Reader::new(log_reader, settings, shared, sink);
-    Ok(Buffer {
-        input,
-        reader: Box::pin(reader.run(abort)),
-        writer_done: Box::pin(async move {
-            let _ = done_rx.await;
-        }),
+    Ok(Opened {
+        settings,
+        log_writer,
+        log_reader,
+        shared,
     })
+}
+
+impl Opened {
+    /// Start the writer, taking batches from `input`, and the reader, feeding `sink` (see [`start`]).
+    pub fn start(
+        self,
+        input: mpsc::Receiver<Delivery>,
+        sink: mpsc::Sender<Delivery>,
+        abort: watch::Receiver<bool>,
+        retire: watch::Receiver<bool>,
+    ) -> std::io::Result<Buffer> {
+        let Opened {
+            settings,
+            log_writer,
+            log_reader,
+            shared,
+        } = self;
+        let writer = writer::Writer::new(log_writer, settings.clone(), shared.clone());
+        let runtime = tokio::runtime::Handle::current();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name(format!("buffer-{}", settings.name))
+            .spawn(move || {
+                writer.run(input, runtime);
+                let _ = done_tx.send(());
+            })?;
+        let reader = reader::Reader::new(log_reader, settings, shared, sink);
+        Ok(Buffer {
+            reader: Box::pin(reader.run(abort, retire)),
+            writer_done: Box::pin(async move {
+                let _ = done_rx.await;
+            }),
+        })
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -246,6 +291,11 @@ mod tests {
         }
     }
 
+    /// A retire signal that never comes.
+    fn never() -> watch::Receiver<bool> {
+        watch::channel(false).1
+    }
+
     async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
         for _ in 0..500 {
             if cond() {
@@ -266,11 +316,20 @@ mod tests {
         let positions = Positions::in_memory();
         let (sink_tx, mut sink_rx) = mpsc::channel(16);
         let (abort_tx, abort_rx) = watch::channel(false);
-        let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+        let (input_tx, input_rx) = input();
+        let b = start(
+            settings(dir.path()),
+            Metrics::new(),
+            input_rx,
+            sink_tx,
+            abort_rx,
+            never(),
+        )
+        .unwrap();
         let reader = tokio::spawn(b.reader);
         let writer = tokio::spawn(b.writer_done);
         for n in 0..3 {
-            b.input.send(delivery(&positions, n)).await.unwrap();
+            input_tx.send(delivery(&positions, n)).await.unwrap();
         }
         // Durable in the buffer: the source's position moves, before any receiver accepted it.
         eventually("the position to be committed", || {
@@ -293,7 +352,7 @@ mod tests {
         got[0].ack();
         eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
         drop(got);
-        drop(b.input);
+        drop(input_tx);
         writer.await.unwrap();
         let _ = abort_tx.send(true);
         reader.await.unwrap();
@@ -308,17 +367,26 @@ mod tests {
         {
             let (sink_tx, mut sink_rx) = mpsc::channel(16);
             let (abort_tx, abort_rx) = watch::channel(false);
-            let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+            let (input_tx, input_rx) = input();
+            let b = start(
+                settings(dir.path()),
+                Metrics::new(),
+                input_rx,
+                sink_tx,
+                abort_rx,
+                never(),
+            )
+            .unwrap();
             let reader = tokio::spawn(b.reader);
             for n in 0..4 {
-                b.input.send(delivery(&positions, n)).await.unwrap();
+                input_tx.send(delivery(&positions, n)).await.unwrap();
             }
             let first = sink_rx.recv().await.unwrap();
             first.ack();
             drop(first);
             eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
             // The receiver is down for the rest: the agent gives up at shutdown.
-            drop(b.input);
+            drop(input_tx);
             b.writer_done.await;
             let _ = abort_tx.send(true);
             // The sink stops too, dropping what it held.
@@ -327,7 +395,16 @@ mod tests {
         }
         let (sink_tx, mut sink_rx) = mpsc::channel(16);
         let (_abort_tx, abort_rx) = watch::channel(false);
-        let b = start(settings(dir.path()), Metrics::new(), sink_tx, abort_rx).unwrap();
+        let (_input_tx, input_rx) = input();
+        let b = start(
+            settings(dir.path()),
+            Metrics::new(),
+            input_rx,
+            sink_tx,
+            abort_rx,
+            never(),
+        )
+        .unwrap();
         tokio::spawn(b.reader);
         let mut lines = Vec::new();
         for _ in 0..3 {
@@ -336,5 +413,66 @@ mod tests {
             d.ack();
         }
         assert_eq!(lines, ["line 1", "line 2", "line 3"]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_retired_buffer_stops_feeding_and_its_successor_sends_the_rest_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::in_memory();
+        let mut accepted = Vec::new();
+        {
+            // A short sink queue: the reader cannot hand everything out at once.
+            let (sink_tx, mut sink_rx) = mpsc::channel(2);
+            let (_abort_tx, abort_rx) = watch::channel(false);
+            let (input_tx, input_rx) = input();
+            let (retire, retire_rx) = watch::channel(false);
+            let b = start(
+                settings(dir.path()),
+                Metrics::new(),
+                input_rx,
+                sink_tx,
+                abort_rx,
+                retire_rx,
+            )
+            .unwrap();
+            let reader = tokio::spawn(b.reader);
+            for n in 0..8 {
+                input_tx.send(delivery(&positions, n)).await.unwrap();
+            }
+            drop(input_tx);
+            b.writer_done.await;
+            let first = sink_rx.recv().await.unwrap();
+            accepted.push(first.batch.entries[0].line.clone());
+            first.ack();
+            drop(first);
+            let _ = retire.send(true);
+            // The sink finishes what it was handed (the reader sends nothing more) and stops.
+            while let Some(d) = sink_rx.recv().await {
+                accepted.push(d.batch.entries[0].line.clone());
+                d.ack();
+            }
+            reader.await.unwrap();
+        }
+        assert!(accepted.len() < 8, "retired before the end: {accepted:?}");
+        let (sink_tx, mut sink_rx) = mpsc::channel(16);
+        let (_abort_tx, abort_rx) = watch::channel(false);
+        let (_input_tx, input_rx) = input();
+        let b = start(
+            settings(dir.path()),
+            Metrics::new(),
+            input_rx,
+            sink_tx,
+            abort_rx,
+            never(),
+        )
+        .unwrap();
+        tokio::spawn(b.reader);
+        while accepted.len() < 8 {
+            let d = sink_rx.recv().await.unwrap();
+            accepted.push(d.batch.entries[0].line.clone());
+            d.ack();
+        }
+        let all: Vec<String> = (0..8).map(|n| format!("line {n}")).collect();
+        assert_eq!(accepted, all, "each record once, in order");
     }
 }

@@ -8,7 +8,8 @@
 //!
 //! At shutdown (the writer closed), the reader hands over what is left while the receiver takes it;
 //! when the agent gives up waiting (`abort`), it stops, and what was not accepted stays on disk for
-//! the next start.
+//! the next start. A sink restarted by a config reload is `retire`d: the reader hands out nothing more,
+//! the sink finishes what it holds, and the rest stays on disk for the sink's new instance.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -50,6 +51,8 @@ pub(super) struct Reader {
 
 enum Event {
     Abort,
+    /// `Some(true)`: retired; `None`: nobody can retire it any more.
+    Retire(Option<bool>),
     Acked(Option<u64>),
     Room(OwnedPermit<Delivery>),
     SinkGone,
@@ -80,10 +83,16 @@ impl Reader {
         }
     }
 
-    pub async fn run(mut self, mut abort: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut abort: watch::Receiver<bool>,
+        mut retire: watch::Receiver<bool>,
+    ) {
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut aborted = false;
+        let mut retired = false;
+        let mut retire_watched = true;
         loop {
             if self.sink.is_some() && self.pending.is_none() {
                 // Read `closed` first: once it is set, every record is on disk or in the cache.
@@ -97,6 +106,9 @@ impl Reader {
             let event = tokio::select! {
                 biased;
                 _ = abort.wait_for(|a| *a), if !aborted => Event::Abort,
+                r = retire.wait_for(|r| *r), if !retired && retire_watched => {
+                    Event::Retire(r.ok().map(|_| true))
+                }
                 id = self.done_rx.recv() => Event::Acked(id),
                 permit = async { sink.expect("checked").reserve_owned().await },
                     if self.pending.is_some() && self.sink.is_some() => match permit {
@@ -114,6 +126,12 @@ impl Reader {
                     self.shared.notify_room();
                     self.stop_feeding();
                 }
+                Event::Retire(Some(_)) => {
+                    retired = true;
+                    self.stop_feeding();
+                }
+                // Nobody can retire it any more: stop watching.
+                Event::Retire(None) => retire_watched = false,
                 Event::Acked(Some(id)) => self.acked(id),
                 // Every token is gone and nothing more will be read: done.
                 Event::Acked(None) => break,
@@ -133,6 +151,20 @@ impl Reader {
             }
         }
         self.publish();
+        if retired && !aborted {
+            // The writer may still be taking the last batches and wait for room that nothing frees
+            // any more (a full buffer): an abort must still reach it.
+            while !self.shared.closed.load(Ordering::Acquire) {
+                tokio::select! {
+                    _ = abort.wait_for(|a| *a) => {
+                        self.shared.aborted.store(true, Ordering::Release);
+                        self.shared.notify_room();
+                        break;
+                    }
+                    _ = tick.tick() => {}
+                }
+            }
+        }
     }
 
     fn stop_feeding(&mut self) {

@@ -4,8 +4,11 @@
 //! A sink with a routing selector (an extension: `elasticsearch[].selector`) gets only the entries its
 //! selector matches: the shared batch when all of them match, a batch of copies when some do, nothing
 //! when none does (and then it is not one of the batch's holders).
+//!
+//! The routes can be replaced while sources run (a config reload adds, removes or restarts sinks):
+//! each batch is sent to one snapshot of them, so its holder count always matches the sinks it went to.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
@@ -16,6 +19,7 @@ use crate::stage::filtering::selector::Selector;
 use crate::stage::ItemLabels;
 
 /// One sink as the router sees it.
+#[derive(Clone)]
 pub struct Route {
     pub sink: mpsc::Sender<Delivery>,
     /// Only entries this selects go to the sink; `None`: all of them.
@@ -24,9 +28,24 @@ pub struct Route {
 
 #[derive(Clone)]
 pub struct Router {
+    routes: Arc<RwLock<Routes>>,
+    positions: Positions,
+}
+
+/// The sinks batches go to now.
+#[derive(Clone)]
+struct Routes {
     routes: Arc<[Route]>,
     selective: bool,
-    positions: Positions,
+}
+
+impl Routes {
+    fn new(routes: Vec<Route>) -> Self {
+        Routes {
+            selective: routes.iter().any(|r| r.selector.is_some()),
+            routes: routes.into(),
+        }
+    }
 }
 
 /// Every sink has stopped taking batches: the agent is shutting down.
@@ -52,10 +71,15 @@ impl Router {
     /// Every batch to every sink, filtered by the sinks' selectors.
     pub fn with_routes(routes: Vec<Route>, positions: Positions) -> Self {
         Router {
-            selective: routes.iter().any(|r| r.selector.is_some()),
-            routes: routes.into(),
+            routes: Arc::new(RwLock::new(Routes::new(routes))),
             positions,
         }
+    }
+
+    /// From the next batch on, send to `routes` instead. A batch being sent goes on to the sinks it
+    /// started with; a sink's queue closes once no batch holds its sender any more.
+    pub fn set_routes(&self, routes: Vec<Route>) {
+        *self.routes.write().unwrap() = Routes::new(routes);
     }
 
     pub fn positions(&self) -> &Positions {
@@ -69,10 +93,14 @@ impl Router {
         entries: Vec<Entry>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(), Closed> {
-        if self.selective {
-            return self.send_selected(entries, checkpoint).await;
+        let routes = self.routes.read().unwrap().clone();
+        if routes.selective {
+            return self
+                .send_selected(&routes.routes, entries, checkpoint)
+                .await;
         }
-        if entries.is_empty() || self.routes.is_empty() {
+        let routes = routes.routes;
+        if entries.is_empty() || routes.is_empty() {
             // Nothing to deliver (all filtered out): the position may move on at once.
             if let Some(c) = checkpoint {
                 // In order: earlier batches of this source may still be on their way.
@@ -80,9 +108,9 @@ impl Router {
             }
             return Ok(());
         }
-        let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, self.routes.len()));
+        let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, routes.len()));
         let batch = Arc::new(Batch { entries });
-        for route in self.routes.iter() {
+        for route in routes.iter() {
             let delivery = Delivery {
                 batch: batch.clone(),
                 ack: ack.clone(),
@@ -94,12 +122,12 @@ impl Router {
 
     async fn send_selected(
         &self,
+        routes: &[Route],
         entries: Vec<Entry>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(), Closed> {
         // For each route: None = the shared batch, Some(empty) = nothing, Some(copies) = its own.
-        let own: Vec<Option<Vec<Entry>>> = self
-            .routes
+        let own: Vec<Option<Vec<Entry>>> = routes
             .iter()
             .map(|r| r.selector.as_ref().and_then(|s| select(s, &entries)))
             .collect();
@@ -116,7 +144,7 @@ impl Router {
         }
         let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, holders));
         let shared = Arc::new(Batch { entries });
-        for (route, own) in self.routes.iter().zip(own) {
+        for (route, own) in routes.iter().zip(own) {
             let batch = match own {
                 None if shared.entries.is_empty() => continue,
                 None => shared.clone(),

@@ -1,0 +1,504 @@
+//! Jobs: what each scrape config becomes (its targets or its journal or Docker daemons, its relabel rules
+//! and its pipeline), and the running instance of a job, which a config reload stops and replaces
+//! without losing or repeating a line (see [`RunningJob::start`]).
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::Env;
+use crate::config::{
+    Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
+    TargetConfig,
+};
+use crate::entry::Labels;
+use crate::metrics::Metrics;
+use crate::positions::Positions;
+use crate::relabel::Relabeler;
+use crate::sink::Router;
+use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
+use crate::source::file::glob::PathGlob;
+use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
+use crate::source::file::tailer::JobContext;
+use crate::source::file::{FileSource, FileTarget};
+use crate::source::journal::JournalSource;
+use crate::stage::{BuildContext, PipelineSpec};
+
+type SourceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// While a restarted job waits for its previous instance to stop, it says so this often.
+const WAITING_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// What a reload compares to tell whether a job must restart: its scrape config and the settings every
+/// job reads.
+#[derive(Clone, PartialEq)]
+pub(super) struct JobSpec {
+    scrape: ScrapeConfig,
+    limits: LimitsConfig,
+    target: TargetConfig,
+    global: GlobalConfig,
+    /// Whether every Docker job reads the same daemon (see [`DockerShared`]).
+    one_daemon: bool,
+}
+
+impl JobSpec {
+    pub fn of(sc: &ScrapeConfig, cfg: &Config) -> Self {
+        JobSpec {
+            scrape: sc.clone(),
+            limits: cfg.limits_config.clone(),
+            target: cfg.target_config.clone(),
+            global: cfg.global.clone(),
+            one_daemon: !sc.docker_sd_configs.is_empty() && docker_hosts(cfg) == 1,
+        }
+    }
+}
+
+/// A job's sources at work.
+pub(super) struct RunningJob {
+    pub name: Arc<str>,
+    pub spec: JobSpec,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningJob {
+    /// Start `job`'s sources. With `after` (the same job's previous instance, being stopped by a
+    /// reload), they start once it has stopped and the batches it sent are safe in the sinks, so they
+    /// resume exactly where it left off: nothing is read twice or skipped.
+    pub fn start(
+        job: Job,
+        spec: JobSpec,
+        cfg: &Config,
+        env: &Env,
+        after: Option<RunningJob>,
+    ) -> Self {
+        let (stop, stop_rx) = watch::channel(false);
+        let name = job.name.clone();
+        let sources = sources_of(job, cfg, env, &stop_rx);
+        let positions = env.positions.clone();
+        let grace = cfg.server.graceful_shutdown_timeout.get();
+        let job_name = name.clone();
+        let task = tokio::spawn(async move {
+            if let Some(previous) = after {
+                wait_for(previous.task, &job_name).await;
+                if !positions.settle(grace).await {
+                    tracing::warn!(job = %job_name,
+                        "the restarted job's last batches are not safe in the sinks yet; starting anyway \
+                         (lines since its last committed position may be sent twice)");
+                }
+                if *stop_rx.borrow() {
+                    return;
+                }
+                tracing::info!(job = %job_name, "job restarted with its new config");
+            }
+            // Dropping the set (the task cancelled at a shutdown deadline) cancels the sources too.
+            let mut running = JoinSet::new();
+            for s in sources {
+                running.spawn(s);
+            }
+            while running.join_next().await.is_some() {}
+        });
+        RunningJob {
+            name,
+            spec,
+            stop,
+            task,
+        }
+    }
+
+    /// Tell the sources to stop: they send what they hold and end.
+    pub fn stop(&self) {
+        let _ = self.stop.send(true);
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
+
+    /// Wait until the sources ended; false if `deadline` passed first (then they are cancelled).
+    pub async fn join(self, deadline: tokio::time::Instant) -> bool {
+        let abort = self.task.abort_handle();
+        match tokio::time::timeout_at(deadline, self.task).await {
+            Ok(_) => true,
+            Err(_) => {
+                abort.abort();
+                false
+            }
+        }
+    }
+}
+
+async fn wait_for(mut previous: JoinHandle<()>, job: &str) {
+    loop {
+        tokio::select! {
+            _ = &mut previous => return,
+            _ = tokio::time::sleep(WAITING_REPORT_EVERY) => tracing::warn!(job,
+                "reload: the job's previous instance has not stopped yet (a sink not taking batches?); \
+                 its new instance starts when it has"),
+        }
+    }
+}
+
+/// The futures that read `job`'s targets, each stopping when `stop` turns true.
+fn sources_of(
+    job: Job,
+    cfg: &Config,
+    env: &Env,
+    stop: &watch::Receiver<bool>,
+) -> Vec<SourceFuture> {
+    match job.source {
+        JobSource::Files(targets) => {
+            let max_line = cfg.limits_config.max_line_size.get() as usize;
+            let limit = LineLimit {
+                max: if max_line == 0 {
+                    HARD_LINE_LIMIT
+                } else {
+                    max_line
+                },
+                truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
+            };
+            let fw = &cfg.global.file_watch_config;
+            let source = FileSource {
+                targets,
+                sync_period: cfg.target_config.sync_period.get(),
+                claims: env.claims.clone(),
+                ctx: JobContext {
+                    job: job.name,
+                    router: env.router.clone(),
+                    positions: env.positions.clone(),
+                    metrics: env.metrics.clone(),
+                    pipeline: job.pipeline,
+                    limit,
+                    min_poll: fw.min_poll_frequency.get(),
+                    max_poll: fw.max_poll_frequency.get(),
+                    inotify: false,
+                    flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
+                    targets: env.targets.clone(),
+                },
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
+        JobSource::Journal { config, relabeler } => {
+            let source = JournalSource {
+                job: job.name,
+                config,
+                relabeler,
+                pipeline: job.pipeline,
+                router: env.router.clone(),
+                positions: env.positions.clone(),
+                metrics: env.metrics.clone(),
+                field_limit: HARD_LINE_LIMIT,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
+        JobSource::Docker(docker) => {
+            let shared = DockerShared::new(cfg, &env.router, &env.positions, &env.metrics);
+            docker_sources(job.name, job.pipeline, docker, &shared, stop)
+        }
+    }
+}
+
+/// What one scrape config becomes: its targets and its pipeline.
+pub(super) struct Job {
+    pub name: Arc<str>,
+    pub source: JobSource,
+    pub pipeline: PipelineSpec,
+}
+
+pub(super) enum JobSource {
+    Files(Vec<FileTarget>),
+    /// Relabeled per entry, by the source.
+    Journal {
+        config: JournalConfig,
+        relabeler: Relabeler,
+    },
+    /// Relabeled per container and stream, by the source.
+    Docker(DockerJob),
+}
+
+/// A job's relabel rules; an invalid one is placed in the file.
+fn job_relabeler(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Relabeler> {
+    Relabeler::new(&sc.relabel_configs).map_err(|e| {
+        let path = format!("scrape_configs[{index}].relabel_configs");
+        cfg.error_at(&path, format!("{e} (job {:?})", sc.job_name))
+            .into()
+    })
+}
+
+pub(super) fn build_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let here = format!("scrape_configs[{index}]");
+    let fail =
+        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    match sc.source_kind() {
+        Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
+        Some(SourceKind::Journal) => return journal_job(index, sc, cfg, metrics),
+        Some(SourceKind::File) => {
+            let msg = "only static_configs file targets are supported yet by this version of \
+                       logferry (file_sd_configs and the other service discoveries are not)";
+            return Err(fail(&here, msg.into()).into());
+        }
+        Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
+        Some(kind) => {
+            let msg = format!("the {kind} source is not supported yet by this version of logferry");
+            return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
+        }
+        None => return Err(fail(&here, "no valid target scrape config defined".into()).into()),
+    }
+    let not_yet = |path: &str, what: &str| {
+        let msg = format!("{what} is not supported yet by this version of logferry");
+        Err(fail(&format!("{here}.{path}"), msg).into())
+    };
+    if sc.decompression.enabled {
+        return not_yet("decompression", "reading compressed files");
+    }
+    let encoding = sc.encoding.to_ascii_lowercase().replace('_', "-");
+    if !encoding.is_empty() && encoding != "utf-8" && encoding != "utf8" {
+        return not_yet("encoding", "a file encoding other than UTF-8");
+    }
+    let relabeler = job_relabeler(index, sc, cfg)?;
+    let pipeline = build_pipeline(cfg, index, sc, metrics)?;
+    let mut targets = Vec::new();
+    for stat in &sc.static_configs {
+        let addresses: Vec<String> = if stat.targets.is_empty() {
+            vec!["localhost".into()]
+        } else {
+            stat.targets.clone()
+        };
+        for address in addresses {
+            let mut labels: Labels = stat.labels.clone().into_iter().collect();
+            labels.insert("__address__".into(), address);
+            if !relabeler.process(&mut labels) {
+                continue;
+            }
+            if let Some(host) = labels.get("__host__") {
+                if *host != hostname() {
+                    continue;
+                }
+            }
+            let Some(path) = labels.get("__path__").cloned() else {
+                tracing::warn!(job = %sc.job_name, "target has no __path__ label; skipped");
+                continue;
+            };
+            let exclude = labels.get("__path_exclude__").cloned();
+            let glob = PathGlob::new(&path, exclude.as_deref())
+                .map_err(|e| fail(&format!("{here}.static_configs"), e))?;
+            labels.retain(|k, _| !k.starts_with("__"));
+            targets.push(FileTarget { glob, labels });
+        }
+    }
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Files(targets),
+        pipeline,
+    })
+}
+
+fn journal_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let relabeler = job_relabeler(index, sc, cfg)?;
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Journal {
+            config: sc.journal.clone().unwrap_or_default(),
+            relabeler,
+        },
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+// ---- Docker jobs (src/source/docker) -------------------------------------------------------------------
+
+pub(super) struct DockerJob {
+    daemons: Vec<DockerSdConfig>,
+    relabeler: Relabeler,
+}
+
+/// A `docker_sd_configs` job. Its relabel rules run per container and stream, not here; the HTTP client
+/// settings Promtail has for http(s) daemons are refused until they are implemented.
+fn build_docker_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let here = format!("scrape_configs[{index}]");
+    let fail =
+        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    for (i, sd) in sc.docker_sd_configs.iter().enumerate() {
+        let at = format!("{here}.docker_sd_configs[{i}]");
+        let unsupported = [
+            (
+                sd.host.starts_with("https://"),
+                "host",
+                "an https:// Docker host",
+            ),
+            (
+                sd.host.starts_with("npipe://"),
+                "host",
+                "a Windows named pipe",
+            ),
+            (sd.basic_auth.is_some(), "basic_auth", "basic_auth"),
+            (
+                sd.effective_authorization().is_some(),
+                "authorization",
+                "authorization",
+            ),
+            (sd.oauth2.is_some(), "oauth2", "oauth2"),
+            (sd.tls_config.is_some(), "tls_config", "tls_config"),
+            (sd.proxy_url.is_some(), "proxy_url", "proxy_url"),
+            (sd.http_headers.is_some(), "http_headers", "http_headers"),
+        ];
+        if let Some((_, key, what)) = unsupported.iter().find(|(used, _, _)| *used) {
+            let msg = format!(
+                "{what} for docker_sd_configs is not supported yet by this version of logferry"
+            );
+            return Err(fail(&format!("{at}.{key}"), msg).into());
+        }
+    }
+    let relabeler = job_relabeler(index, sc, cfg)?;
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Docker(DockerJob {
+            daemons: sc.docker_sd_configs.clone(),
+            relabeler,
+        }),
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+/// A Docker job's sources, one per daemon.
+fn docker_sources(
+    name: Arc<str>,
+    pipeline: PipelineSpec,
+    docker: DockerJob,
+    shared: &DockerShared,
+    stop: &watch::Receiver<bool>,
+) -> Vec<SourceFuture> {
+    let ctx = Arc::new(DockerContext {
+        job: name,
+        router: shared.router.clone(),
+        positions: shared.positions.clone(),
+        metrics: shared.metrics.clone(),
+        pipeline,
+        relabeler: docker.relabeler,
+        line_limit: shared.line_limit,
+    });
+    let sources = docker.daemons.iter().map(|sd| {
+        let source = DockerSource {
+            ctx: ctx.clone(),
+            daemon: Daemon::new(sd, shared.one_daemon),
+        };
+        Box::pin(source.run(stop.clone())) as SourceFuture
+    });
+    sources.collect()
+}
+
+/// What every Docker job of the agent shares.
+struct DockerShared {
+    router: Router,
+    positions: Positions,
+    metrics: Arc<Metrics>,
+    line_limit: usize,
+    /// All Docker jobs read one daemon (its positions can be swept).
+    one_daemon: bool,
+}
+
+impl DockerShared {
+    fn new(cfg: &Config, router: &Router, positions: &Positions, metrics: &Arc<Metrics>) -> Self {
+        let max_line = cfg.limits_config.max_line_size.get() as usize;
+        DockerShared {
+            router: router.clone(),
+            positions: positions.clone(),
+            metrics: metrics.clone(),
+            line_limit: if max_line == 0 {
+                SOFT_LINE_LIMIT
+            } else {
+                max_line
+            },
+            one_daemon: docker_hosts(cfg) == 1,
+        }
+    }
+}
+
+/// How many Docker daemons the jobs read.
+fn docker_hosts(cfg: &Config) -> usize {
+    let hosts: HashSet<&str> = cfg
+        .scrape_configs
+        .iter()
+        .flat_map(|sc| sc.docker_sd_configs.iter().map(|sd| sd.host.as_str()))
+        .collect();
+    hosts.len()
+}
+
+// ---- end of Docker jobs --------------------------------------------------------------------------------
+
+/// Scrape config `index`'s pipeline; a stage that cannot be built is placed in the file.
+fn build_pipeline(
+    cfg: &Config,
+    index: usize,
+    sc: &ScrapeConfig,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<PipelineSpec> {
+    let ctx = BuildContext {
+        metrics: metrics.clone(),
+        job: sc.job_name.as_str().into(),
+    };
+    PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
+        let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
+        let msg = format!("stage {:?} {} (job {:?})", e.name, e.reason, sc.job_name);
+        cfg.error_at(&path, msg).into()
+    })
+}
+
+/// The stdin source's labels and pipeline: the first scrape config's (Promtail's rule), else
+/// `{job="stdin", hostname="<host>"}`.
+pub(super) fn stdin_job(
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<(Labels, PipelineSpec)> {
+    let Some(sc) = cfg.scrape_configs.first() else {
+        let labels = Labels::from([
+            ("job".to_string(), "stdin".to_string()),
+            ("hostname".to_string(), hostname()),
+        ]);
+        return Ok((labels, PipelineSpec::default()));
+    };
+    let pipeline = build_pipeline(cfg, 0, sc, metrics)?;
+    let labels: Labels = sc
+        .static_configs
+        .first()
+        .map(|s| {
+            s.labels
+                .iter()
+                .filter(|(k, _)| !k.starts_with("__"))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok((labels, pipeline))
+}
+
+fn hostname() -> String {
+    if let Ok(h) = std::env::var("HOSTNAME") {
+        if !h.is_empty() {
+            return h;
+        }
+    }
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}

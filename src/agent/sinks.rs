@@ -1,0 +1,447 @@
+//! Sinks: what each `clients[]` (Loki) and `elasticsearch[]` block becomes, its HTTP sink with a disk
+//! (or memory) buffer in front, and the running instance of a sink.
+//!
+//! A config reload retires a sink whose block changed or went away ([`RunningSink::retire`]): the
+//! router stops sending to it, its buffer writer takes the batches still on their way, the sink finishes
+//! the push it is sending, and what it had not sent stays in the buffer directory, which the sink's new
+//! instance (same name, same directory) opens once the old one has closed it and sends first.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::{mpsc, watch};
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::ack::Delivery;
+use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
+use crate::config::{
+    BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
+};
+use crate::metrics::Metrics;
+use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
+use crate::sink::loki::config::{Auth, LokiSettings, TlsSettings};
+use crate::sink::loki::sink::LokiSink;
+use crate::sink::router::Route;
+use crate::sink::stdout;
+use crate::stage::filtering::selector::Selector;
+
+/// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
+const SINK_QUEUE: usize = 4;
+
+type SinkFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// What a reload compares to tell whether a sink must restart.
+#[derive(Clone, PartialEq)]
+pub(super) enum SinkSpec {
+    Stdout,
+    /// A Loki client, and the line limits it applies.
+    Loki(Box<ClientConfig>, Box<LimitsConfig>),
+    Elasticsearch(Box<ElasticsearchConfig>),
+}
+
+/// A sink built from its config (every setting checked), not started yet.
+pub(super) struct SinkPlan {
+    pub name: String,
+    pub spec: SinkSpec,
+    selector: Option<Arc<Selector>>,
+    buffer: Option<BufferSettings>,
+    runner: Runner,
+    /// Where it sends, for the log (credentials removed).
+    to: String,
+}
+
+impl SinkPlan {
+    pub fn has_disk_buffer(&self) -> bool {
+        self.buffer.is_some()
+    }
+}
+
+enum Runner {
+    Stdout,
+    Loki(Box<LokiSink>),
+    Elasticsearch(Box<EsSink>),
+}
+
+impl Runner {
+    fn run(self, input: mpsc::Receiver<Delivery>, abort: watch::Receiver<bool>) -> SinkFuture {
+        match self {
+            Runner::Stdout => Box::pin(stdout::run(input)),
+            Runner::Loki(s) => Box::pin(s.run(input, abort)),
+            Runner::Elasticsearch(s) => Box::pin(s.run(input, abort)),
+        }
+    }
+}
+
+/// Every sink of `cfg`, built and checked: to stdout when `to_stdout`; with memory buffers only when
+/// `memory_only` (`-stdin`).
+pub(super) fn plan_sinks(
+    cfg: &Config,
+    to_stdout: bool,
+    memory_only: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Vec<SinkPlan>> {
+    if to_stdout {
+        return Ok(vec![SinkPlan {
+            name: "stdout".into(),
+            spec: SinkSpec::Stdout,
+            selector: None,
+            buffer: None,
+            runner: Runner::Stdout,
+            to: "stdout".into(),
+        }]);
+    }
+    let loki = cfg.clients.iter().enumerate().map(|(i, c)| {
+        plan_loki(c, cfg, memory_only, metrics).with_context(|| format!("clients[{i}]"))
+    });
+    let es = cfg.elasticsearch.iter().enumerate().map(|(i, c)| {
+        plan_elasticsearch(c, cfg, memory_only, metrics)
+            .with_context(|| format!("elasticsearch[{i}]"))
+    });
+    loki.chain(es).collect()
+}
+
+fn plan_loki(
+    c: &ClientConfig,
+    cfg: &Config,
+    memory_only: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<SinkPlan> {
+    let settings = loki_settings(c, cfg)?;
+    let name = sink_name(c);
+    let dir = buffer_dir(c, cfg, &name);
+    let to = format!("Loki {}", redact_url(&settings.url));
+    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
+    let sink = LokiSink::new(settings, metrics.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_dead_letter(dead_letter, &name);
+    let disk = c.buffer.r#type == BufferType::Disk && !memory_only;
+    Ok(SinkPlan {
+        buffer: disk.then(|| buffer_settings(&c.buffer, name.clone(), dir)),
+        name,
+        spec: SinkSpec::Loki(Box::new(c.clone()), Box::new(cfg.limits_config.clone())),
+        selector: None,
+        runner: Runner::Loki(Box::new(sink)),
+        to,
+    })
+}
+
+/// An `elasticsearch[]` block: buffered as Loki clients are; its selector picks the entries it gets.
+fn plan_elasticsearch(
+    c: &ElasticsearchConfig,
+    cfg: &Config,
+    memory_only: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<SinkPlan> {
+    let settings = EsSettings::from_config(c).map_err(anyhow::Error::msg)?;
+    let selector = if c.selector.is_empty() {
+        None
+    } else {
+        let selector = Selector::parse(&c.selector).map_err(anyhow::Error::msg)?;
+        Some(Arc::new(selector))
+    };
+    let name = settings.name.clone();
+    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
+    let endpoints: Vec<String> = settings.endpoints.iter().map(|e| redact_url(e)).collect();
+    let to = format!("Elasticsearch {}", endpoints.join(","));
+    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
+    let sink = EsSink::new(settings, metrics.clone())
+        .map_err(anyhow::Error::msg)?
+        .with_dead_letter(dead_letter);
+    let disk = c.buffer.r#type == BufferType::Disk && !memory_only;
+    Ok(SinkPlan {
+        buffer: disk.then(|| buffer_settings(&c.buffer, name.clone(), dir)),
+        name,
+        spec: SinkSpec::Elasticsearch(Box::new(c.clone())),
+        selector,
+        runner: Runner::Elasticsearch(Box::new(sink)),
+        to,
+    })
+}
+
+/// A sink at work.
+pub(super) struct RunningSink {
+    pub name: String,
+    pub spec: SinkSpec,
+    /// How the router reaches it.
+    pub route: Route,
+    disk: bool,
+    abort: watch::Sender<bool>,
+    retire: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl RunningSink {
+    /// Start `plan`'s sink and buffer. With `after` (the previous instance of a sink with a disk
+    /// buffer, retiring), the buffer opens once that has ended: the directory is the same.
+    pub fn start(
+        plan: SinkPlan,
+        metrics: &Arc<Metrics>,
+        after: Option<JoinHandle<()>>,
+    ) -> anyhow::Result<Self> {
+        let (abort, abort_rx) = watch::channel(false);
+        let (retire, retire_rx) = watch::channel(false);
+        let (sink_tx, sink_rx) = mpsc::channel(SINK_QUEUE);
+        let sink = plan.runner.run(sink_rx, abort_rx.clone());
+        let buffer = match &plan.buffer {
+            Some(b) => b.dir.display().to_string(),
+            None => "memory".into(),
+        };
+        tracing::info!(sink = %plan.name, to = %plan.to, buffer = %buffer, "sink started");
+        let Some(settings) = plan.buffer else {
+            return Ok(RunningSink {
+                name: plan.name,
+                spec: plan.spec,
+                route: Route {
+                    sink: sink_tx,
+                    selector: plan.selector,
+                },
+                disk: false,
+                abort,
+                retire,
+                task: tokio::spawn(sink),
+            });
+        };
+        let (input, input_rx) = buffer::input();
+        let metrics = metrics.clone();
+        let task = match after {
+            None => {
+                let dir = settings.dir.display().to_string();
+                let b = buffer::start(settings, metrics, input_rx, sink_tx, abort_rx, retire_rx)
+                    .with_context(|| format!("cannot open the buffer in {dir}"))?;
+                tokio::spawn(join_all(vec![sink, b.reader, b.writer_done]))
+            }
+            Some(previous) => tokio::spawn(async move {
+                let _ = previous.await;
+                let dir = settings.dir.display().to_string();
+                let name = settings.name.clone();
+                let started = match buffer::open(settings, metrics) {
+                    Ok(opened) => opened.start(input_rx, sink_tx, abort_rx, retire_rx),
+                    Err(e) => {
+                        // Nothing is lost: batches go to the sink unbuffered, acked when accepted.
+                        tracing::error!(sink = %name, dir, error = %e,
+                            "cannot open the buffer again after a reload; sending without it");
+                        join_all(vec![sink, Box::pin(forward(input_rx, sink_tx))]).await;
+                        return;
+                    }
+                };
+                match started {
+                    Ok(b) => join_all(vec![sink, b.reader, b.writer_done]).await,
+                    Err(e) => tracing::error!(sink = %name, dir, error = %e,
+                        "cannot start the buffer's writer after a reload; the sink stops"),
+                }
+            }),
+        };
+        Ok(RunningSink {
+            name: plan.name,
+            spec: plan.spec,
+            route: Route {
+                sink: input,
+                selector: plan.selector,
+            },
+            disk: true,
+            abort,
+            retire,
+            task,
+        })
+    }
+
+    pub fn has_disk_buffer(&self) -> bool {
+        self.disk
+    }
+
+    /// Stop the sink (a reload removed or changed it; the router no longer sends to it). With a disk
+    /// buffer it finishes the push it is sending within `grace`, and the rest stays on disk; with a
+    /// memory buffer it sends everything it holds, until `shutdown` at the latest. The handle ends when
+    /// the sink has.
+    pub fn retire(self, grace: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+        let RunningSink {
+            name,
+            route,
+            disk,
+            abort,
+            retire,
+            mut task,
+            ..
+        } = self;
+        drop(route);
+        let _ = retire.send(true);
+        tokio::spawn(async move {
+            let give_up = async {
+                if disk {
+                    tokio::time::sleep(grace).await
+                } else {
+                    std::future::pending().await
+                }
+            };
+            tokio::select! {
+                _ = &mut task => return,
+                _ = give_up => tracing::warn!(sink = %name,
+                    "reload: the sink's previous instance did not finish its push in time; stopping it \
+                     (what it did not send stays in its buffer for the new instance)"),
+                _ = shutdown.wait_for(|s| *s) => {}
+            }
+            let _ = abort.send(true);
+            let _ = task.await;
+        })
+    }
+
+    /// Close the sink's input (the agent is stopping): it flushes what it holds and ends. Returns
+    /// what makes it give up (`true`) and its task.
+    pub fn close(self) -> (watch::Sender<bool>, JoinHandle<()>) {
+        (self.abort, self.task)
+    }
+}
+
+/// Run `parts` on their own tasks (they work in parallel) until all have ended. Cancelled, it
+/// cancels them.
+async fn join_all(parts: Vec<SinkFuture>) {
+    let mut set = JoinSet::new();
+    for p in parts {
+        set.spawn(p);
+    }
+    while set.join_next().await.is_some() {}
+}
+
+async fn forward(mut input: mpsc::Receiver<Delivery>, sink: mpsc::Sender<Delivery>) {
+    while let Some(d) = input.recv().await {
+        if sink.send(d).await.is_err() {
+            return;
+        }
+    }
+}
+
+pub(super) fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings> {
+    let mut s = LokiSettings::new(&c.url);
+    s.tenant_id = c.tenant_id.clone();
+    s.batch_wait = c.batchwait.get();
+    s.batch_size = c.batchsize.get() as usize;
+    s.timeout = c.timeout.get();
+    s.min_backoff = c.backoff_config.min_period.get();
+    s.max_backoff = c.backoff_config.max_period.get();
+    s.max_retries = c.backoff_config.max_retries_explicit();
+    s.drop_rate_limited_batches = c.drop_rate_limited_batches;
+    s.external_labels = c.external_labels.clone().into_iter().collect();
+    s.headers = c.headers.clone().into_iter().collect();
+    s.auth = auth_of(c)?;
+    s.tls = tls_of(c)?;
+    s.max_line_size = cfg.limits_config.max_line_size.get() as usize;
+    s.truncate_long_lines = cfg.limits_config.max_line_size_truncate;
+    Ok(s)
+}
+
+fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
+    if let Some(auth) = crate::sink::http::http_auth(&c.basic_auth, c.effective_authorization()) {
+        return Ok(auth);
+    }
+    if c.oauth2.is_some() {
+        anyhow::bail!("oauth2 is not supported yet by this version of logferry");
+    }
+    Ok(Auth::None)
+}
+
+fn tls_of(c: &ClientConfig) -> anyhow::Result<TlsSettings> {
+    crate::sink::http::tls_settings(c.tls_config.as_ref()).map_err(anyhow::Error::msg)
+}
+
+/// A client's name in metrics, logs and its buffer directory: `name` when set, else the URL's host
+/// and port with a short hash of the URL and tenant (two clients to one Loki stay apart).
+fn sink_name(c: &ClientConfig) -> String {
+    if !c.name.is_empty() {
+        return c.name.clone();
+    }
+    let host = crate::sink::loki::config::host_of(&c.url);
+    crate::sink::http::default_sink_name("loki", &host, &format!("{}\n{}", c.url, c.tenant_id))
+}
+
+fn buffer_root(cfg: &Config) -> std::path::PathBuf {
+    let positions = std::path::Path::new(&cfg.positions.filename);
+    positions
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."))
+        .join("buffer")
+}
+
+fn buffer_dir(c: &ClientConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
+    sink_buffer_dir(&c.buffer, cfg, name)
+}
+
+fn sink_buffer_dir(b: &BufferConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
+    if b.path.is_empty() {
+        buffer_root(cfg).join(name)
+    } else {
+        b.path.clone().into()
+    }
+}
+
+fn buffer_settings(b: &BufferConfig, name: String, dir: std::path::PathBuf) -> BufferSettings {
+    BufferSettings {
+        name,
+        dir,
+        max_size: b.max_size.get(),
+        segment_size: b.segment_size.get(),
+        fsync: b.fsync,
+        fsync_interval: b.fsync_interval.get(),
+        when_full: b.when_full,
+    }
+}
+
+/// Buffers under the default root that no configured client uses any more still hold unsent data
+/// (a client renamed or its URL changed): say so once, rather than forget it silently.
+pub(super) fn warn_orphaned_buffers(cfg: &Config) {
+    let es = cfg.elasticsearch.iter().map(|c| {
+        sink_buffer_dir(
+            &c.buffer,
+            cfg,
+            &crate::sink::elasticsearch::config::sink_name(c),
+        )
+    });
+    let used: HashSet<std::path::PathBuf> = cfg
+        .clients
+        .iter()
+        .map(|c| buffer_dir(c, cfg, &sink_name(c)))
+        .chain(es)
+        .collect();
+    let Ok(dirs) = std::fs::read_dir(buffer_root(cfg)) else {
+        return;
+    };
+    for d in dirs.flatten() {
+        let path = d.path();
+        if used.contains(&path) || !path.is_dir() {
+            continue;
+        }
+        let bytes: u64 = std::fs::read_dir(&path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "seg"))
+            .filter_map(|f| f.metadata().ok())
+            .map(|m| m.len())
+            .sum();
+        if bytes > 0 {
+            tracing::warn!(dir = %path.display(), bytes,
+                "a buffer no configured client uses holds unsent data (client renamed or its URL changed?); \
+                 set that client's buffer.path to it to send it, or delete the directory");
+        }
+    }
+}
+
+/// The URL without `user:password@`, for logs.
+pub(super) fn redact_url(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((_, host))
+                if !rest.split('/').next().unwrap_or("").is_empty()
+                    && rest.find('@') < rest.find('/') =>
+            {
+                format!("{scheme}://<redacted>@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
