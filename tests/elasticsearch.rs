@@ -395,6 +395,29 @@ fn connection_resets_and_slow_answers_are_retried() {
     );
 }
 
+/// A whole request refused for its credentials (401, 403) is retried, not dead-lettered: an expired key
+/// must not throw away what was shipped meanwhile.
+#[test]
+fn refused_credentials_are_retried_not_dead_lettered() {
+    let dir = TestDir::new();
+    let es = EsReceiver::start();
+    es.fail_next(2, 401);
+    let cfg = config(&dir, &sink(&es.url(), ""), None, "");
+    let lines = lines_range("auth", 0, 200);
+    dir.append_lines("logs/a.log", &lines);
+    let agent = start_agent(&cfg);
+    assert!(es.wait_for_docs(200, WAIT), "{}", agent.logs());
+    std::thread::sleep(Duration::from_millis(300));
+    exactly_once(&lines, &es);
+    let refused = es.bulk_requests().iter().filter(|r| r.status == 401).count();
+    assert_eq!(refused, 2);
+    let dead = std::fs::read_dir(dir.join("buffer"))
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("dead-letter.ndjson").exists());
+    assert!(!dead, "nothing dead-lettered");
+}
+
 #[test]
 fn a_receiver_down_then_back_gets_everything_once() {
     let dir = TestDir::new();

@@ -175,6 +175,39 @@ fn server_errors_and_rate_limits_are_retried_with_backoff() {
     assert_eq!(rejected, [500, 500, 500, 500, 500, 429, 429, 429, 429]);
 }
 
+/// A refused credential (401, 403) is retried until it is accepted, not dropped as Promtail does: the
+/// lines wait in the buffer while the operator fixes the credential (and reloads).
+#[test]
+fn refused_credentials_are_retried_not_dropped() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.fail_next(2, 401);
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    let log = dir.append_lines("logs/a.log", &lines_range("auth", 0, 100));
+    let agent = start_agent(&config);
+    assert!(receiver.wait_for_lines(100, WAIT), "{}", agent.logs());
+    receiver.fail_next(2, 403);
+    dir.append_lines(&log, &lines_range("auth", 100, 200));
+    assert!(receiver.wait_for_lines(200, WAIT), "{}", agent.logs());
+    assert_eq!(
+        count_loss(&lines_range("auth", 0, 200), &receiver.lines()),
+        Counts::default()
+    );
+    let refused: Vec<u16> = receiver
+        .requests()
+        .iter()
+        .filter(|r| !r.accepted())
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(refused, [401, 401, 403, 403]);
+    assert!(agent.logs().contains("will retry"), "{}", agent.logs());
+    let dead = std::fs::read_dir(dir.join("buffer"))
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("dead-letter.ndjson").exists());
+    assert!(!dead, "nothing dead-lettered");
+}
+
 #[test]
 fn receiver_down_then_back_loses_nothing() {
     let dir = TestDir::new();

@@ -131,6 +131,14 @@ pub fn tls_settings(tls: Option<&TlsConfig>) -> Result<TlsSettings, String> {
     })
 }
 
+/// Whether a whole request answered `status` is worth sending again: 429 and 5xx (as Promtail), and
+/// also 401 and 403. Promtail drops a batch its credentials were refused for; here it waits in the
+/// buffer (sources pausing when it is full) until the credentials are fixed and the config reloaded,
+/// as an expired token should not throw away everything shipped meanwhile.
+pub fn retriable_status(status: u16) -> bool {
+    matches!(status, 401 | 403 | 429) || (500..600).contains(&status)
+}
+
 /// An error with its sources, `outer: inner: innermost`, as transport errors are logged.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -233,7 +233,7 @@ impl Service {
             "server returned HTTP status {status}: {}",
             error_text(&text)
         );
-        if code == 429 || status.is_server_error() {
+        if crate::sink::http::retriable_status(status.as_u16()) {
             (
                 Answer::Retry {
                     status: code,

@@ -1,6 +1,7 @@
 //! One push to Loki: the HTTP request, its headers and auth, and the classification of the answer into
 //! success, retry (connection errors, timeouts, 429, 5xx) or permanent failure (other statuses), as
-//! Promtail's client does (compat reference §7.3).
+//! Promtail's client does (compat reference §7.3), except that 401 and 403 are retried too (see
+//! [`http::retriable_status`]).
 
 use std::time::{Duration, Instant};
 
@@ -110,7 +111,7 @@ impl Service {
                     let first = body.lines().next().unwrap_or("");
                     let first: String = first.chars().take(1024).collect();
                     let error = format!("server returned HTTP status {status} ({code}): {first}");
-                    if code == 429 || status.is_server_error() {
+                    if http::retriable_status(status.as_u16()) {
                         Outcome::Retry {
                             status: code,
                             error,
