@@ -28,6 +28,9 @@ apt_install systemd libsystemd0 systemd-journal-remote util-linux xz-utils
 # as logferry-test-busybox:latest. Skipped (the Docker tests then skip too) where no engine answers.
 DOCKER_TEST_IMAGE=logferry-test-busybox:latest
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    # tests/container.rs: the sidecar image's script strips the binary (objcopy), and the example
+    # compose file is checked with docker-compose.
+    apt_install binutils docker-compose
     if ! docker image inspect "$DOCKER_TEST_IMAGE" >/dev/null 2>&1; then
         apt_install busybox-static
         rootfs=$(mktemp -d)
