@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
@@ -41,15 +41,11 @@ impl ServerState {
     }
 }
 
-async fn metrics(State(s): State<ServerState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus), the classic text format otherwise.
+async fn metrics(State(s): State<ServerState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = s.metrics.exposition(accept);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn ready(State(s): State<ServerState>) -> Response {

@@ -47,4 +47,24 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 else
     echo "tests/setup.sh: no Docker engine answers; the Docker source tests will fail"
 fi
+
+# ---- Prometheus (tests/prometheus.rs) -----------------------------------------------------------------
+# A real Prometheus scrapes the agent's /metrics, and promtool lints it. Each test starts its own
+# `prometheus` process; the package's service must not start or be enabled: policy-rc.d refuses the
+# start during the install, and the unit is disabled afterwards.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    policy=/usr/sbin/policy-rc.d
+    ours=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        ours=1
+    fi
+    status=0
+    apt_install prometheus || status=$?
+    [ -z "$ours" ] || rm -f "$policy"
+    [ "$status" -eq 0 ] || exit "$status"
+    systemctl disable prometheus >/dev/null 2>&1 || true
+fi
+
 echo "tests/setup.sh: ready"

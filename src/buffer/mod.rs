@@ -153,6 +153,7 @@ pub fn start(
     let label = SinkLabel {
         sink: Escaped(settings.name.clone()),
     };
+    metrics.buffer.init_sink(&label);
     if recovery.torn_bytes > 0 {
         metrics
             .buffer
