@@ -300,6 +300,7 @@ fn spawn_docker_job(
         pipeline,
         relabeler: docker.relabeler,
         line_limit: shared.line_limit,
+        targets: shared.targets.clone(),
     });
     for sd in &docker.daemons {
         let source = DockerSource {
@@ -318,10 +319,17 @@ struct DockerShared {
     line_limit: usize,
     /// All Docker jobs read one daemon (its positions can be swept).
     one_daemon: bool,
+    targets: Arc<crate::targets::Targets>,
 }
 
 impl DockerShared {
-    fn new(cfg: &Config, router: &Router, positions: &Positions, metrics: &Arc<Metrics>) -> Self {
+    fn new(
+        cfg: &Config,
+        router: &Router,
+        positions: &Positions,
+        metrics: &Arc<Metrics>,
+        targets: &Arc<crate::targets::Targets>,
+    ) -> Self {
         let hosts: HashSet<&str> = cfg
             .scrape_configs
             .iter()
@@ -338,6 +346,7 @@ impl DockerShared {
                 max_line
             },
             one_daemon: hosts.len() == 1,
+            targets: targets.clone(),
         }
     }
 }
@@ -568,8 +577,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     // Promtail is ready when any target manager is; the journal's and Docker's always are.
     let needs_files =
         !jobs.is_empty() && jobs.iter().all(|j| matches!(j.source, JobSource::Files(_)));
-    let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics);
     let target_status = crate::targets::Targets::new();
+    let docker_shared = DockerShared::new(&cfg, &router, &positions, &metrics, &target_status);
     for job in jobs {
         let targets = match job.source {
             JobSource::Files(targets) => targets,
@@ -583,6 +592,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                     positions: positions.clone(),
                     metrics: metrics.clone(),
                     field_limit: HARD_LINE_LIMIT,
+                    targets: target_status.clone(),
                 };
                 sources.spawn(source.run(stop_rx.clone()));
                 continue;
