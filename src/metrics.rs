@@ -22,7 +22,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+mod buffer;
 mod stage;
+pub mod text;
+
+pub use buffer::BufferMetrics;
 
 pub use stage::{SeriesUpdate, StageMetricKind, StageMetricVec, StageMetrics};
 
@@ -268,27 +272,6 @@ impl ElasticsearchMetrics {
     }
 }
 
-/// The disk buffers' metrics; every family is labelled with the sink (its buffer's name).
-#[derive(Default)]
-pub struct BufferMetrics {
-    pub bytes: Family<SinkLabel, Gauge>,
-    pub records: Family<SinkLabel, Gauge>,
-    pub oldest_age_seconds: Family<SinkLabel, Gauge>,
-    /// 1 while the buffer is full and `when_full: block` holds the sources.
-    pub full: Family<SinkLabel, Gauge>,
-    /// Entries that never reached the receiver, by reason (`buffer_full`, `damaged`).
-    pub dropped_entries: Family<SinkReasonLabel, Counter>,
-    /// Records a damaged buffer lost (bad CRC, torn frames found while reading).
-    pub damaged_records: Family<SinkLabel, Counter>,
-    pub damaged_bytes: Family<SinkLabel, Counter>,
-    /// Bytes of a torn last record cut off when the buffer was opened after a crash.
-    pub torn_bytes: Family<SinkLabel, Counter>,
-    /// Failed writes (`no_space`, `io`) and reads (`read`), each retried or skipped, never fatal.
-    pub io_errors: Family<SinkReasonLabel, Counter>,
-    /// Entries the receiver rejected for good, written to the dead-letter file.
-    pub dead_letter_entries: Family<SinkLabel, Counter>,
-}
-
 impl Metrics {
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
@@ -328,57 +311,7 @@ impl Metrics {
             registry: Registry::default(),
         };
         m.elasticsearch.register(&mut registry);
-        let b = &m.buffer;
-        registry.register(
-            "logferry_buffer_bytes",
-            "Bytes in the sink's buffer not yet accepted by the receiver",
-            b.bytes.clone(),
-        );
-        registry.register(
-            "logferry_buffer_records",
-            "Batches in the sink's buffer not yet accepted by the receiver",
-            b.records.clone(),
-        );
-        registry.register(
-            "logferry_buffer_oldest_record_age_seconds",
-            "Age of the oldest batch in the sink's buffer that is being sent",
-            b.oldest_age_seconds.clone(),
-        );
-        registry.register(
-            "logferry_buffer_full",
-            "1 while the sink's buffer is full and holds the sources back (when_full: block)",
-            b.full.clone(),
-        );
-        registry.register(
-            "logferry_buffer_dropped_entries",
-            "Entries the sink's buffer dropped, by reason (buffer_full with when_full: drop_newest, damaged)",
-            b.dropped_entries.clone(),
-        );
-        registry.register(
-            "logferry_buffer_damaged_records",
-            "Damaged records (bad CRC or framing) skipped while reading the sink's buffer",
-            b.damaged_records.clone(),
-        );
-        registry.register(
-            "logferry_buffer_damaged_bytes",
-            "Bytes of damaged records skipped while reading the sink's buffer",
-            b.damaged_bytes.clone(),
-        );
-        registry.register(
-            "logferry_buffer_torn_bytes",
-            "Bytes of a torn last record cut off when the sink's buffer was opened after a crash",
-            b.torn_bytes.clone(),
-        );
-        registry.register(
-            "logferry_buffer_io_errors",
-            "Buffer I/O errors by kind (no_space, io: writes retried; read: records skipped)",
-            b.io_errors.clone(),
-        );
-        registry.register(
-            "logferry_dead_letter_entries",
-            "Entries the receiver rejected for good, written to the sink's dead-letter file",
-            b.dead_letter_entries.clone(),
-        );
+        m.buffer.register(&mut registry);
         registry.register(
             "promtail_read_bytes_total",
             "Number of bytes read (the file offset)",
@@ -565,11 +498,21 @@ impl Metrics {
             .clone()
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric.
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+
+    /// Every metric in the format a scraper's `Accept` header asks for ([`text`]): its content type
+    /// and body.
+    pub fn exposition(&self, accept: Option<&str>) -> (&'static str, String) {
+        if text::wants_openmetrics(accept) {
+            (text::OPENMETRICS, self.encode())
+        } else {
+            (text::TEXT, text::to_text_format(&self.encode()))
+        }
     }
 
     /// Create a client's series at zero, as Promtail does once it knows a host and tenant, so that

@@ -1,14 +1,15 @@
 //! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule),
 //! `/config` (the effective config, secrets redacted, as Promtail serves it), `/targets` (what is read
-//! and how far behind, as JSON), `/reload` (with `server.enable_runtime_reload`, as in Promtail) and a
-//! redirect from `/` to `/metrics`.
+//! and how far behind, as HTML or JSON), `/reload` (with `server.enable_runtime_reload`, as in Promtail)
+//! and a redirect from `/` to `/metrics`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
-use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use axum::Router;
@@ -48,15 +49,11 @@ impl ServerState {
     }
 }
 
-async fn metrics(State(s): State<ServerState>) -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        s.metrics.encode(),
-    )
-        .into_response()
+/// OpenMetrics for scrapers that ask for it (Prometheus), the classic text format otherwise.
+async fn metrics(State(s): State<ServerState>, headers: HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let (content_type, body) = s.metrics.exposition(accept);
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
 async fn ready(State(s): State<ServerState>) -> Response {
@@ -79,9 +76,23 @@ async fn config(State(s): State<ServerState>) -> Response {
         .into_response()
 }
 
-/// `/targets`: every target with its labels, bytes read, size and lag, as JSON.
-async fn targets(State(s): State<ServerState>) -> Response {
-    let body = serde_json::json!({ "targets": s.targets.snapshot() }).to_string();
+/// `/targets`: every target with its labels, state, progress and lag; an HTML page for browsers (they
+/// ask for `text/html`), JSON otherwise or with `?format=json`.
+async fn targets(
+    State(s): State<ServerState>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let snapshot = s.targets.snapshot();
+    let browser = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser && query.get("format").map(String::as_str) != Some("json") {
+        let page = crate::targets::page::render(&snapshot);
+        return ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response();
+    }
+    let body = serde_json::json!({ "targets": snapshot }).to_string();
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 

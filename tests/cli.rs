@@ -332,6 +332,7 @@ fn the_shipped_example_configs_pass_check_config() {
         "examples/bare-metal.yaml",
         "examples/elasticsearch-json.yaml",
         "examples/promtail-migration.yaml",
+        "examples/container/config.yaml",
     ] {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
         let out = Agent::builder()

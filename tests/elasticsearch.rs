@@ -409,7 +409,11 @@ fn refused_credentials_are_retried_not_dead_lettered() {
     assert!(es.wait_for_docs(200, WAIT), "{}", agent.logs());
     std::thread::sleep(Duration::from_millis(300));
     exactly_once(&lines, &es);
-    let refused = es.bulk_requests().iter().filter(|r| r.status == 401).count();
+    let refused = es
+        .bulk_requests()
+        .iter()
+        .filter(|r| r.status == 401)
+        .count();
     assert_eq!(refused, 2);
     let dead = std::fs::read_dir(dir.join("buffer"))
         .unwrap()

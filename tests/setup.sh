@@ -28,6 +28,9 @@ apt_install systemd libsystemd0 systemd-journal-remote util-linux xz-utils
 # as logferry-test-busybox:latest. Skipped (the Docker tests then skip too) where no engine answers.
 DOCKER_TEST_IMAGE=logferry-test-busybox:latest
 if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    # tests/container.rs: the sidecar image's script strips the binary (objcopy), and the example
+    # compose file is checked with docker-compose.
+    apt_install binutils docker-compose
     if ! docker image inspect "$DOCKER_TEST_IMAGE" >/dev/null 2>&1; then
         apt_install busybox-static
         rootfs=$(mktemp -d)
@@ -44,4 +47,24 @@ if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
 else
     echo "tests/setup.sh: no Docker engine answers; the Docker source tests will fail"
 fi
+
+# ---- Prometheus (tests/prometheus.rs) -----------------------------------------------------------------
+# A real Prometheus scrapes the agent's /metrics, and promtool lints it. Each test starts its own
+# `prometheus` process; the package's service must not start or be enabled: policy-rc.d refuses the
+# start during the install, and the unit is disabled afterwards.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok installed"; then
+    policy=/usr/sbin/policy-rc.d
+    ours=""
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\nexit 101\n' > "$policy"
+        chmod +x "$policy"
+        ours=1
+    fi
+    status=0
+    apt_install prometheus || status=$?
+    [ -z "$ours" ] || rm -f "$policy"
+    [ "$status" -eq 0 ] || exit "$status"
+    systemctl disable prometheus >/dev/null 2>&1 || true
+fi
+
 echo "tests/setup.sh: ready"

@@ -1,10 +1,13 @@
 //! The agent's status endpoints beside `/metrics`: `/config` (the effective config with secrets
-//! redacted) and `/targets` (what is read and how far behind).
+//! redacted) and `/targets` (what is read and how far behind: files, the journal of a real journald,
+//! containers of the real Docker engine; as JSON, and as HTML for browsers).
 
 mod common;
 
 use std::time::Duration;
 
+use common::docker::{self, awk_numbered, Containers, DockerConfig};
+use common::journald::Journald;
 use common::{http, lines_range, start_agent, LokiReceiver, TestConfig, TestDir};
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -48,6 +51,15 @@ fn config_shows_the_effective_config_without_secrets() {
     assert!(agent.terminate(WAIT).unwrap().success());
 }
 
+/// `/targets` as a browser asks for it.
+fn targets_page(agent: &common::Agent, query: &str) -> http::HttpResponse {
+    let url = format!("{}/targets{query}", agent.http_url());
+    let accept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+    let page = http::request("GET", &url, &[("Accept", accept)], &[]).unwrap();
+    assert_eq!(page.status, 200);
+    page
+}
+
 /// The `targets` array of `/targets`.
 fn targets(agent: &common::Agent) -> Vec<serde_json::Value> {
     let page = http::get(&format!("{}/targets", agent.http_url())).unwrap();
@@ -68,11 +80,21 @@ fn poll(mut check: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// The listed targets of `kind`.
+fn of_kind(agent: &common::Agent, kind: &str) -> Vec<serde_json::Value> {
+    targets(agent)
+        .into_iter()
+        .filter(|t| t["kind"] == kind)
+        .collect()
+}
+
 #[test]
 fn targets_lists_each_file_with_labels_bytes_read_and_lag() {
     let dir = TestDir::new();
     let loki = LokiReceiver::start();
-    let config = TestConfig::new(loki.url()).write(&dir);
+    let config = TestConfig::new(loki.url())
+        .scrape_yaml("    relabel_configs:\n      - target_label: team\n        replacement: '<ops & \"dev\">'\n")
+        .write(&dir);
     let lines = lines_range("t", 0, 100);
     let log = dir.append_lines("logs/a.log", &lines);
     let size = std::fs::metadata(&log).unwrap().len();
@@ -94,9 +116,143 @@ fn targets_lists_each_file_with_labels_bytes_read_and_lag() {
     assert_eq!(t["labels"]["job"], "app");
     assert_eq!(t["file_size"], size);
     assert_eq!(t["lag_bytes"], 0);
+    assert_eq!(t["state"], "waiting", "read to its end");
+    assert_eq!(t["position"], size.to_string());
+    assert_eq!(t["labels"]["team"], "<ops & \"dev\">");
+
+    // A browser gets a page, with what came from outside escaped; `?format=json` gets JSON.
+    let page = targets_page(&agent, "");
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    let html = page.text();
+    assert!(html.contains(&log.display().to_string()), "{html}");
+    assert!(
+        html.contains("team=&quot;&lt;ops &amp; &quot;dev&quot;&gt;&quot;"),
+        "{html}"
+    );
+    assert!(!html.contains("<ops"), "{html}");
+    assert!(html.contains(&format!("{size} bytes")), "{html}");
+    let json = targets_page(&agent, "?format=json");
+    assert_eq!(json.header("content-type"), Some("application/json"));
 
     // A file that is gone from the glob is no longer listed once it was read to its end.
     std::fs::remove_file(&log).unwrap();
     assert!(poll(|| targets(&agent).is_empty()), "{:?}", targets(&agent));
+    assert!(agent.terminate(WAIT).unwrap().success());
+}
+
+#[test]
+fn targets_lists_the_journal_with_its_cursor_and_whether_it_is_at_the_end() {
+    let journald = Journald::start();
+    let dir = TestDir::new();
+    let loki = LokiReceiver::start();
+    let lines = lines_range("j", 0, 50);
+    journald.send_lines("lfstatus", &lines, &[]);
+    journald.sync();
+    let root = dir.path().display();
+    let config = dir.write_config(&format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n\
+         positions:\n  filename: {root}/positions.yaml\n\
+         clients:\n  - url: {url}\n    batchwait: 100ms\n\
+         scrape_configs:\n  - job_name: journal\n    journal:\n      path: {path}\n      \
+         max_age: 1h\n      labels:\n        job: systemd-journal\n    relabel_configs:\n      \
+         - source_labels: [__journal_syslog_identifier]\n        target_label: ident\n",
+        url = loki.url(),
+        path = journald.journal_dir().display(),
+    ));
+    let mut agent = start_agent(&config);
+    assert!(loki.wait_for_lines(lines.len(), WAIT));
+
+    let cursor = journald
+        .last_cursor(&["SYSLOG_IDENTIFIER=lfstatus"])
+        .expect("a cursor");
+    let mut listed = Vec::new();
+    assert!(
+        poll(|| {
+            listed = of_kind(&agent, "journal");
+            listed.len() == 1 && listed[0]["state"] == "waiting" && listed[0]["position"] == cursor
+        }),
+        "{listed:?} (last cursor {cursor})"
+    );
+    let j = &listed[0];
+    assert_eq!(j["job"], "journal");
+    assert_eq!(j["name"], journald.journal_dir().display().to_string());
+    assert_eq!(j["labels"]["job"], "systemd-journal");
+    assert!(
+        j["read_entries"].as_u64().unwrap() >= lines.len() as u64,
+        "{j}"
+    );
+    assert_eq!(j["lag_seconds"], 0.0, "at the journal's end");
+    assert!(j.get("read_bytes").is_none(), "{j}");
+
+    let html = targets_page(&agent, "").text();
+    assert!(html.contains("<td>journal</td>"), "{html}");
+    assert!(html.contains(&cursor), "{html}");
+    assert!(agent.terminate(WAIT).unwrap().success());
+}
+
+#[test]
+fn targets_lists_each_container_with_entries_read_position_and_state() {
+    docker::require();
+    let containers = Containers::new();
+    let dir = TestDir::new();
+    let loki = LokiReceiver::start();
+    let config = DockerConfig::new(&containers.run).write(&dir, &loki.url());
+    let mut agent = start_agent(&config);
+    // One that prints and stops, one that keeps running.
+    let done = containers.run("done", &[], &awk_numbered("d", 0, 40));
+    let idle = containers.idle("idle", &[]);
+    containers.emit(&idle, &awk_numbered("i", 0, 10));
+    assert!(loki.wait_for_lines(50, WAIT), "{:?}", loki.lines());
+
+    let mut listed = Vec::new();
+    let name = |t: &serde_json::Value| t["name"].as_str().unwrap_or("").to_owned();
+    assert!(
+        poll(|| {
+            listed = of_kind(&agent, "container");
+            listed.len() == 2
+                && listed[0]["state"] == "stopped"
+                && listed[0]["read_entries"] == 40
+                && listed[1]["read_entries"] == 10
+        }),
+        "{listed:?}"
+    );
+    let (stopped, running) = (&listed[0], &listed[1]);
+    assert_eq!(name(stopped), containers.name("done"));
+    assert_eq!(stopped["container_id"], done);
+    assert_eq!(stopped["job"], "docker");
+    assert_eq!(stopped["labels"]["container"], containers.name("done"));
+    assert_eq!(stopped["labels"]["stream"], "stdout");
+    let line_bytes = common::numbered_line("d", 0).len() as u64;
+    assert_eq!(stopped["read_bytes"], 40 * line_bytes);
+    assert_eq!(name(running), containers.name("idle"));
+    assert_eq!(running["state"], "reading", "its log stream is open");
+    // The position is Docker's stamp of the last line read, which Loki got as its timestamp.
+    let last = loki
+        .entries()
+        .into_iter()
+        .filter(|e| e.line == common::numbered_line("d", 39))
+        .map(|e| e.timestamp_ns)
+        .next()
+        .unwrap();
+    let position = stopped["position"].as_str().unwrap();
+    let stamp = jiff::Timestamp::from_nanosecond(last).unwrap().to_string();
+    assert_eq!(position, stamp);
+    let lag = stopped["lag_seconds"].as_f64().unwrap();
+    assert!((0.0..WAIT.as_secs_f64()).contains(&lag), "{lag}");
+
+    let html = targets_page(&agent, "").text();
+    assert!(html.contains(&containers.name("idle")), "{html}");
+    assert!(html.contains("40 entries"), "{html}");
+
+    // A removed container leaves the list.
+    docker::docker(&["rm", "-f", &done]);
+    assert!(
+        poll(|| of_kind(&agent, "container").len() == 1),
+        "{:?}",
+        of_kind(&agent, "container")
+    );
     assert!(agent.terminate(WAIT).unwrap().success());
 }

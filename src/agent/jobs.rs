@@ -193,11 +193,13 @@ fn sources_of(
                 positions: env.positions.clone(),
                 metrics: env.metrics.clone(),
                 field_limit: HARD_LINE_LIMIT,
+                targets: env.targets.clone(),
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
         JobSource::Docker(docker) => {
-            let shared = DockerShared::new(cfg, &env.router, &env.positions, &env.metrics);
+            let shared =
+                DockerShared::new(cfg, &env.router, &env.positions, &env.metrics, &env.targets);
             docker_sources(job.name, job.pipeline, docker, &shared, stop)
         }
     }
@@ -396,6 +398,7 @@ fn docker_sources(
         pipeline,
         relabeler: docker.relabeler,
         line_limit: shared.line_limit,
+        targets: shared.targets.clone(),
     });
     let sources = docker.daemons.iter().map(|sd| {
         let source = DockerSource {
@@ -415,10 +418,17 @@ struct DockerShared {
     line_limit: usize,
     /// All Docker jobs read one daemon (its positions can be swept).
     one_daemon: bool,
+    targets: Arc<crate::targets::Targets>,
 }
 
 impl DockerShared {
-    fn new(cfg: &Config, router: &Router, positions: &Positions, metrics: &Arc<Metrics>) -> Self {
+    fn new(
+        cfg: &Config,
+        router: &Router,
+        positions: &Positions,
+        metrics: &Arc<Metrics>,
+        targets: &Arc<crate::targets::Targets>,
+    ) -> Self {
         let max_line = cfg.limits_config.max_line_size.get() as usize;
         DockerShared {
             router: router.clone(),
@@ -430,6 +440,7 @@ impl DockerShared {
                 max_line
             },
             one_daemon: docker_hosts(cfg) == 1,
+            targets: targets.clone(),
         }
     }
 }

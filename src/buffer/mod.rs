@@ -176,6 +176,7 @@ pub fn open(settings: BufferSettings, metrics: Arc<Metrics>) -> std::io::Result<
     let label = SinkLabel {
         sink: Escaped(settings.name.clone()),
     };
+    metrics.buffer.init_sink(&label);
     if recovery.torn_bytes > 0 {
         metrics
             .buffer

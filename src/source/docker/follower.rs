@@ -35,6 +35,7 @@ use crate::relabel::Relabeler;
 use crate::sink::Router;
 use crate::stage::parsing::rfc3339;
 use crate::stage::{Pipeline, PipelineSpec};
+use crate::targets::{ContainerProgress, Targets};
 
 /// A batch is sent once it holds this many lines or bytes, or [`LINGER`] after its first line.
 const BATCH_LINES: usize = 2048;
@@ -55,6 +56,8 @@ pub struct JobContext {
     pub relabeler: Relabeler,
     /// A joined line longer than this is cut (Promtail: `max_line_size`, or 256 KiB when it is 0).
     pub line_limit: usize,
+    /// Where each container's progress shows (`/targets`).
+    pub targets: Arc<Targets>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -351,6 +354,7 @@ impl Container {
         let mut origins = Vec::with_capacity(lines.len());
         let keep_starts = !self.pipeline.is_empty();
         ctx.metrics.docker_entries.inc_by(lines.len() as u64);
+        self.report(ctx, lines);
         for line in lines.drain(..) {
             let Some(labels) = self.stream_labels(line.mark.stream, &ctx.relabeler) else {
                 continue;
@@ -399,6 +403,30 @@ impl Container {
             sent = ctx.router.send(entries, Some(checkpoint)) => sent.is_ok(),
             _ = stopped(&mut stop) => false,
         }
+    }
+
+    /// A batch's progress for `/targets`, with the labels of the container's stdout (else stderr).
+    fn report(&mut self, ctx: &JobContext, lines: &[Line<Mark>]) {
+        if lines.is_empty() {
+            return;
+        }
+        let progress = ContainerProgress {
+            entries: lines.len() as u64,
+            bytes: lines.iter().map(|l| l.text.len() as u64).sum(),
+            newest_ns: lines.iter().map(|l| l.ts_ns).max().unwrap_or(0),
+        };
+        let labels = self
+            .stream_labels(Stream::Stdout, &ctx.relabeler)
+            .or_else(|| self.stream_labels(Stream::Stderr, &ctx.relabeler));
+        ctx.targets
+            .container_read(&self.id, labels.as_ref(), progress);
+    }
+
+    /// The container's name, as Docker lists it, without its leading `/`.
+    pub fn name(&self) -> &str {
+        self.discovered
+            .get(super::targets::CONTAINER_NAME)
+            .map_or("", |n| n.trim_start_matches('/'))
     }
 
     /// The cursor a crash may resume from: before the first line not yet handed to the router.

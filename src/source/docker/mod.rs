@@ -44,6 +44,7 @@ use tokio::time::Instant;
 
 use crate::config::DockerSdConfig;
 use crate::entry::Labels;
+use crate::targets::State;
 use client::{Backoff, DaemonError};
 use cursor::Cursor;
 pub use follower::JobContext;
@@ -177,6 +178,9 @@ impl DockerSource {
                 None => break,
             }
         }
+        for id in d.tracked.keys() {
+            d.ctx.targets.container_gone(id);
+        }
     }
 }
 
@@ -266,6 +270,7 @@ impl Discovery {
             Some(_) => {
                 self.tracked.remove(id);
                 self.ctx.positions.retire_cursor(&key);
+                self.ctx.targets.container_gone(id);
             }
             None if self.ctx.positions.cursor(&key).is_some() => {
                 self.ctx.positions.retire_cursor(&key);
@@ -283,10 +288,20 @@ impl Discovery {
         if done.gone || t.destroyed {
             self.tracked.remove(&id);
             self.ctx.positions.retire_cursor(&Cursor::key(&id));
+            self.ctx.targets.container_gone(&id);
             return None;
         }
         t.container = Some(done.container);
         t.finished = done.finished;
+        let targets = &self.ctx.targets;
+        match &done.end {
+            _ if done.finished => targets.container_ended(&id, State::Stopped, None),
+            SessionEnd::Failed(e) => {
+                targets.container_ended(&id, State::Error, Some(e.to_string()))
+            }
+            SessionEnd::Eof => targets.container_ended(&id, State::Waiting, None),
+            SessionEnd::Stopped | SessionEnd::RouterClosed => {}
+        }
         match done.end {
             SessionEnd::Eof if !done.finished => {
                 // The stream ended but the container runs (it was restarted, or the daemon broke the
@@ -404,6 +419,9 @@ impl Discovery {
             tracing::info!(job = %self.ctx.job, container = %id, from = %container.cursor(), "following container log");
         }
         t.last_start = Some(Instant::now());
+        self.ctx
+            .targets
+            .container_following(id, &self.ctx.job, container.name());
         self.sessions += 1;
         self.ctx.metrics.docker_containers.inc();
         let done = self.done_tx.clone();

@@ -16,6 +16,7 @@ use crate::entry::Labels;
 const PREFIX: &str = "__meta_docker_";
 pub const CONTAINER_ID: &str = "__meta_docker_container_id";
 pub const LOG_STREAM: &str = "__meta_docker_container_log_stream";
+pub const CONTAINER_NAME: &str = "__meta_docker_container_name";
 
 /// What the SD needs from `docker_sd_configs` to make addresses.
 #[derive(Debug, Clone)]
@@ -91,7 +92,7 @@ fn target(
     let mode = network_mode(c);
     let mut labels = Labels::new();
     labels.insert(CONTAINER_ID.into(), c.id.clone()?);
-    labels.insert(format!("{PREFIX}container_name"), name.clone());
+    labels.insert(CONTAINER_NAME.into(), name.clone());
     labels.insert(format!("{PREFIX}container_network_mode"), mode.to_owned());
     for (k, v) in c.labels.iter().flatten() {
         labels.insert(

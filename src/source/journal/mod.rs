@@ -44,6 +44,7 @@ use crate::positions::{Checkpoint, Positions};
 use crate::relabel::Relabeler;
 use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
+use crate::targets::Targets;
 use format::Formatter;
 use reader::{Chunk, Reader, Settings, Stop};
 
@@ -65,14 +66,26 @@ pub struct JournalSource {
     pub metrics: Arc<Metrics>,
     /// Fields longer than this are cut when read (the agent's hard line limit).
     pub field_limit: usize,
+    /// Where the job's progress shows (`/targets`).
+    pub targets: Arc<Targets>,
 }
 
 impl JournalSource {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let static_labels: Labels = self.config.labels.clone().into_iter().collect();
+        self.targets.journal_started(
+            &self.job,
+            &self.config.path,
+            static_labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        );
         let lib = match sys::library() {
             Ok(lib) => lib,
             Err(e) => {
                 tracing::error!(job = %self.job, error = %e, "journal job not started");
+                self.targets.journal_failed(&self.job, e.to_string());
                 return;
             }
         };
@@ -85,9 +98,9 @@ impl JournalSource {
         };
         let key = cursor_key(&self.job);
         let (tx, mut rx) = mpsc::channel::<Chunk>(CHUNK_QUEUE);
-        let static_labels: Labels = self.config.labels.clone().into_iter().collect();
         let reader = Reader {
             lib,
+            targets: self.targets.clone(),
             settings: Settings {
                 job: self.job.clone(),
                 path: (!self.config.path.is_empty()).then(|| PathBuf::from(&self.config.path)),
@@ -161,6 +174,7 @@ impl JournalSource {
             run.send(entries).await;
         }
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        self.targets.journal_gone(&self.job);
     }
 }
 

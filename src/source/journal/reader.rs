@@ -28,6 +28,7 @@ use tokio::sync::mpsc;
 use super::format::{Formatted, Formatter};
 use super::sys::{Journal, Library};
 use crate::entry::Entry;
+use crate::targets::{JournalProgress, Targets};
 
 /// Entries per chunk, at most.
 const CHUNK_ENTRIES: usize = 1024;
@@ -95,6 +96,8 @@ impl Stop {
 
 pub struct Reader {
     pub lib: &'static Library,
+    /// Where a failure shows (`/targets`).
+    pub targets: Arc<Targets>,
     pub settings: Settings,
     pub formatter: Formatter,
     pub stop: Arc<Stop>,
@@ -137,6 +140,7 @@ impl Reader {
             match ended {
                 Ended::Stopped => return,
                 Ended::Failed(e) => {
+                    self.targets.journal_failed(&job, e.to_string());
                     if opened_at.elapsed() > RETRY_MAX {
                         retry = RETRY_MIN;
                     }
@@ -252,6 +256,11 @@ impl Reader {
             }
             if read > 0 {
                 chunk.cursor = journal.cursor().ok();
+            }
+            if read > 0 || at_end {
+                self.report(&chunk, read, at_end);
+            }
+            if read > 0 {
                 if chunk.cursor.is_some() {
                     last_read.clone_from(&chunk.cursor);
                 }
@@ -273,6 +282,19 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// Progress for `/targets`, once per chunk (and when the end is reached with nothing new).
+    fn report(&self, chunk: &Chunk, read: usize, at_end: bool) {
+        self.targets.journal_read(
+            &self.settings.job,
+            JournalProgress {
+                entries: read as u64,
+                cursor: chunk.cursor.as_deref(),
+                newest_usec: chunk.entries.last().map(|e| (e.timestamp / 1000) as u64),
+                at_end,
+            },
+        );
     }
 
     fn entry(&mut self, journal: &mut Journal) -> io::Result<Formatted> {

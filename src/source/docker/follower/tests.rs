@@ -25,6 +25,7 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
         pipeline: PipelineSpec::build(&stages, &build).unwrap(),
         relabeler: Relabeler::new(&[]).unwrap(),
         line_limit: 1024,
+        targets: crate::targets::Targets::new(),
     };
     (ctx, rx)
 }
