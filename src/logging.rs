@@ -314,29 +314,33 @@ mod tests {
         }
     }
 
+    /// Runs `emit` with a subscriber writing through `Guarded<inner>` into `writer`.
+    fn run_with<F>(inner: F, style: Style, window: Duration, writer: Capture, emit: impl FnOnce())
+    where
+        F: FormatEvent<
+                tracing_subscriber::Registry,
+                tracing_subscriber::fmt::format::DefaultFields,
+            > + Send
+            + Sync
+            + 'static,
+    {
+        let mut guarded = Guarded::new(inner, style);
+        guarded.repeats = Repeats::new(window);
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .event_format(guarded)
+            .finish();
+        tracing::subscriber::with_default(subscriber, emit);
+    }
+
     fn logged(style: Style, window: Duration, emit: impl FnOnce()) -> Vec<String> {
         let out = Capture::default();
         let writer = out.clone();
-        let make = move || writer.clone();
         match style {
-            Style::Logfmt => {
-                let mut g = Guarded::new(Logfmt, style);
-                g.repeats = Repeats::new(window);
-                let sub = tracing_subscriber::fmt()
-                    .with_writer(make)
-                    .event_format(g)
-                    .finish();
-                tracing::subscriber::with_default(sub, emit);
-            }
+            Style::Logfmt => run_with(Logfmt, style, window, writer, emit),
             Style::Json => {
                 let json = tracing_subscriber::fmt::format().json().flatten_event(true);
-                let mut g = Guarded::new(json, style);
-                g.repeats = Repeats::new(window);
-                let sub = tracing_subscriber::fmt()
-                    .with_writer(make)
-                    .event_format(g)
-                    .finish();
-                tracing::subscriber::with_default(sub, emit);
+                run_with(json, style, window, writer, emit)
             }
         }
         let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();

@@ -392,13 +392,21 @@ fn a_damaged_buffer_is_repaired_and_the_loss_reported() {
         ))
         .write(&dir);
     let mut agent = start_agent(&config);
-    // Small appends with pauses: many small records across many segments.
+    // Small appends, each read before the next: many small records across many segments, however
+    // slow the machine (a starved agent would otherwise read them as a few large ones).
     let mut expected = Vec::new();
+    let base = agent.http_url();
     for k in 0..40 {
         let lines: Vec<String> = (k * 100..(k + 1) * 100).map(|i| line("g", i, 40)).collect();
         common::append_lines(dir.join("logs/app.log"), &lines);
         expected.extend(lines);
-        std::thread::sleep(Duration::from_millis(20));
+        let size = fs::metadata(dir.join("logs/app.log")).unwrap().len() as f64;
+        assert!(wait_for_metric(
+            &base,
+            "promtail_read_bytes_total",
+            WAIT,
+            |v| v >= size
+        ));
     }
     fill_buffer_then_kill(&mut agent, &dir, 10.0);
     let segs = segments(&buffer);

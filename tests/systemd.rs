@@ -39,7 +39,8 @@ fn wait_for_state(socket: &UnixDatagram, state: &str, seen: &mut Vec<String>) ->
 }
 
 /// Starts an agent with `NOTIFY_SOCKET=notify_socket` and a 400 ms watchdog, and checks the
-/// sequence systemd relies on: READY=1 once started, WATCHDOG=1 pings, STOPPING=1 on SIGTERM.
+/// sequence systemd relies on: READY=1 once started, WATCHDOG=1 pings, RELOADING=1 then READY=1 on
+/// SIGHUP, STOPPING=1 on SIGTERM.
 fn check_notifications(socket: &UnixDatagram, notify_socket: &str) {
     let loki = LokiReceiver::start();
     let dir = TestDir::new();
@@ -67,6 +68,23 @@ fn check_notifications(socket: &UnixDatagram, notify_socket: &str) {
             "no WATCHDOG=1; got {seen:?}"
         );
     }
+
+    // systemctl reload: RELOADING=1 (with the monotonic clock, as Type=notify-reload wants), then
+    // READY=1 again.
+    agent.reload();
+    assert!(
+        wait_for_state(socket, "RELOADING=1", &mut seen),
+        "no RELOADING=1; got {seen:?}"
+    );
+    let reloading = seen.last().unwrap().clone();
+    assert!(
+        reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "{reloading:?}"
+    );
+    assert!(
+        wait_for_state(socket, "READY=1", &mut seen),
+        "no READY=1 after the reload; got {seen:?}"
+    );
 
     agent.signal(libc::SIGTERM);
     assert!(

@@ -292,6 +292,18 @@ mod tests {
         }
     }
 
+    /// A buffer in `dir` feeding `sink`: where to send it batches, and the buffer.
+    fn started(
+        dir: &std::path::Path,
+        sink: mpsc::Sender<Delivery>,
+        abort: watch::Receiver<bool>,
+        retire: watch::Receiver<bool>,
+    ) -> (mpsc::Sender<Delivery>, Buffer) {
+        let (input_tx, input_rx) = input();
+        let b = start(settings(dir), Metrics::new(), input_rx, sink, abort, retire).unwrap();
+        (input_tx, b)
+    }
+
     /// A retire signal that never comes.
     fn never() -> watch::Receiver<bool> {
         watch::channel(false).1
@@ -317,16 +329,7 @@ mod tests {
         let positions = Positions::in_memory();
         let (sink_tx, mut sink_rx) = mpsc::channel(16);
         let (abort_tx, abort_rx) = watch::channel(false);
-        let (input_tx, input_rx) = input();
-        let b = start(
-            settings(dir.path()),
-            Metrics::new(),
-            input_rx,
-            sink_tx,
-            abort_rx,
-            never(),
-        )
-        .unwrap();
+        let (input_tx, b) = started(dir.path(), sink_tx, abort_rx, never());
         let reader = tokio::spawn(b.reader);
         let writer = tokio::spawn(b.writer_done);
         for n in 0..3 {
@@ -368,16 +371,7 @@ mod tests {
         {
             let (sink_tx, mut sink_rx) = mpsc::channel(16);
             let (abort_tx, abort_rx) = watch::channel(false);
-            let (input_tx, input_rx) = input();
-            let b = start(
-                settings(dir.path()),
-                Metrics::new(),
-                input_rx,
-                sink_tx,
-                abort_rx,
-                never(),
-            )
-            .unwrap();
+            let (input_tx, b) = started(dir.path(), sink_tx, abort_rx, never());
             let reader = tokio::spawn(b.reader);
             for n in 0..4 {
                 input_tx.send(delivery(&positions, n)).await.unwrap();
@@ -396,16 +390,7 @@ mod tests {
         }
         let (sink_tx, mut sink_rx) = mpsc::channel(16);
         let (_abort_tx, abort_rx) = watch::channel(false);
-        let (_input_tx, input_rx) = input();
-        let b = start(
-            settings(dir.path()),
-            Metrics::new(),
-            input_rx,
-            sink_tx,
-            abort_rx,
-            never(),
-        )
-        .unwrap();
+        let (_input_tx, b) = started(dir.path(), sink_tx, abort_rx, never());
         tokio::spawn(b.reader);
         let mut lines = Vec::new();
         for _ in 0..3 {
@@ -425,17 +410,8 @@ mod tests {
             // A short sink queue: the reader cannot hand everything out at once.
             let (sink_tx, mut sink_rx) = mpsc::channel(2);
             let (_abort_tx, abort_rx) = watch::channel(false);
-            let (input_tx, input_rx) = input();
             let (retire, retire_rx) = watch::channel(false);
-            let b = start(
-                settings(dir.path()),
-                Metrics::new(),
-                input_rx,
-                sink_tx,
-                abort_rx,
-                retire_rx,
-            )
-            .unwrap();
+            let (input_tx, b) = started(dir.path(), sink_tx, abort_rx, retire_rx);
             let reader = tokio::spawn(b.reader);
             for n in 0..8 {
                 input_tx.send(delivery(&positions, n)).await.unwrap();
@@ -457,16 +433,7 @@ mod tests {
         assert!(accepted.len() < 8, "retired before the end: {accepted:?}");
         let (sink_tx, mut sink_rx) = mpsc::channel(16);
         let (_abort_tx, abort_rx) = watch::channel(false);
-        let (_input_tx, input_rx) = input();
-        let b = start(
-            settings(dir.path()),
-            Metrics::new(),
-            input_rx,
-            sink_tx,
-            abort_rx,
-            never(),
-        )
-        .unwrap();
+        let (_input_tx, b) = started(dir.path(), sink_tx, abort_rx, never());
         tokio::spawn(b.reader);
         while accepted.len() < 8 {
             let d = sink_rx.recv().await.unwrap();
