@@ -14,6 +14,7 @@
 # ld.so.cache for them, /etc/passwd and /etc/group with the user `logferry` (10001), and /tmp.
 # No CA bundle: the HTTP client carries its own root certificates (webpki-roots).
 set -euo pipefail
+trap 'echo "build-image.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 here=$(cd "$(dirname "$0")" && pwd)
 binary="$here/../../target/release/logferry"
@@ -59,7 +60,9 @@ copy_linked() {
 copy_linked "$rootfs/usr/bin/logferry"
 
 # libsystemd: LOGFERRY_LIBSYSTEMD if set (the agent honours it too), else the one ldconfig knows.
-libsystemd=${LOGFERRY_LIBSYSTEMD:-$(ldconfig -p | awk '$1 == "libsystemd.so.0" && /x86-64|x86_64/ { print $NF; exit }')}
+# (awk reads all of ldconfig's output: quitting at the first match would kill ldconfig with SIGPIPE at
+# random, and pipefail would end this script without a word.)
+libsystemd=${LOGFERRY_LIBSYSTEMD:-$(ldconfig -p | awk '$1 == "libsystemd.so.0" && /x86-64|x86_64/ && !found { print $NF; found = 1 }')}
 if [ -z "$libsystemd" ] || [ ! -e "$libsystemd" ]; then
     echo "build-image.sh: libsystemd.so.0 not found (apt-get install libsystemd0): journal jobs would fail in the image" >&2
     exit 1
@@ -69,7 +72,7 @@ copy_linked "$libsystemd"
 # Newer libsystemd dlopens its compression libraries instead of linking them; journal files written
 # with xz, lz4 or zstd need them either way.
 for name in liblzma.so.5 liblz4.so.1 libzstd.so.1; do
-    lib=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64|x86_64/ { print $NF; exit }')
+    lib=$(ldconfig -p | awk -v n="$name" '$1 == n && /x86-64|x86_64/ && !found { print $NF; found = 1 }')
     if [ -n "$lib" ]; then
         copy_lib "$lib"
         copy_linked "$lib"
