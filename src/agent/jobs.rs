@@ -223,12 +223,21 @@ pub(super) enum JobSource {
     Docker(DockerJob),
 }
 
+/// An error in scrape config `sc` at key `path`, placed in the file and naming the job.
+fn job_error(
+    cfg: &Config,
+    sc: &ScrapeConfig,
+    path: &str,
+    msg: String,
+) -> crate::config::ConfigError {
+    cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name))
+}
+
 /// A job's relabel rules; an invalid one is placed in the file.
 fn job_relabeler(index: usize, sc: &ScrapeConfig, cfg: &Config) -> anyhow::Result<Relabeler> {
     Relabeler::new(&sc.relabel_configs).map_err(|e| {
         let path = format!("scrape_configs[{index}].relabel_configs");
-        cfg.error_at(&path, format!("{e} (job {:?})", sc.job_name))
-            .into()
+        job_error(cfg, sc, &path, e.to_string()).into()
     })
 }
 
@@ -239,8 +248,7 @@ pub(super) fn build_job(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Job> {
     let here = format!("scrape_configs[{index}]");
-    let fail =
-        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    let fail = |path: &str, msg: String| job_error(cfg, sc, path, msg);
     match sc.source_kind() {
         Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
         Some(SourceKind::Journal) => return journal_job(index, sc, cfg, metrics),
@@ -338,8 +346,7 @@ fn build_docker_job(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Job> {
     let here = format!("scrape_configs[{index}]");
-    let fail =
-        |path: &str, msg: String| cfg.error_at(path, format!("{msg} (job {:?})", sc.job_name));
+    let fail = |path: &str, msg: String| job_error(cfg, sc, path, msg);
     for (i, sd) in sc.docker_sd_configs.iter().enumerate() {
         let at = format!("{here}.docker_sd_configs[{i}]");
         let unsupported = [
@@ -470,8 +477,7 @@ fn build_pipeline(
     };
     PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
         let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
-        let msg = format!("stage {:?} {} (job {:?})", e.name, e.reason, sc.job_name);
-        cfg.error_at(&path, msg).into()
+        job_error(cfg, sc, &path, format!("stage {:?} {}", e.name, e.reason)).into()
     })
 }
 
