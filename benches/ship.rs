@@ -13,6 +13,11 @@
 //! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB;
 //! 8 MiB when run as a smoke test by `cargo test --all-targets`).
 //! Prints MiB per CPU-second, CPU seconds per GiB, wall MiB/s and the agent's peak RSS (VmHWM).
+//!
+//! `LOGFERRY_BENCH_ONLY=JSON` keeps only the runs whose name contains that text.
+//! `LOGFERRY_BENCH_BEFORE=/path/to/logferry` runs each kept run a second time with that binary (an
+//! older build), right after the current one, so a change is measured before/after under the same load
+//! on a shared machine.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -90,6 +95,7 @@ struct Run {
 /// Run the agent with `sinks` (its `clients` or `elasticsearch` YAML) on `glob` from its start, with
 /// fresh positions and buffers under `<dir>/<name>`, until `done` says everything arrived.
 fn run_agent(
+    program: &Path,
     dir: &TestDir,
     name: &str,
     sinks: &str,
@@ -119,7 +125,10 @@ positions:
         ),
     );
     let t0 = Instant::now();
-    let agent = Agent::builder().config_file(&config).spawn();
+    let agent = Agent::builder()
+        .program(program)
+        .config_file(&config)
+        .spawn();
     let pid = agent.pid();
     let finished = done();
     let run = Run {
@@ -221,58 +230,76 @@ fn main() {
       - timestamp: {source: time, format: "02/Jan/2006:15:04:05 -0700"}
 "#;
     let nginx = logs.join("access.log");
-    let loki = |name: &str, client: &str, glob: &Path, lines: u64, stages: &str| {
+    let current = std::path::PathBuf::from(env!("CARGO_BIN_EXE_logferry"));
+    let before = std::env::var_os("LOGFERRY_BENCH_BEFORE").map(std::path::PathBuf::from);
+    let only = std::env::var("LOGFERRY_BENCH_ONLY").unwrap_or_default();
+    let loki = |program: &Path, name: &str, client: &str, glob: &Path, lines: u64, stages: &str| {
         let receiver = LokiReceiver::start_count_only();
         let sinks = format!("clients:\n  - url: {}\n{client}", receiver.url());
-        run_agent(&dir, name, &sinks, glob, stages, || {
+        run_agent(program, &dir, name, &sinks, glob, stages, || {
             receiver.wait_for_lines(lines as usize, Duration::from_secs(1800))
         })
     };
-    let es = |name: &str, extra: &str| {
+    let es = |program: &Path, name: &str, extra: &str| {
         let receiver = EsReceiver::start_count_only();
         let sinks = format!(
             "elasticsearch:\n  - endpoints: [{}]\n    index: bench-%Y.%m.%d\n{extra}",
             receiver.url()
         );
-        run_agent(&dir, name, &sinks, &nginx, "", || {
+        run_agent(program, &dir, name, &sinks, &nginx, "", || {
             receiver.wait_for_docs(lines as usize, Duration::from_secs(1800))
         })
     };
-    let runs = [
+    type Workload<'a> = Box<dyn Fn(&Path) -> Run + 'a>;
+    let workloads: Vec<(&str, f64, Workload)> = vec![
         (
             "file -> Loki, no buffer",
             size_mib,
-            loki("memory", memory, &nginx, lines, ""),
+            Box::new(|p: &Path| loki(p, "memory", memory, &nginx, lines, "")),
         ),
         (
             "file -> Loki, disk buffer fsync=interval",
             size_mib,
-            loki("interval", "", &nginx, lines, ""),
+            Box::new(|p: &Path| loki(p, "interval", "", &nginx, lines, "")),
         ),
         (
             "file -> Loki, disk buffer fsync=always",
             size_mib,
-            loki("always", always, &nginx, lines, ""),
+            Box::new(|p: &Path| loki(p, "always", always, &nginx, lines, "")),
         ),
         (
             "JSON -> 2 labels + timestamp -> Loki",
             json_mib,
-            loki("json", "", &json_file, json_lines, json_stages),
+            Box::new(|p: &Path| loki(p, "json", "", &json_file, json_lines, json_stages)),
         ),
-        ("file -> Elasticsearch", size_mib, es("es", "")),
+        (
+            "file -> Elasticsearch",
+            size_mib,
+            Box::new(|p: &Path| es(p, "es", "")),
+        ),
         (
             "file -> Elasticsearch (gzip)",
             size_mib,
-            es("es-gzip", "    compression: gzip\n"),
+            Box::new(|p: &Path| es(p, "es-gzip", "    compression: gzip\n")),
         ),
     ];
-    let (buf_write, buf_read) = buffer_alone(&dir, &file);
+    let mut runs: Vec<(String, f64, Run)> = Vec::new();
+    for (name, mib, workload) in &workloads {
+        if !name.contains(only.as_str()) {
+            continue;
+        }
+        runs.push((name.to_string(), *mib, workload(&current)));
+        if let Some(before) = &before {
+            runs.push((format!("{name} (before)"), *mib, workload(before)));
+        }
+    }
+    let buffer = only.is_empty().then(|| buffer_alone(&dir, &file));
 
     println!();
-    println!("| run                                      | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB |");
-    println!("|------------------------------------------|---------------|---------------|------------|--------------|");
+    println!("| run                                               | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB |");
+    println!("|---------------------------------------------------|---------------|---------------|------------|--------------|");
     println!(
-        "| {:<40} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} |",
+        "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} |",
         "baseline: read + memchr",
         size_mib / b_cpu,
         b_cpu / size_mib * 1024.0,
@@ -281,7 +308,7 @@ fn main() {
     );
     for (name, mib, r) in &runs {
         println!(
-            "| {:<40} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
+            "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
             name,
             mib / r.cpu,
             r.cpu / mib * 1024.0,
@@ -289,17 +316,26 @@ fn main() {
             r.rss
         );
     }
-    let per_cpu = |i: usize| runs[i].1 / runs[i].2.cpu;
-    let per_wall = |i: usize| runs[i].1 / runs[i].2.wall;
-    println!(
-        "\ndisk buffer cost vs no buffer: fsync=interval {:+.1}% CPU per MiB, {:+.1}% wall time; \
-         fsync=always {:+.1}% CPU per MiB, {:+.1}% wall time",
-        (per_cpu(0) / per_cpu(1) - 1.0) * 100.0,
-        (per_wall(0) / per_wall(1) - 1.0) * 100.0,
-        (per_cpu(0) / per_cpu(2) - 1.0) * 100.0,
-        (per_wall(0) / per_wall(2) - 1.0) * 100.0
-    );
-    println!(
-        "disk buffer alone (encode + append + fsync every 500 ms / read + decode): write {buf_write:.0} MiB/s, read {buf_read:.0} MiB/s"
-    );
+    let find = |name: &str| runs.iter().find(|r| r.0 == name);
+    if let (Some(none), Some(interval), Some(always)) = (
+        find("file -> Loki, no buffer"),
+        find("file -> Loki, disk buffer fsync=interval"),
+        find("file -> Loki, disk buffer fsync=always"),
+    ) {
+        let per_cpu = |r: &(String, f64, Run)| r.1 / r.2.cpu;
+        let per_wall = |r: &(String, f64, Run)| r.1 / r.2.wall;
+        println!(
+            "\ndisk buffer cost vs no buffer: fsync=interval {:+.1}% CPU per MiB, {:+.1}% wall time; \
+             fsync=always {:+.1}% CPU per MiB, {:+.1}% wall time",
+            (per_cpu(none) / per_cpu(interval) - 1.0) * 100.0,
+            (per_wall(none) / per_wall(interval) - 1.0) * 100.0,
+            (per_cpu(none) / per_cpu(always) - 1.0) * 100.0,
+            (per_wall(none) / per_wall(always) - 1.0) * 100.0
+        );
+    }
+    if let Some((buf_write, buf_read)) = buffer {
+        println!(
+            "disk buffer alone (encode + append + fsync every 500 ms / read + decode): write {buf_write:.0} MiB/s, read {buf_read:.0} MiB/s"
+        );
+    }
 }

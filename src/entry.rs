@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// A mutable label map, as relabeling and stages see it. Sorted by name, as Loki wants them.
@@ -21,12 +22,25 @@ pub struct LabelSet {
     labels: Labels,
     /// `{a="b", c="d"}` with Go `strconv.Quote` escaping, `__tenant_id__` excluded.
     rendered: String,
+    /// [`labels_hash`] of `labels`, computed once.
+    hash: u64,
 }
 
 impl LabelSet {
     pub fn new(labels: Labels) -> Arc<Self> {
         let rendered = render(&labels);
-        Arc::new(LabelSet { labels, rendered })
+        let hash = labels_hash(&labels);
+        Arc::new(LabelSet {
+            labels,
+            rendered,
+            hash,
+        })
+    }
+
+    /// A digest of the names and values (the same as [`labels_hash`] of [`LabelSet::labels`]), for
+    /// per-stream state keyed by label content, such as the `timestamp` stage's last timestamps.
+    pub fn content_hash(&self) -> u64 {
+        self.hash
     }
 
     pub fn labels(&self) -> &Labels {
@@ -45,6 +59,16 @@ impl LabelSet {
     pub fn tenant(&self) -> Option<&str> {
         self.get(TENANT_LABEL).filter(|t| !t.is_empty())
     }
+}
+
+/// A 64-bit digest of a label map's names and values (not a cryptographic one).
+pub fn labels_hash(labels: &Labels) -> u64 {
+    let mut h = rustc_hash::FxHasher::default();
+    for (name, value) in labels {
+        name.hash(&mut h);
+        value.hash(&mut h);
+    }
+    h.finish()
 }
 
 fn render(labels: &Labels) -> String {

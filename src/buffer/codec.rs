@@ -10,8 +10,9 @@
 //! str = varint length + UTF-8 bytes
 //! ```
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::entry::{Entry, LabelSet, Labels};
 
@@ -19,7 +20,7 @@ const VERSION: u8 = 1;
 
 pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     out.push(VERSION);
-    let mut index: HashMap<*const LabelSet, usize> = HashMap::new();
+    let mut index: FxHashMap<*const LabelSet, usize> = FxHashMap::default();
     let mut sets: Vec<&Arc<LabelSet>> = Vec::new();
     let ids: Vec<usize> = entries
         .iter()

@@ -28,8 +28,7 @@ use serde::de::DeserializeOwned;
 use crate::config::StageConfig;
 use crate::entry::{Entry, LabelSet, Labels};
 
-/// Values stages extract, keyed by name; JSON types as in Promtail (string, number, bool, null).
-pub type Extracted = HashMap<String, serde_json::Value>;
+pub use extracted::Extracted;
 
 /// Stream labels while an entry is in the pipeline: the source's shared set until a stage changes
 /// them, then an owned map (turned back into a shared set, interned, when the entry leaves).
@@ -81,9 +80,14 @@ pub struct Item {
 
 impl Item {
     pub fn new(entry: Entry, origin: u64) -> Self {
-        let mut extracted = Extracted::with_capacity(entry.labels.labels().len() + 4);
+        Self::with_extracted(entry, origin, Extracted::new())
+    }
+
+    /// An item whose `extracted` map is `extracted` (a recycled one: see [`Extracted::recycle`])
+    /// with the entry's labels set in it.
+    pub fn with_extracted(entry: Entry, origin: u64, mut extracted: Extracted) -> Self {
         for (k, v) in entry.labels.labels() {
-            extracted.insert(k.clone(), serde_json::Value::String(v.clone()));
+            extracted.set_str(k, v);
         }
         Item {
             timestamp: entry.timestamp,
@@ -152,6 +156,7 @@ pub fn decode<T: DeserializeOwned>(stage: &str, body: &serde_yaml_ng::Value) -> 
     Ok(value)
 }
 
+mod extracted;
 pub mod filtering;
 pub mod gojson;
 pub mod parsing;
@@ -209,19 +214,32 @@ impl PipelineSpec {
             stages: self.factories.iter().map(|f| f.instantiate()).collect(),
             interned: HashMap::new(),
             scratch: Vec::new(),
+            current: Vec::new(),
+            input: Vec::new(),
+            spare: Vec::new(),
         }
     }
 }
 
 /// How many distinct label sets a pipeline keeps interned before it starts over.
 const INTERN_MAX: usize = 4096;
+/// How many finished entries' `extracted` maps a pipeline keeps for the next entries. Entries go
+/// through the stages one at a time, so one is usually enough; a stage that emits several items for
+/// one (a `multiline` flush) needs a few more.
+const SPARE_MAX: usize = 4;
 
 pub struct Pipeline {
     stages: Vec<Box<dyn Stage>>,
     /// Label sets stages produced, shared so that entries of one stream share one `Arc` (the sinks
     /// group streams by it).
     interned: HashMap<Labels, Arc<LabelSet>>,
+    /// What a stage emits while one entry goes through the stages, and what the next one takes.
     scratch: Vec<Item>,
+    current: Vec<Item>,
+    /// The source's entries while the stages' output is written back into its vector.
+    input: Vec<Entry>,
+    /// `extracted` maps of finished entries, recycled for the next ones.
+    spare: Vec<Extracted>,
 }
 
 impl Pipeline {
@@ -245,17 +263,44 @@ impl Pipeline {
 
     /// Run a source's entries through the stages. `origins[i]` is where entry i starts in the source
     /// (pass an empty slice when the source has no use for [`Pipeline::held_origin`]).
+    ///
+    /// Each entry goes through every stage before the next one starts (stages see entries in the
+    /// same order as stage by stage), so only one entry's `extracted` map is in use at a time and the
+    /// map is recycled for the next entry instead of allocated.
     pub fn run(&mut self, entries: &mut Vec<Entry>, origins: &[u64]) {
         if self.stages.is_empty() {
             return;
         }
-        let items: Vec<Item> = entries
-            .drain(..)
-            .enumerate()
-            .map(|(i, e)| Item::new(e, origins.get(i).copied().unwrap_or(0)))
-            .collect();
-        let items = self.run_items(items, 0);
-        self.finish(items, entries);
+        let mut input = std::mem::replace(entries, std::mem::take(&mut self.input));
+        entries.clear();
+        entries.reserve(input.len());
+        for (i, entry) in input.drain(..).enumerate() {
+            let extracted = self.spare.pop().unwrap_or_default();
+            let origin = origins.get(i).copied().unwrap_or(0);
+            self.run_one(Item::with_extracted(entry, origin, extracted), entries);
+        }
+        self.input = input;
+    }
+
+    /// One item through every stage; what comes out is appended to `entries`.
+    fn run_one(&mut self, item: Item, entries: &mut Vec<Entry>) {
+        let mut current = std::mem::take(&mut self.current);
+        let mut next = std::mem::take(&mut self.scratch);
+        current.push(item);
+        for stage in &mut self.stages {
+            for item in current.drain(..) {
+                stage.process(item, &mut next);
+            }
+            std::mem::swap(&mut current, &mut next);
+            if current.is_empty() {
+                break;
+            }
+        }
+        for item in current.drain(..) {
+            self.finish_one(item, entries);
+        }
+        self.current = current;
+        self.scratch = next;
     }
 
     /// Flush what stages hold whose time is up (or everything with `all`) through the later stages.
@@ -288,16 +333,26 @@ impl Pipeline {
     fn finish(&mut self, items: Vec<Item>, entries: &mut Vec<Entry>) {
         entries.reserve(items.len());
         for item in items {
-            let labels = match item.labels {
-                ItemLabels::Shared(s) => s,
-                ItemLabels::Owned(m) => self.intern(m),
-            };
-            entries.push(Entry {
-                timestamp: item.timestamp,
-                line: item.line,
-                labels,
-                metadata: item.metadata,
-            });
+            self.finish_one(item, entries);
+        }
+    }
+
+    /// An item that left the last stage becomes an entry; its `extracted` map is kept for reuse.
+    fn finish_one(&mut self, item: Item, entries: &mut Vec<Entry>) {
+        let labels = match item.labels {
+            ItemLabels::Shared(s) => s,
+            ItemLabels::Owned(m) => self.intern(m),
+        };
+        entries.push(Entry {
+            timestamp: item.timestamp,
+            line: item.line,
+            labels,
+            metadata: item.metadata,
+        });
+        if self.spare.len() < SPARE_MAX {
+            let mut extracted = item.extracted;
+            extracted.recycle();
+            self.spare.push(extracted);
         }
     }
 

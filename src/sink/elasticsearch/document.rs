@@ -14,8 +14,9 @@
 //! * Structured metadata is nested under `metadata_key`; a name given twice keeps its last value (a
 //!   JSON object must not repeat a key: Elasticsearch rejects the document).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use crate::config::OpType;
 use crate::entry::{Entry, LabelSet};
@@ -29,7 +30,7 @@ pub struct DocEncoder {
     /// `"labels":` with the key escaped.
     labels_key: Vec<u8>,
     metadata_key: Vec<u8>,
-    labels: HashMap<usize, (Arc<LabelSet>, Arc<[u8]>)>,
+    labels: FxHashMap<usize, (Arc<LabelSet>, Arc<[u8]>)>,
     last_labels: Option<(Arc<LabelSet>, Arc<[u8]>)>,
     /// The second last formatted, and `"YYYY-MM-DDTHH:MM:SS.` for it.
     last_second: Option<(i64, [u8; 21])>,
@@ -49,7 +50,7 @@ impl DocEncoder {
             },
             labels_key: key(labels_key),
             metadata_key: key(metadata_key),
-            labels: HashMap::new(),
+            labels: FxHashMap::default(),
             last_labels: None,
             last_second: None,
         }

@@ -4,9 +4,10 @@
 //! The pending push holds the batches it draws from (`Arc`s, shared with the other sinks) and refers to
 //! entries by index, so the encoder reads every line in place.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use super::encode::PushSource;
 use crate::entry::{Batch, Entry};
@@ -26,7 +27,8 @@ struct Stream {
 pub struct PendingPush {
     batches: Vec<Arc<Batch>>,
     streams: Vec<Stream>,
-    index: HashMap<Arc<str>, usize>,
+    /// By the rendered labels (FxHash: this lookup runs for every entry that changes stream).
+    index: FxHashMap<Arc<str>, usize>,
     acks: Vec<Arc<PartAck>>,
     pub bytes: usize,
     pub entries: usize,
@@ -38,7 +40,7 @@ impl PendingPush {
         PendingPush {
             batches: Vec::new(),
             streams: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
             acks: Vec::new(),
             bytes: 0,
             entries: 0,

@@ -7,12 +7,14 @@
 //! their files. With a backlog the loop always finds the next batch waiting, so pushes fill by size,
 //! never by wait.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
+
+use rustc_hash::FxHashMap;
 
 use super::batch::{PartAck, PendingPush};
 use super::config::LokiSettings;
@@ -37,7 +39,7 @@ pub struct LokiSink {
     pending: Vec<(Arc<str>, PendingPush)>,
     /// Entry label set → (final rendered labels, tenant). Keyed by the `Arc`'s address; the `Arc` is
     /// kept in the value so the address cannot be reused while cached.
-    labels: HashMap<usize, ResolvedLabels>,
+    labels: FxHashMap<usize, ResolvedLabels>,
     /// The last label set resolved: a chunk's entries share one.
     last: Option<ResolvedLabels>,
     logged: HashSet<i32>,
@@ -57,7 +59,7 @@ impl LokiSink {
             metrics,
             encoder: PushEncoder::default(),
             pending: Vec::new(),
-            labels: HashMap::new(),
+            labels: FxHashMap::default(),
             last: None,
             logged: HashSet::new(),
             host,

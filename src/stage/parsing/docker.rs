@@ -22,9 +22,8 @@
 use std::sync::{Arc, LazyLock};
 
 use super::container::{self, Timestamps};
-use super::json::Extractor;
+use super::json::{Extractor, Slots};
 use crate::stage::{Item, Stage, StageFactory};
-use serde_json::Value;
 
 static EXTRACTOR: LazyLock<Arc<Extractor>> = LazyLock::new(|| {
     let expressions = [
@@ -46,7 +45,7 @@ impl StageFactory for DockerFactory {
     fn instantiate(&self) -> Box<dyn Stage> {
         Box::new(Docker {
             extractor: EXTRACTOR.clone(),
-            slots: Vec::new(),
+            slots: Slots::default(),
             timestamps: Timestamps::default(),
         })
     }
@@ -54,7 +53,7 @@ impl StageFactory for DockerFactory {
 
 struct Docker {
     extractor: Arc<Extractor>,
-    slots: Vec<Option<Value>>,
+    slots: Slots,
     timestamps: Timestamps,
 }
 

@@ -68,24 +68,10 @@ fn source_text<'a>(extracted: &'a Extracted, source: &str) -> Option<Cow<'a, str
 
 /// Set `extracted[key]` to a string, reusing the key (and the old string's buffer) when it is there.
 fn set_string(extracted: &mut Extracted, key: &str, value: &str) {
-    match extracted.get_mut(key) {
-        Some(Value::String(old)) => {
-            old.clear();
-            old.push_str(value);
-        }
-        Some(old) => *old = Value::String(value.to_owned()),
-        None => {
-            extracted.insert(key.to_owned(), Value::String(value.to_owned()));
-        }
-    }
+    extracted.set_str(key, value);
 }
 
 /// Set `extracted[key]` to `value`, reusing the key when it is there.
 fn set_value(extracted: &mut Extracted, key: &str, value: Value) {
-    match extracted.get_mut(key) {
-        Some(old) => *old = value,
-        None => {
-            extracted.insert(key.to_owned(), value);
-        }
-    }
+    extracted.set(key, value);
 }

@@ -9,12 +9,19 @@
 //! * `static_labels` sets fixed values; entries with an empty or null value are skipped.
 //!
 //! Labels are shared per target until a stage changes them, so a stage that would write the value a
-//! label already has does not copy the set.
+//! label already has does not copy the set. When `labels` or `static_labels` does change a shared
+//! set, the set it made is remembered by the input set and the values written ([`MadeSets`]): the
+//! next entry of the same stream with the same values gets the same shared set, without building,
+//! hashing or interning a map.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use crate::entry::Labels;
+use rustc_hash::{FxHashMap, FxHasher};
+
+use crate::entry::{LabelSet, Labels};
 use crate::stage::value::value_to_string;
 use crate::stage::{decode, Item, ItemLabels, Stage, StageFactory};
 
@@ -64,21 +71,114 @@ pub fn set_label(labels: &mut ItemLabels, name: &str, value: &str) {
     }
 }
 
-pub fn build_labels(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>, String> {
-    let map = decode_label_map("labels", body)?;
-    Ok(Arc::new(LabelsStage { map: map.into() }))
+/// How many label sets a stage remembers before it starts over.
+const MADE_MAX: usize = 4096;
+
+/// The shared label sets a stage made: (input set, values written) → output set. The input `Arc` is
+/// kept, so its address identifies it for as long as it is remembered.
+#[derive(Default)]
+struct MadeSets {
+    /// By a hash of the input's address and the values.
+    sets: FxHashMap<u64, Vec<Made>>,
+    len: usize,
 }
 
-#[derive(Clone)]
-struct LabelsStage {
+struct Made {
+    from: Arc<LabelSet>,
+    /// The value written per configured label, `None` where it was skipped.
+    values: Vec<Option<String>>,
+    to: Arc<LabelSet>,
+}
+
+impl MadeSets {
+    fn insert(&mut self, key: u64, made: Made) {
+        if self.len >= MADE_MAX {
+            self.sets.clear();
+            self.len = 0;
+        }
+        self.sets.entry(key).or_default().push(made);
+        self.len += 1;
+    }
+}
+
+/// Apply `n` (label name, value) pairs, the i-th given by `pair(i)`, to a shared set through
+/// `made`: the same input and values give the same output set. Pairs with no value are skipped; no
+/// change keeps the input set. `pair` is called more than once per index: it must be cheap.
+fn apply_shared<'v>(
+    made: &mut MadeSets,
+    from: &Arc<LabelSet>,
+    n: usize,
+    pair: impl Fn(usize) -> (&'v str, Option<Cow<'v, str>>),
+) -> Arc<LabelSet> {
+    let mut changes = false;
+    let mut h = FxHasher::default();
+    (Arc::as_ptr(from) as usize).hash(&mut h);
+    for i in 0..n {
+        let (name, value) = pair(i);
+        changes |= value.as_deref().is_some_and(|v| from.get(name) != Some(v));
+        value.as_deref().hash(&mut h);
+    }
+    if !changes {
+        return from.clone();
+    }
+    let key = h.finish();
+    let same = |m: &Made| {
+        Arc::ptr_eq(&m.from, from)
+            && m.values
+                .iter()
+                .enumerate()
+                .all(|(i, v)| v.as_deref() == pair(i).1.as_deref())
+    };
+    if let Some(m) = made
+        .sets
+        .get(&key)
+        .and_then(|ms| ms.iter().find(|m| same(m)))
+    {
+        return m.to.clone();
+    }
+    let mut labels = from.labels().clone();
+    let mut values = Vec::with_capacity(n);
+    for i in 0..n {
+        let (name, value) = pair(i);
+        if let Some(v) = &value {
+            labels.insert(name.to_owned(), v.to_string());
+        }
+        values.push(value.map(Cow::into_owned));
+    }
+    let to = LabelSet::new(labels);
+    made.insert(
+        key,
+        Made {
+            from: from.clone(),
+            values,
+            to: to.clone(),
+        },
+    );
+    to
+}
+
+pub fn build_labels(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>, String> {
+    let map = decode_label_map("labels", body)?;
+    Ok(Arc::new(LabelsFactory { map: map.into() }))
+}
+
+struct LabelsFactory {
     /// (label name, extracted key)
     map: Arc<[(String, String)]>,
 }
 
-impl StageFactory for LabelsStage {
+impl StageFactory for LabelsFactory {
     fn instantiate(&self) -> Box<dyn Stage> {
-        Box::new(self.clone())
+        Box::new(LabelsStage {
+            map: self.map.clone(),
+            made: MadeSets::default(),
+        })
     }
+}
+
+struct LabelsStage {
+    map: Arc<[(String, String)]>,
+    made: MadeSets,
 }
 
 impl Stage for LabelsStage {
@@ -87,9 +187,18 @@ impl Stage for LabelsStage {
     }
 
     fn process(&mut self, mut item: Item, out: &mut Vec<Item>) {
-        for (name, source) in self.map.iter() {
-            if let Some(value) = item.extracted.get(source).and_then(value_to_string) {
-                set_label(&mut item.labels, name, &value);
+        if let ItemLabels::Shared(from) = &item.labels {
+            let (map, extracted) = (&self.map, &item.extracted);
+            let to = apply_shared(&mut self.made, from, map.len(), |i| {
+                let (name, source) = &map[i];
+                (name, extracted.get(source).and_then(value_to_string))
+            });
+            item.labels = ItemLabels::Shared(to);
+        } else {
+            for (name, source) in self.map.iter() {
+                if let Some(value) = item.extracted.get(source).and_then(value_to_string) {
+                    set_label(&mut item.labels, name, &value);
+                }
             }
         }
         out.push(item);
@@ -172,20 +281,27 @@ pub fn build_static(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>
             labels.push((name, value));
         }
     }
-    Ok(Arc::new(StaticLabelsStage {
+    Ok(Arc::new(StaticLabelsFactory {
         labels: labels.into(),
     }))
 }
 
-#[derive(Clone)]
-struct StaticLabelsStage {
+struct StaticLabelsFactory {
     labels: Arc<[(String, String)]>,
 }
 
-impl StageFactory for StaticLabelsStage {
+impl StageFactory for StaticLabelsFactory {
     fn instantiate(&self) -> Box<dyn Stage> {
-        Box::new(self.clone())
+        Box::new(StaticLabelsStage {
+            labels: self.labels.clone(),
+            made: MadeSets::default(),
+        })
     }
+}
+
+struct StaticLabelsStage {
+    labels: Arc<[(String, String)]>,
+    made: MadeSets,
 }
 
 impl Stage for StaticLabelsStage {
@@ -194,8 +310,16 @@ impl Stage for StaticLabelsStage {
     }
 
     fn process(&mut self, mut item: Item, out: &mut Vec<Item>) {
-        for (name, value) in self.labels.iter() {
-            set_label(&mut item.labels, name, value);
+        if let ItemLabels::Shared(from) = &item.labels {
+            let labels = &self.labels;
+            let to = apply_shared(&mut self.made, from, labels.len(), |i| {
+                (&labels[i].0, Some(Cow::Borrowed(labels[i].1.as_str())))
+            });
+            item.labels = ItemLabels::Shared(to);
+        } else {
+            for (name, value) in self.labels.iter() {
+                set_label(&mut item.labels, name, value);
+            }
         }
         out.push(item);
     }
@@ -224,6 +348,40 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    /// Entries of one stream that get the same label values share one label set (no map is built
+    /// for them), entries with other values get their own, and the input set is never changed.
+    #[test]
+    fn same_stream_and_values_share_one_label_set() {
+        let mut pipeline = crate::stage::testing::pipeline(
+            "- json: {expressions: {status: }}\n- labels: {status: }\n- static_labels: {env: prod}",
+        )
+        .unwrap();
+        let input = crate::stage::testing::entry("", &[("job", "web")]).labels;
+        let mut entries: Vec<crate::entry::Entry> = ["200", "500", "200", "200", "500"]
+            .iter()
+            .map(|status| crate::entry::Entry {
+                timestamp: 0,
+                line: format!(r#"{{"status":"{status}"}}"#),
+                labels: input.clone(),
+                metadata: Vec::new(),
+            })
+            .collect();
+        pipeline.run(&mut entries, &[]);
+        let sets: Vec<&Arc<LabelSet>> = entries.iter().map(|e| &e.labels).collect();
+        assert_eq!(
+            sets[0].rendered(),
+            r#"{env="prod", job="web", status="200"}"#
+        );
+        assert_eq!(
+            sets[1].rendered(),
+            r#"{env="prod", job="web", status="500"}"#
+        );
+        assert!(Arc::ptr_eq(sets[0], sets[2]) && Arc::ptr_eq(sets[0], sets[3]));
+        assert!(Arc::ptr_eq(sets[1], sets[4]));
+        assert!(!Arc::ptr_eq(sets[0], sets[1]));
+        assert_eq!(input.rendered(), r#"{job="web"}"#);
     }
 
     #[test]

@@ -235,3 +235,33 @@ fn json_sample_spring_logstash() {
         Some("40000")
     );
 }
+
+/// The field-path scanner decodes escaped keys and values, keeps Go's float64 numbers, and reads a
+/// nested path from the one top-level value it starts from.
+#[test]
+fn json_field_paths_decode_escapes_and_numbers() {
+    let line = r#"{"st\u0061tus": "5\u00e9\n", "n": -1.5e3, "big": 1e400, "a": {"b": [1, {"c": "d"}]}, "s": "\ud83d\ude00 \ud800"}"#;
+    let out = run_with(
+        "- json: {expressions: {status: , n: , c: 'a.b[1].c', s: }}",
+        line,
+        &[],
+    );
+    assert_extracted(
+        &out,
+        &[
+            ("status", json!("5é\n")),
+            ("n", float(-1500.0)),
+            ("c", json!("d")),
+            // A lone surrogate decodes to U+FFFD, as Go decodes it.
+            ("s", json!("😀 \u{fffd}")),
+        ],
+        &[],
+    );
+    // A number out of float64 range fails the line when an expression reads it, as in Go.
+    let out = run_one(
+        "- json: {expressions: {big: }, drop_malformed: true}",
+        line,
+        &[],
+    );
+    assert!(out.is_empty());
+}

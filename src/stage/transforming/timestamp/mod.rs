@@ -21,17 +21,15 @@ pub mod layout;
 #[cfg(test)]
 mod tests;
 
-use std::collections::hash_map::DefaultHasher;
-use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 use jiff::tz::TimeZone;
 use serde::Deserialize;
 
 use self::layout::{Layout, Parsed, Zone};
+use crate::entry::labels_hash;
 use crate::stage::value::value_to_string;
-use crate::stage::{decode, Item, Stage, StageFactory};
+use crate::stage::{decode, Item, ItemLabels, Stage, StageFactory};
 
 /// How many label sets `fudge` remembers (Promtail's `maxLastKnownTimestampsCacheSize`).
 const FUDGE_CAPACITY: usize = 10_000;
@@ -261,10 +259,16 @@ pub fn build(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>, Strin
 
 impl StageFactory for Factory {
     fn instantiate(&self) -> Box<dyn Stage> {
+        // A layout without a year reads the clock, so the same text may not give the same instant.
+        let repeatable = !self
+            .formats
+            .iter()
+            .any(|f| matches!(f, Format::Layout { no_year: true, .. }));
         Box::new(TimestampStage {
             source: self.source.clone(),
             formats: self.formats.clone(),
             last_known: self.fudge.then(LastKnown::default),
+            last_parsed: repeatable.then(|| (String::new(), None)),
         })
     }
 }
@@ -274,15 +278,30 @@ struct TimestampStage {
     formats: Arc<[Format]>,
     /// For `fudge`: the last timestamp per label set.
     last_known: Option<LastKnown>,
+    /// The last text parsed and its instant, when parsing depends on the text alone: consecutive
+    /// lines often carry the same time (to the second), and a compare costs less than a parse.
+    last_parsed: Option<(String, Option<i64>)>,
 }
 
 impl TimestampStage {
-    fn parse(&self, item: &Item) -> Option<i64> {
+    fn parse(&mut self, item: &Item) -> Option<i64> {
         let value = value_to_string(item.extracted.get(&self.source)?)?;
+        if let Some((text, Some(ts))) = &self.last_parsed {
+            if *text == *value {
+                return Some(*ts);
+            }
+        }
         let mut last_err = None;
         for format in self.formats.iter() {
             match format.parse(&value) {
-                Ok(ts) => return Some(ts),
+                Ok(ts) => {
+                    if let Some((text, parsed)) = &mut self.last_parsed {
+                        text.clear();
+                        text.push_str(&value);
+                        *parsed = Some(ts);
+                    }
+                    return Some(ts);
+                }
                 Err(e) => last_err = last_err.or(Some(e)),
             }
         }
@@ -323,20 +342,20 @@ impl Stage for TimestampStage {
     }
 }
 
-/// A 64-bit digest of the entry's label set, standing for Promtail's `labels.String()` key.
+/// A 64-bit digest of the entry's label set, standing for Promtail's `labels.String()` key. A shared
+/// set carries its digest.
 fn label_key(item: &Item) -> u64 {
-    let mut h = DefaultHasher::new();
-    for (name, value) in item.labels.map() {
-        name.hash(&mut h);
-        value.hash(&mut h);
+    match &item.labels {
+        ItemLabels::Shared(set) => set.content_hash(),
+        ItemLabels::Owned(map) => labels_hash(map),
     }
-    h.finish()
 }
 
 /// The last timestamp per label set, bounded: when full, the least recently used tenth goes.
 #[derive(Default)]
 struct LastKnown {
-    map: HashMap<u64, (i64, u64)>,
+    /// Keyed by [`label_key`], already a hash.
+    map: rustc_hash::FxHashMap<u64, (i64, u64)>,
     tick: u64,
 }
 

@@ -264,7 +264,7 @@ fn run_sequence(action: &str, entries: &[(&str, Option<&str>)]) -> Vec<i64> {
         .map(|(file, time)| {
             let mut item = Item::new(testing::entry("", &[("filename", file)]), 0);
             if let Some(t) = time {
-                item.extracted.insert("time".into(), json!(t));
+                item.extracted.insert("time", json!(t));
             }
             pipeline.run_items(vec![item], 0)[0].timestamp
         })

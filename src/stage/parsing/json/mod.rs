@@ -11,19 +11,21 @@
 //! * A `source` that is missing, or has no string form, leaves the entry unchanged.
 //!
 //! Speed: the usual expressions are plain field paths (`message`, `'"grpc.stream"'`, `a.b[1].c`). When
-//! all are, the line is scanned once, keeping only the top-level values those paths start from and
-//! skipping the rest without building them. Any other expression (functions, projections, filters)
-//! switches the stage to full JMESPath evaluation over the whole document.
+//! all are, the line is checked and split by [`scan`] without building any value, and only the
+//! top-level values those paths start from are converted: a string without escapes is copied
+//! straight into the `extracted` map's recycled buffer. Any other expression (functions,
+//! projections, filters) switches the stage to full JMESPath evaluation over the whole document.
+
+mod scan;
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::sync::Arc;
 
 use jmespath::{Context, Expression, Rcvar, Variable, DEFAULT_RUNTIME};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Number, Value};
 
+pub use self::scan::Malformed;
 use super::{invalid, set_value, source_text};
 use crate::stage::gojson;
 use crate::stage::{decode, Extracted, Item, Stage, StageFactory};
@@ -76,7 +78,7 @@ impl StageFactory for JsonFactory {
             extractor: self.extractor.clone(),
             source: self.source.clone(),
             drop_malformed: self.drop_malformed,
-            slots: Vec::new(),
+            slots: Slots::default(),
         })
     }
 }
@@ -85,7 +87,7 @@ struct JsonStage {
     extractor: Arc<Extractor>,
     source: Option<String>,
     drop_malformed: bool,
-    slots: Vec<Option<Value>>,
+    slots: Slots,
 }
 
 impl Stage for JsonStage {
@@ -113,9 +115,15 @@ impl Stage for JsonStage {
     }
 }
 
-/// The input is not a JSON object.
-#[derive(Debug)]
-pub struct Malformed;
+/// Scratch space of [`Extractor::extract`], kept by its caller between entries: where each top-level
+/// value a field path starts from lies in the input.
+#[derive(Default)]
+pub struct Slots {
+    spans: Vec<Option<Span>>,
+}
+
+/// A value's text in the input: start, end, and whether it is a string with escapes.
+type Span = (usize, usize, bool);
 
 /// A set of `key: JMESPath` expressions, ready to run on JSON text.
 pub struct Extractor {
@@ -135,8 +143,6 @@ struct FieldPath {
     /// Index into [`Extractor::tops`].
     top: usize,
     rest: Vec<Step>,
-    /// The only expression that reads its top-level value as is, which may then take it.
-    sole: bool,
 }
 
 enum Step {
@@ -158,11 +164,7 @@ impl Extractor {
                     tops.push(first);
                     tops.len() - 1
                 });
-                FieldPath {
-                    top,
-                    rest,
-                    sole: false,
-                }
+                FieldPath { top, rest }
             });
             all_fields &= field.is_some();
             exprs.push(Expr {
@@ -171,36 +173,21 @@ impl Extractor {
                 field,
             });
         }
-        for i in 0..exprs.len() {
-            let Some(path) = &exprs[i].field else {
-                continue;
-            };
-            let top = path.top;
-            let readers = exprs
-                .iter()
-                .filter(|e| e.field.as_ref().is_some_and(|f| f.top == top))
-                .count();
-            let direct = path.rest.is_empty();
-            if let Some(path) = &mut exprs[i].field {
-                path.sole = direct && readers == 1;
-            }
-        }
         Ok(Extractor {
             exprs,
             tops: all_fields.then_some(tops),
         })
     }
 
-    /// Run every expression on `input` and set the results in `extracted`. `slots` is scratch space
-    /// kept by the caller between calls.
+    /// Run every expression on `input` and set the results in `extracted`.
     pub fn extract(
         &self,
         input: &str,
-        slots: &mut Vec<Option<Value>>,
+        slots: &mut Slots,
         extracted: &mut Extracted,
     ) -> Result<(), Malformed> {
         match &self.tops {
-            Some(tops) => self.extract_fields(tops, input, slots, extracted),
+            Some(tops) => self.extract_fields(tops, input, &mut slots.spans, extracted),
             None => self.extract_jmespath(input, extracted),
         }
     }
@@ -209,27 +196,43 @@ impl Extractor {
         &self,
         tops: &[String],
         input: &str,
-        slots: &mut Vec<Option<Value>>,
+        spans: &mut Vec<Option<Span>>,
         extracted: &mut Extracted,
     ) -> Result<(), Malformed> {
-        slots.clear();
-        slots.resize(tops.len(), None);
-        let mut de = serde_json::Deserializer::from_str(input);
-        TopLevel { tops, slots }
-            .deserialize(&mut de)
-            .and_then(|()| de.end())
-            .map_err(|_| Malformed)?;
+        spans.clear();
+        spans.resize(tops.len(), None);
+        let base = input.as_ptr() as usize;
+        scan::scan_object(input, |key, value, escaped| {
+            let found = if key.escaped {
+                let key = key.decode();
+                tops.iter().position(|t| *t == key)
+            } else {
+                tops.iter().position(|t| t == key.raw)
+            };
+            if let Some(i) = found {
+                // The last of duplicate keys wins, as in Go.
+                let start = value.as_ptr() as usize - base;
+                spans[i] = Some((start, start + value.len(), escaped));
+            }
+        })?;
         for expr in &self.exprs {
             let Some(path) = &expr.field else { continue };
-            let value = if path.sole {
-                slots[path.top].take().map_or(Value::Null, into_extracted)
-            } else {
-                slots[path.top]
-                    .as_ref()
-                    .and_then(|v| walk(v, &path.rest))
-                    .map_or(Value::Null, to_extracted)
+            let Some((start, end, escaped)) = spans[path.top] else {
+                set_value(extracted, &expr.key, Value::Null);
+                continue;
             };
-            set_value(extracted, &expr.key, value);
+            let raw = &input[start..end];
+            if path.rest.is_empty() {
+                if let Some(s) = scan::as_string(raw, escaped) {
+                    extracted.set_str(&expr.key, &s.decode());
+                    continue;
+                }
+                set_value(extracted, &expr.key, raw_to_extracted(raw, escaped)?);
+            } else {
+                let value: Value = serde_json::from_str(raw).map_err(|_| Malformed)?;
+                let found = walk(&value, &path.rest).map_or(Value::Null, to_extracted);
+                set_value(extracted, &expr.key, found);
+            }
         }
         Ok(())
     }
@@ -255,67 +258,25 @@ impl Extractor {
     }
 }
 
-/// Reads a top-level JSON object, keeping only the values of `tops` (the last of duplicate keys, as Go
-/// does) and skipping the others without building them.
-struct TopLevel<'a> {
-    tops: &'a [String],
-    slots: &'a mut Vec<Option<Value>>,
-}
-
-impl<'de> DeserializeSeed<'de> for TopLevel<'_> {
-    type Value = ();
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<(), D::Error> {
-        de.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for TopLevel<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a JSON object")
-    }
-
-    /// `null` decodes to a nil map in Go: no error, every path is null.
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(slot) = map.next_key_seed(KeySlot(self.tops))? {
-            match slot {
-                Some(i) => self.slots[i] = Some(map.next_value()?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
+/// A top-level value (checked by the scanner) as the json stage stores it.
+fn raw_to_extracted(raw: &str, escaped: bool) -> Result<Value, Malformed> {
+    Ok(match raw.as_bytes()[0] {
+        b't' => Value::Bool(true),
+        b'f' => Value::Bool(false),
+        b'n' => Value::Null,
+        b'"' => Value::String(
+            scan::as_string(raw, escaped)
+                .ok_or(Malformed)?
+                .decode()
+                .into_owned(),
+        ),
+        // A float64, as Go decodes every JSON number; one too large for it fails the line, as in Go.
+        b'-' | b'0'..=b'9' => {
+            let f: f64 = raw.parse().map_err(|_| Malformed)?;
+            Value::Number(Number::from_f64(f).ok_or(Malformed)?)
         }
-        Ok(())
-    }
-}
-
-/// A key of the top-level object, as its index in `tops` (no allocation when the key has no escapes).
-struct KeySlot<'a>(&'a [String]);
-
-impl<'de> DeserializeSeed<'de> for KeySlot<'_> {
-    type Value = Option<usize>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, de: D) -> Result<Option<usize>, D::Error> {
-        de.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySlot<'_> {
-    type Value = Option<usize>;
-
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object key")
-    }
-
-    fn visit_str<E>(self, key: &str) -> Result<Option<usize>, E> {
-        Ok(self.0.iter().position(|t| t == key))
-    }
+        _ => into_extracted(serde_json::from_str(raw).map_err(|_| Malformed)?),
+    })
 }
 
 /// Follow field names and indexes as JMESPath does: a field of a non-object or an index of a
