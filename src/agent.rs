@@ -355,11 +355,13 @@ fn build_pipeline(
         metrics: metrics.clone(),
         job: sc.job_name.as_str().into(),
     };
-    PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
-        let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
-        let msg = format!("stage {:?} {} (job {:?})", e.name, e.reason, sc.job_name);
-        cfg.error_at(&path, msg).into()
-    })
+    PipelineSpec::build(&sc.pipeline_stages, &ctx)
+        .map(|spec| spec.keep_extracted(crate::config::keep_extracted(&cfg.elasticsearch)))
+        .map_err(|e| {
+            let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
+            let msg = format!("stage {:?} {} (job {:?})", e.name, e.reason, sc.job_name);
+            cfg.error_at(&path, msg).into()
+        })
 }
 
 /// The stdin source's labels and pipeline: the first scrape config's (Promtail's rule), else

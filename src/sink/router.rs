@@ -168,6 +168,7 @@ mod tests {
                 line: format!("line of {j}"),
                 labels: LabelSet::new(Labels::from([("job".to_string(), j.to_string())])),
                 metadata: Vec::new(),
+                extracted: None,
             })
             .collect()
     }

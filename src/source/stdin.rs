@@ -65,6 +65,7 @@ impl StdinSource {
                         line,
                         labels: labels.clone(),
                         metadata: Vec::new(),
+                        extracted: None,
                     }
                 })
                 .collect();

@@ -368,6 +368,7 @@ impl Container {
                 line: text,
                 labels,
                 metadata: Vec::new(),
+                extracted: None,
             });
         }
         self.pipeline.run(&mut entries, &origins);
