@@ -159,6 +159,7 @@ pub fn decode<T: DeserializeOwned>(stage: &str, body: &serde_yaml_ng::Value) -> 
 mod extracted;
 pub mod filtering;
 pub mod gojson;
+pub mod inspect;
 pub mod parsing;
 pub mod transforming;
 pub mod value;
@@ -175,7 +176,7 @@ const FAMILIES: [FamilyBuild; 3] = [parsing::build, transforming::build, filteri
 pub fn build_stage(cfg: &StageConfig, ctx: &BuildContext) -> Result<Arc<dyn StageFactory>, String> {
     for family in FAMILIES {
         if let Some(built) = family(cfg, ctx) {
-            return built;
+            return built.map(|f| inspect::wrap(&cfg.name, f));
         }
     }
     Err("is not supported yet by this version of logferry".into())
