@@ -121,6 +121,10 @@ impl Stage for Inspecting {
     fn next_deadline(&self) -> Option<Instant> {
         self.inner.next_deadline()
     }
+
+    fn holds_back(&self) -> bool {
+        self.inner.holds_back()
+    }
 }
 
 /// What the report compares of an item.

@@ -117,6 +117,13 @@ pub trait Stage: Send {
     fn next_deadline(&self) -> Option<Instant> {
         None
     }
+    /// Whether the stage is pacing entries (`limit` without `drop`) and wants no new input until
+    /// those it holds are out: the source then reads nothing, sleeps until
+    /// [`Stage::next_deadline`], flushes, and asks again, so the backlog waits in the file (or the
+    /// journal, or the container's log) instead of in memory, as Promtail's blocking stage does.
+    fn holds_back(&self) -> bool {
+        false
+    }
 }
 
 /// Builds a stage's instances; holds what the instances of one scrape config share.
@@ -357,6 +364,12 @@ impl Pipeline {
     /// The next time [`Pipeline::flush`] has work.
     pub fn next_deadline(&self) -> Option<Instant> {
         self.stages.iter().filter_map(|s| s.next_deadline()).min()
+    }
+
+    /// Whether a stage paces entries and the source should read nothing until the next deadline
+    /// ([`Stage::holds_back`]).
+    pub fn holds_back(&self) -> bool {
+        self.stages.iter().any(|s| s.holds_back())
     }
 
     fn finish(&mut self, items: Vec<Item>, entries: &mut Vec<Entry>) {

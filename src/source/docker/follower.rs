@@ -210,7 +210,9 @@ impl Container {
                         return SessionEnd::RouterClosed;
                     }
                 }
-                item = stream.next() => {
+                // While a stage paces entries (`limit` without `drop`), the stream is not read: the
+                // container's log keeps the backlog.
+                item = stream.next(), if !self.pipeline.holds_back() => {
                     let end = match item {
                         None => return SessionEnd::Eof,
                         Some(Err(e)) => return SessionEnd::Failed(e),

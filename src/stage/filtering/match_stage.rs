@@ -220,6 +220,13 @@ impl Stage for MatchStage {
             Mode::Drop(_) => None,
         }
     }
+
+    fn holds_back(&self) -> bool {
+        match &self.mode {
+            Mode::Keep(nested) => nested.stages.iter().any(|s| s.holds_back()),
+            Mode::Drop(_) => false,
+        }
+    }
 }
 
 #[cfg(test)]
