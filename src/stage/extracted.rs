@@ -273,7 +273,7 @@ mod tests {
     fn behaves_as_a_map() {
         let mut m = Extracted::new();
         assert_eq!(m.insert("a", json!(1)), None);
-        assert_eq!(m.insert("a".to_string(), json!("x")), Some(json!(1)));
+        assert_eq!(m.insert(String::from("a"), json!("x")), Some(json!(1)));
         m.set_str("b", "y");
         assert_eq!(
             (m.get("a"), m.get("b"), m.len()),

@@ -1,14 +1,15 @@
 //! `-inspect`: print to stderr what each stage changed, in Promtail's format (its `inspector.go`, a
-//! go-cmp reporter over `stages.Entry`), so a pipeline can be debugged with `-dry-run -stdin`:
+//! go-cmp reporter over `stages.Entry`), so a pipeline can be debugged with `-dry-run -stdin` (the
+//! `-:`/`+:` lines start with a tab):
 //!
 //! ```text
 //! [inspect: regex stage]:
 //! {stages.Entry}.Extracted["level"]:
-//! 	+: info
+//!     +: info
 //! [inspect: labels stage]:
 //! {stages.Entry}.Entry.Labels:
-//! 	-: {job="app"}
-//! 	+: {job="app", level="info"}
+//!     -: {job="app"}
+//!     +: {job="app", level="info"}
 //! [inspect: output stage]: none
 //! ```
 //!

@@ -59,7 +59,7 @@ fn run_one(yaml: &str, line: &str, labels: &[(&str, &str)]) -> Vec<Item> {
 fn run_with(yaml: &str, line: &str, preset: &[(&str, Value)]) -> Item {
     let mut input = item(line, &[], 0);
     for (k, v) in preset {
-        input.extracted.insert(k.to_string(), v.clone());
+        input.extracted.insert(k, v.clone());
     }
     let mut out = build(yaml).run_items(vec![input], 0);
     assert_eq!(out.len(), 1, "one entry out of {yaml}");
@@ -82,7 +82,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 fn assert_extracted(item: &Item, want: &[(&str, Value)], absent: &[&str]) {
     for (key, value) in want {
         assert_eq!(
-            item.extracted.get(*key),
+            item.extracted.get(key),
             Some(value),
             "extracted[{key:?}] of line {:?}; all: {:?}",
             item.line,
@@ -91,7 +91,7 @@ fn assert_extracted(item: &Item, want: &[(&str, Value)], absent: &[&str]) {
     }
     for key in absent {
         assert!(
-            !item.extracted.contains_key(*key),
+            !item.extracted.contains_key(key),
             "extracted[{key:?}] should be absent: {:?}",
             item.extracted
         );

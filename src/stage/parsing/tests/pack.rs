@@ -55,7 +55,7 @@ fn pack_table() {
     for (yaml, extra, line, remaining) in cases {
         let mut input = item("test line 1", base, 0);
         for (k, v) in extra {
-            input.extracted.insert(k.to_owned(), v);
+            input.extracted.insert(k, v);
         }
         let out = build(yaml).run_items(vec![input], 0);
         assert_eq!(out[0].line, line, "{yaml}");
