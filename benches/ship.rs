@@ -159,6 +159,7 @@ fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
             line: line.to_string(),
             labels: labels.clone(),
             metadata: Vec::new(),
+            extracted: None,
         });
         if size >= 512 * 1024 {
             batches.push(std::mem::take(&mut batch));

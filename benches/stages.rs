@@ -48,6 +48,7 @@ fn main() {
             line: templates[i as usize % templates.len()].to_string(),
             labels: labels.clone(),
             metadata: Vec::new(),
+            extracted: None,
         })
         .collect();
     let ctx = BuildContext {

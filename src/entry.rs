@@ -124,7 +124,14 @@ pub struct Entry {
     pub labels: Arc<LabelSet>,
     /// Loki structured metadata (name, value), in the order the stages added it.
     pub metadata: Vec<(String, String)>,
+    /// The values the pipeline's stages extracted, kept only when an Elasticsearch sink asks for
+    /// them (`extracted_fields`); `None` otherwise, so other configs carry nothing.
+    pub extracted: Option<Box<ExtractedFields>>,
 }
+
+/// Extracted values as an entry carries them to the sinks: (name, value) in the order the stages
+/// first set them; values are JSON strings, numbers, booleans or null.
+pub type ExtractedFields = Vec<(String, serde_json::Value)>;
 
 impl Entry {
     /// Bytes Promtail counts toward a batch: the line plus structured metadata, labels excluded.

@@ -68,7 +68,7 @@ struct Flags {
     #[arg(long = "print-config-stderr", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     print_config_stderr: Option<bool>,
-    /// Accepted for Promtail compatibility; stage inspection arrives with the pipeline stages.
+    /// Print to stderr what each stage changed in each entry, as Promtail does (use with -dry-run).
     #[arg(long = "inspect", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     inspect: Option<bool>,
@@ -225,6 +225,9 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     } else {
         Mode::Run
     };
+    if f.inspect.unwrap_or(false) {
+        logferry::stage::inspect::enable();
+    }
     let opts = agent::Options {
         mode,
         default_config: config_file.is_none(),

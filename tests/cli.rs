@@ -284,6 +284,42 @@ fn dry_run_with_stdin_shows_what_a_config_does_to_sample_lines() {
     assert_eq!(lines[0]["labels"], serde_json::json!({"job": "tryout"}));
 }
 
+/// `-inspect` with `-dry-run`: each stage Promtail's wrapper inspects reports its changes on stderr
+/// in Promtail's format (`none` when it changed nothing); `json` reports nothing, as in Promtail.
+#[test]
+fn inspect_prints_what_each_stage_changed_in_promtails_format() {
+    let dir = TestDir::new();
+    let config = dir.write_config(
+        "server:\n  http_listen_port: 0\n  http_listen_address: 127.0.0.1\n\
+         scrape_configs:\n  - job_name: try\n    static_configs:\n      - labels:\n          job: tryout\n          __path__: /nowhere/*.log\n\
+         \x20   pipeline_stages:\n      - json: {expressions: {msg: message}}\n\
+         \x20     - regex: {source: msg, expression: 'level=(?P<level>\\w+)'}\n\
+         \x20     - labels: {level: }\n      - output: {source: msg}\n",
+    );
+    let mut agent = Agent::builder()
+        .config_file(&config)
+        .args(["-dry-run", "-inspect", "-stdin"])
+        .stdin_piped()
+        .spawn();
+    agent.write_stdin(b"{\"message\":\"level=warn disk full\"}\n{\"message\":\"no level\"}\n");
+    agent.close_stdin();
+    let status = agent.wait(T).expect("exits at the end of its input");
+    assert!(status.success(), "{}", agent.logs());
+    let stderr = agent.stderr();
+    let first = "[inspect: regex stage]: \n\
+        {stages.Entry}.Extracted[\"level\"]:\n\t+: warn\n\
+        [inspect: labels stage]: \n\
+        {stages.Entry}.Entry.Labels:\n\t-: {job=\"tryout\"}\n\t+: {job=\"tryout\", level=\"warn\"}\n\
+        [inspect: output stage]: \n\
+        {stages.Entry}.Entry.Entry.Line:\n\t-: {\"message\":\"level=warn disk full\"}\n\t+: level=warn disk full\n";
+    assert!(stderr.contains(first), "{stderr}");
+    let second =
+        "[inspect: regex stage]: none\n[inspect: labels stage]: none\n[inspect: output stage]: \n";
+    assert!(stderr.contains(second), "{stderr}");
+    assert!(!stderr.contains("json stage"), "{stderr}");
+    assert_eq!(agent.stdout().lines().count(), 2, "{}", agent.stdout());
+}
+
 #[test]
 fn a_pipeline_parses_json_into_labels_timestamp_and_line_end_to_end() {
     let dir = TestDir::new();

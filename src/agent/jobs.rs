@@ -27,7 +27,7 @@ use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::journal::JournalSource;
-use crate::stage::{BuildContext, PipelineSpec};
+use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
 
 type SourceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -44,6 +44,8 @@ pub(super) struct JobSpec {
     global: GlobalConfig,
     /// Whether every Docker job reads the same daemon (see [`DockerShared`]).
     one_daemon: bool,
+    /// The extracted values entries keep for the Elasticsearch sinks (`extracted_fields`).
+    keep_extracted: KeepExtracted,
 }
 
 impl JobSpec {
@@ -54,6 +56,7 @@ impl JobSpec {
             target: cfg.target_config.clone(),
             global: cfg.global.clone(),
             one_daemon: !sc.docker_sd_configs.is_empty() && docker_hosts(cfg) == 1,
+            keep_extracted: crate::config::keep_extracted(&cfg.elasticsearch),
         }
     }
 }
@@ -475,10 +478,12 @@ fn build_pipeline(
         metrics: metrics.clone(),
         job: sc.job_name.as_str().into(),
     };
-    PipelineSpec::build(&sc.pipeline_stages, &ctx).map_err(|e| {
-        let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
-        job_error(cfg, sc, &path, format!("stage {:?} {}", e.name, e.reason)).into()
-    })
+    PipelineSpec::build(&sc.pipeline_stages, &ctx)
+        .map(|spec| spec.keep_extracted(crate::config::keep_extracted(&cfg.elasticsearch)))
+        .map_err(|e| {
+            let path = format!("scrape_configs[{index}].pipeline_stages[{}]", e.index);
+            job_error(cfg, sc, &path, format!("stage {:?} {}", e.name, e.reason)).into()
+        })
 }
 
 /// The stdin source's labels and pipeline: the first scrape config's (Promtail's rule), else

@@ -3,23 +3,34 @@
 //! batch from one file stores its labels once.
 //!
 //! ```text
-//! version u8 = 1
+//! version u8 = 1 or 2
 //! label sets: varint count, then per set: varint pairs, then (str name, str value) per pair
 //! entries:    varint count, then per entry: varint set index, zigzag varint timestamp, str line,
-//!             varint metadata count, (str name, str value) per pair
+//!             varint metadata count, (str name, str value) per pair,
+//!             and in version 2 only: varint extracted count, (str name, value) per field
+//! value = u8 tag: 0 null, 1 false, 2 true, 3 number (f64, 8 bytes little-endian), 4 str
 //! str = varint length + UTF-8 bytes
 //! ```
+//!
+//! Version 2 adds the extracted fields an Elasticsearch sink asked for (`extracted_fields`). A record
+//! is written as version 1 unless one of its entries carries such fields, so configs without them
+//! write what earlier releases wrote, and records of either version are read back.
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
+use serde_json::{Number, Value};
 
 use crate::entry::{Entry, LabelSet, Labels};
 
-const VERSION: u8 = 1;
+/// Records without extracted fields.
+const VERSION_1: u8 = 1;
+/// Records whose entries carry extracted fields.
+const VERSION_2: u8 = 2;
 
 pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
-    out.push(VERSION);
+    let extracted = entries.iter().any(|e| e.extracted.is_some());
+    out.push(if extracted { VERSION_2 } else { VERSION_1 });
     let mut index: FxHashMap<*const LabelSet, usize> = FxHashMap::default();
     let mut sets: Vec<&Arc<LabelSet>> = Vec::new();
     let ids: Vec<usize> = entries
@@ -49,6 +60,34 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
             put_str(out, k);
             put_str(out, v);
         }
+        if extracted {
+            let fields = e.extracted.as_deref().map_or(&[][..], Vec::as_slice);
+            put_varint(out, fields.len() as u64);
+            for (k, v) in fields {
+                put_str(out, k);
+                put_value(out, v);
+            }
+        }
+    }
+}
+
+fn put_value(out: &mut Vec<u8>, v: &Value) {
+    match v {
+        Value::Null => out.push(0),
+        Value::Bool(b) => out.push(1 + u8::from(*b)),
+        Value::Number(n) => {
+            out.push(3);
+            out.extend_from_slice(&n.as_f64().unwrap_or(0.0).to_le_bytes());
+        }
+        Value::String(s) => {
+            out.push(4);
+            put_str(out, s);
+        }
+        // Stages store arrays and objects as their JSON text; should one get here, it stays text.
+        other => {
+            out.push(4);
+            put_str(out, &crate::stage::gojson::to_string(other));
+        }
     }
 }
 
@@ -56,7 +95,7 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
 pub fn decode(data: &[u8]) -> Result<Vec<Entry>, String> {
     let mut r = Cursor { data, at: 0 };
     let version = r.byte()?;
-    if version != VERSION {
+    if version != VERSION_1 && version != VERSION_2 {
         return Err(format!("unknown record version {version}"));
     }
     let n_sets = r.count()?;
@@ -84,11 +123,24 @@ pub fn decode(data: &[u8]) -> Result<Vec<Entry>, String> {
             let k = r.string()?;
             metadata.push((k, r.string()?));
         }
+        let mut extracted = None;
+        if version == VERSION_2 {
+            let n = r.count()?;
+            if n > 0 {
+                let mut fields = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let k = r.string()?;
+                    fields.push((k, r.value()?));
+                }
+                extracted = Some(Box::new(fields));
+            }
+        }
         entries.push(Entry {
             timestamp,
             line,
             labels,
             metadata,
+            extracted,
         });
     }
     if r.at != data.len() {
@@ -143,6 +195,25 @@ impl Cursor<'_> {
         Ok(n)
     }
 
+    fn value(&mut self) -> Result<Value, String> {
+        Ok(match self.byte()? {
+            0 => Value::Null,
+            1 => Value::Bool(false),
+            2 => Value::Bool(true),
+            3 => {
+                let bytes = self
+                    .data
+                    .get(self.at..self.at + 8)
+                    .ok_or("record ends early")?;
+                self.at += 8;
+                let f = f64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+                Value::Number(Number::from_f64(f).ok_or("number is not finite")?)
+            }
+            4 => Value::String(self.string()?),
+            tag => return Err(format!("unknown value tag {tag}")),
+        })
+    }
+
     fn string(&mut self) -> Result<String, String> {
         let n = self.count()?;
         let bytes = &self.data[self.at..self.at + n];
@@ -168,18 +239,21 @@ mod tests {
                 line: "first".into(),
                 labels: a.clone(),
                 metadata: vec![],
+                extracted: None,
             },
             Entry {
                 timestamp: -5,
                 line: String::new(),
                 labels: b.clone(),
                 metadata: vec![("trace_id".into(), "t1".into())],
+                extracted: None,
             },
             Entry {
                 timestamp: 0,
                 line: "x".repeat(70_000),
                 labels: a.clone(),
                 metadata: vec![],
+                extracted: None,
             },
         ];
         let mut buf = Vec::new();
@@ -199,6 +273,66 @@ mod tests {
         );
     }
 
+    /// A version 1 record exactly as releases before extracted fields wrote it: one label set
+    /// `{job="a"}`, one entry at timestamp 5 with line "hi" and metadata `t=1`.
+    const V1_RECORD: &[u8] = b"\x01\x01\x01\x03job\x01a\x01\x00\x0a\x02hi\x01\x01t\x011";
+
+    #[test]
+    fn old_version_1_records_still_decode() {
+        let back = decode(V1_RECORD).unwrap();
+        assert_eq!(back.len(), 1);
+        let e = &back[0];
+        assert_eq!((e.timestamp, e.line.as_str()), (5, "hi"));
+        assert_eq!(e.labels.rendered(), r#"{job="a"}"#);
+        assert_eq!(e.metadata, vec![("t".to_string(), "1".to_string())]);
+        assert!(e.extracted.is_none());
+        // Entries without extracted fields are still written as version 1, byte for byte.
+        let mut again = Vec::new();
+        encode(&back, &mut again);
+        assert_eq!(again, V1_RECORD);
+    }
+
+    #[test]
+    fn extracted_fields_round_trip_in_version_2() {
+        use serde_json::json;
+        let labels = LabelSet::new(Labels::from([("job".into(), "a".into())]));
+        let fields = vec![
+            ("level".to_string(), json!("warn")),
+            ("latency".to_string(), json!(0.25)),
+            ("count".to_string(), json!(3.0)),
+            ("ok".to_string(), json!(true)),
+            ("no".to_string(), json!(false)),
+            ("gone".to_string(), Value::Null),
+            ("é".to_string(), json!("ü\n")),
+        ];
+        let entries = vec![
+            Entry {
+                timestamp: 1,
+                line: "with".into(),
+                labels: labels.clone(),
+                metadata: vec![("m".into(), "v".into())],
+                extracted: Some(Box::new(fields.clone())),
+            },
+            Entry {
+                timestamp: 2,
+                line: "without".into(),
+                labels,
+                metadata: vec![],
+                extracted: None,
+            },
+        ];
+        let mut buf = Vec::new();
+        encode(&entries, &mut buf);
+        assert_eq!(buf[0], 2, "a record with extracted fields is version 2");
+        let back = decode(&buf).unwrap();
+        assert_eq!(back[0].extracted.as_deref(), Some(&fields));
+        assert_eq!(back[0].metadata, entries[0].metadata);
+        assert!(back[1].extracted.is_none());
+        for cut in 0..buf.len() {
+            assert!(decode(&buf[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
     #[test]
     fn damage_is_an_error_not_a_panic_or_a_huge_allocation() {
         let labels = LabelSet::new(Labels::new());
@@ -209,6 +343,7 @@ mod tests {
                 line: "line".into(),
                 labels,
                 metadata: vec![],
+                extracted: None,
             }],
             &mut buf,
         );
@@ -219,6 +354,6 @@ mod tests {
         bad[3] = 0xff;
         bad.splice(4..4, [0xff, 0xff, 0xff, 0x0f]);
         assert!(decode(&bad).is_err());
-        assert!(decode(&[2]).is_err(), "unknown version");
+        assert!(decode(&[3]).is_err(), "unknown version");
     }
 }

@@ -281,6 +281,7 @@ mod tests {
             line: format!("line {n}"),
             labels,
             metadata: Vec::new(),
+            extracted: None,
         }];
         let checkpoint = Checkpoint::Cursor {
             key: "cursor-t".into(),

@@ -17,6 +17,7 @@ use super::locate::{join_index, join_key};
 use super::yaml;
 use crate::sink::elasticsearch::index::{check_index_name, IndexTemplate};
 use crate::stage::filtering::selector::Selector;
+use crate::stage::KeepExtracted;
 
 /// One Elasticsearch (or OpenSearch) sink.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -52,6 +53,16 @@ pub struct ElasticsearchConfig {
     /// Field the structured metadata is nested under.
     #[serde(default = "metadata_key")]
     pub metadata_key: String,
+    /// Also index the values the pipeline's stages extracted (`json`, `logfmt`, `regex`,
+    /// `template`...): `true` for every one a stage set (the labels Promtail copies into the map at
+    /// pipeline start are left out), or a list of names (each taken if present, whoever set it).
+    /// Unset or `false`: none, and entries carry no extracted values at all.
+    #[serde(default, skip_serializing_if = "ExtractedFields::is_none")]
+    pub extracted_fields: ExtractedFields,
+    /// Field the extracted values are nested under. Empty: at the top of the document, beside
+    /// `message` (a value whose name is already a document field is then left out).
+    #[serde(default = "extracted_key")]
+    pub extracted_key: String,
     /// Longest time a request waits for more entries before it is sent.
     #[serde(default = "one_second")]
     pub batchwait: GoDuration,
@@ -113,6 +124,84 @@ pub enum OpType {
     Create,
 }
 
+/// `extracted_fields`: `false`, `true` or a list of names.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ExtractedFields {
+    #[default]
+    None,
+    All,
+    Names(Vec<String>),
+}
+
+impl ExtractedFields {
+    pub fn is_none(&self) -> bool {
+        *self == ExtractedFields::None
+    }
+}
+
+impl Serialize for ExtractedFields {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            ExtractedFields::None => s.serialize_bool(false),
+            ExtractedFields::All => s.serialize_bool(true),
+            ExtractedFields::Names(names) => names.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for ExtractedFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = ExtractedFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a list of extracted field names")
+            }
+            fn visit_bool<E>(self, all: bool) -> Result<ExtractedFields, E> {
+                Ok(if all {
+                    ExtractedFields::All
+                } else {
+                    ExtractedFields::None
+                })
+            }
+            fn visit_unit<E>(self) -> Result<ExtractedFields, E> {
+                Ok(ExtractedFields::None)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<ExtractedFields, A::Error> {
+                let mut names = Vec::new();
+                while let Some(name) = seq.next_element::<String>()? {
+                    names.push(name);
+                }
+                Ok(ExtractedFields::Names(names))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// What the pipelines must keep for these sinks: every stage-set value if one sink wants them all,
+/// else the names any sink lists, else nothing.
+pub fn keep_extracted(sinks: &[ElasticsearchConfig]) -> KeepExtracted {
+    let mut names: Vec<String> = Vec::new();
+    for sink in sinks {
+        match &sink.extracted_fields {
+            ExtractedFields::None => {}
+            ExtractedFields::All => return KeepExtracted::All,
+            ExtractedFields::Names(n) => names.extend(n.iter().cloned()),
+        }
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        KeepExtracted::Nothing
+    } else {
+        KeepExtracted::Names(names.into())
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Compression {
@@ -126,6 +215,9 @@ fn labels_key() -> String {
 }
 fn metadata_key() -> String {
     "structured_metadata".into()
+}
+fn extracted_key() -> String {
+    "extracted".into()
 }
 fn one_second() -> GoDuration {
     GoDuration::from_secs(1)
@@ -224,6 +316,25 @@ impl ElasticsearchConfig {
                 at("metadata_key"),
                 "metadata_key must differ from labels_key",
             ));
+        }
+        let key = &self.extracted_key;
+        if key == "@timestamp"
+            || key == "message"
+            || key == &self.labels_key
+            || key == &self.metadata_key
+        {
+            return Err(Invalid::value(
+                at("extracted_key"),
+                "extracted_key must be empty or a field name other than @timestamp, message, labels_key and metadata_key",
+            ));
+        }
+        if let ExtractedFields::Names(names) = &self.extracted_fields {
+            if let Some(i) = names.iter().position(String::is_empty) {
+                return Err(Invalid::value(
+                    join_index(&at("extracted_fields"), i),
+                    "an extracted field name cannot be empty",
+                ));
+            }
         }
         if self.batchsize.get() == 0 {
             return Err(Invalid::value(at("batchsize"), "batchsize must be above 0"));
@@ -352,6 +463,16 @@ mod tests {
                 "other than",
             ),
             (
+                "endpoints: [http://es]\nindex: l\nextracted_key: labels",
+                "e.extracted_key",
+                "other than",
+            ),
+            (
+                "endpoints: [http://es]\nindex: l\nextracted_fields: [a, '']",
+                "e.extracted_fields[1]",
+                "cannot be empty",
+            ),
+            (
                 "endpoints: [http://es]\nindex: l\nbatch_entries: 0",
                 "e.batch_entries",
                 "above 0",
@@ -372,6 +493,45 @@ mod tests {
             assert_eq!(err.path, path, "{yaml}");
             assert!(err.message.contains(message), "{yaml}: {}", err.message);
         }
+    }
+
+    #[test]
+    fn extracted_fields_are_off_all_or_named_and_kept_for_every_sink() {
+        let base = "endpoints: [http://es]\nindex: l\n";
+        let c = |extra: &str| parse(&format!("{base}{extra}"));
+        assert_eq!(c("").extracted_fields, ExtractedFields::None);
+        assert_eq!(c("").extracted_key, "extracted");
+        assert_eq!(
+            c("extracted_fields: false").extracted_fields,
+            ExtractedFields::None
+        );
+        assert_eq!(
+            c("extracted_fields: true").extracted_fields,
+            ExtractedFields::All
+        );
+        let named = c("extracted_fields: [level, user]");
+        assert_eq!(
+            named.extracted_fields,
+            ExtractedFields::Names(vec!["level".into(), "user".into()])
+        );
+        assert_eq!(c("extracted_key: ''").validate("e"), Ok(()));
+        let err =
+            serde_yaml_ng::from_str::<ElasticsearchConfig>(&format!("{base}extracted_fields: 3"))
+                .unwrap_err();
+        assert!(err.to_string().contains("true, false or a list"), "{err}");
+        // What the pipelines keep: nothing, the union of the names, or everything.
+        assert_eq!(keep_extracted(&[c("")]), KeepExtracted::Nothing);
+        let other = c("extracted_fields: [user, trace]");
+        assert_eq!(
+            keep_extracted(&[named.clone(), other]),
+            KeepExtracted::Names(vec!["level".into(), "trace".into(), "user".into()].into())
+        );
+        assert_eq!(
+            keep_extracted(&[named, c("extracted_fields: true")]),
+            KeepExtracted::All
+        );
+        let printed = serde_yaml_ng::to_string(&c("extracted_fields: [a]")).unwrap();
+        assert!(printed.contains("extracted_fields:\n- a"), "{printed}");
     }
 
     #[test]

@@ -61,7 +61,9 @@ pub use client::{BackoffConfig, ClientConfig};
 pub use compat::{OptionsConfig, TracingConfig, WalConfig, WalWatchConfig};
 pub use discovery::{DockerFilter, DockerSdConfig, FileSdConfig, StaticConfig};
 pub use duration::{GoDuration, ModelDuration};
-pub use elasticsearch::{Compression, ElasticsearchConfig, OpType};
+pub use elasticsearch::{
+    keep_extracted, Compression, ElasticsearchConfig, ExtractedFields, OpType,
+};
 pub use envsubst::EnvsubstError;
 pub use error::{ConfigError, ErrorKind};
 pub use flags::FlagOverrides;

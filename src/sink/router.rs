@@ -196,6 +196,7 @@ mod tests {
                 line: format!("line of {j}"),
                 labels: LabelSet::new(Labels::from([("job".to_string(), j.to_string())])),
                 metadata: Vec::new(),
+                extracted: None,
             })
             .collect()
     }

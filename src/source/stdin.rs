@@ -65,12 +65,23 @@ impl StdinSource {
                         line,
                         labels: labels.clone(),
                         metadata: Vec::new(),
+                        extracted: None,
                     }
                 })
                 .collect();
             pipeline.run(&mut entries, &[]);
             if self.router.send(entries, None).await.is_err() {
                 return;
+            }
+            // A stage pacing entries (`limit` without `drop`): release them at its pace before
+            // taking more lines.
+            while let (true, Some(deadline)) = (pipeline.holds_back(), pipeline.next_deadline()) {
+                tokio::time::sleep_until(deadline.into()).await;
+                let mut released = Vec::new();
+                pipeline.flush(Instant::now(), false, &mut released);
+                if self.router.send(released, None).await.is_err() {
+                    return;
+                }
             }
         }
         let mut rest = Vec::new();

@@ -42,6 +42,9 @@ struct Slot {
     value: Value,
     /// False once the value was removed or the map recycled: the key and buffer stay for reuse.
     live: bool,
+    /// The value is a label copied in at pipeline start ([`Extracted::seed_str`]) that no stage
+    /// has set since: not one of the fields the stages extracted ([`Extracted::stage_fields`]).
+    seeded: bool,
 }
 
 impl Extracted {
@@ -83,9 +86,11 @@ impl Extracted {
         slot.live.then_some(&slot.value)
     }
 
+    /// The value of `key` to change in place (it then counts as set by a stage).
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
         let i = self.find(key)?;
         let slot = &mut self.slots[i];
+        slot.seeded = false;
         slot.live.then_some(&mut slot.value)
     }
 
@@ -102,6 +107,7 @@ impl Extracted {
                     key: key.to_owned(),
                     value: Value::Null,
                     live: false,
+                    seeded: false,
                 });
                 let i = self.slots.len() - 1;
                 if let Some(index) = &mut self.index {
@@ -123,6 +129,7 @@ impl Extracted {
             slot.live = true;
             self.live += 1;
         }
+        slot.seeded = false;
         &mut slot.value
     }
 
@@ -149,6 +156,24 @@ impl Extracted {
             }
             other => *other = Value::String(value.to_owned()),
         }
+    }
+
+    /// Set `key` to a label's value at pipeline start, as Promtail copies every label into the
+    /// map; unlike [`Extracted::set_str`], the value is not one the stages extracted.
+    pub fn seed_str(&mut self, key: &str, value: &str) {
+        self.set_str(key, value);
+        if let Some(i) = self.find(key) {
+            self.slots[i].seeded = true;
+        }
+    }
+
+    /// The values stages set, leaving out labels copied in at pipeline start that no stage set
+    /// again, in the order the keys were first set.
+    pub fn stage_fields(&self) -> impl Iterator<Item = (&String, &Value)> {
+        self.slots
+            .iter()
+            .filter(|s| s.live && !s.seeded)
+            .map(|s| (&s.key, &s.value))
     }
 
     pub fn remove(&mut self, key: &str) -> Option<Value> {

@@ -26,7 +26,7 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 
 use crate::config::StageConfig;
-use crate::entry::{Entry, LabelSet, Labels};
+use crate::entry::{Entry, ExtractedFields, LabelSet, Labels};
 
 pub use extracted::Extracted;
 
@@ -87,7 +87,7 @@ impl Item {
     /// with the entry's labels set in it.
     pub fn with_extracted(entry: Entry, origin: u64, mut extracted: Extracted) -> Self {
         for (k, v) in entry.labels.labels() {
-            extracted.set_str(k, v);
+            extracted.seed_str(k, v);
         }
         Item {
             timestamp: entry.timestamp,
@@ -116,6 +116,13 @@ pub trait Stage: Send {
     /// When `flush_expired` should be called next, if something is held with a timeout.
     fn next_deadline(&self) -> Option<Instant> {
         None
+    }
+    /// Whether the stage is pacing entries (`limit` without `drop`) and wants no new input until
+    /// those it holds are out: the source then reads nothing, sleeps until
+    /// [`Stage::next_deadline`], flushes, and asks again, so the backlog waits in the file (or the
+    /// journal, or the container's log) instead of in memory, as Promtail's blocking stage does.
+    fn holds_back(&self) -> bool {
+        false
     }
 }
 
@@ -159,6 +166,7 @@ pub fn decode<T: DeserializeOwned>(stage: &str, body: &serde_yaml_ng::Value) -> 
 mod extracted;
 pub mod filtering;
 pub mod gojson;
+pub mod inspect;
 pub mod parsing;
 pub mod transforming;
 pub mod value;
@@ -175,18 +183,38 @@ const FAMILIES: [FamilyBuild; 3] = [parsing::build, transforming::build, filteri
 pub fn build_stage(cfg: &StageConfig, ctx: &BuildContext) -> Result<Arc<dyn StageFactory>, String> {
     for family in FAMILIES {
         if let Some(built) = family(cfg, ctx) {
-            return built;
+            return built.map(|f| inspect::wrap(&cfg.name, f));
         }
     }
     Err("is not supported yet by this version of logferry".into())
 }
 
+/// Which extracted values an entry keeps when it leaves the pipeline ([`Entry::extracted`]): what
+/// the Elasticsearch sinks' `extracted_fields` ask for, together.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum KeepExtracted {
+    /// None (no sink wants them): the map is recycled and entries carry nothing.
+    #[default]
+    Nothing,
+    /// Every value a stage set (labels copied in at pipeline start left out).
+    All,
+    /// The values of these keys, whoever set them.
+    Names(Arc<[String]>),
+}
+
 #[derive(Clone, Default)]
 pub struct PipelineSpec {
     factories: Vec<Arc<dyn StageFactory>>,
+    keep: KeepExtracted,
 }
 
 impl PipelineSpec {
+    /// Entries leave pipelines of this spec with the extracted values `keep` says.
+    pub fn keep_extracted(mut self, keep: KeepExtracted) -> Self {
+        self.keep = keep;
+        self
+    }
+
     pub fn build(stages: &[StageConfig], ctx: &BuildContext) -> Result<Self, StageError> {
         let mut factories = Vec::with_capacity(stages.len());
         for (index, s) in stages.iter().enumerate() {
@@ -197,12 +225,18 @@ impl PipelineSpec {
             })?;
             factories.push(f);
         }
-        Ok(PipelineSpec { factories })
+        Ok(PipelineSpec {
+            factories,
+            keep: KeepExtracted::Nothing,
+        })
     }
 
     /// A spec from ready factories (nested `match` pipelines, tests).
     pub fn from_factories(factories: Vec<Arc<dyn StageFactory>>) -> Self {
-        PipelineSpec { factories }
+        PipelineSpec {
+            factories,
+            keep: KeepExtracted::Nothing,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -217,6 +251,7 @@ impl PipelineSpec {
             current: Vec::new(),
             input: Vec::new(),
             spare: Vec::new(),
+            keep: self.keep.clone(),
         }
     }
 }
@@ -240,6 +275,7 @@ pub struct Pipeline {
     input: Vec<Entry>,
     /// `extracted` maps of finished entries, recycled for the next ones.
     spare: Vec<Extracted>,
+    keep: KeepExtracted,
 }
 
 impl Pipeline {
@@ -330,6 +366,12 @@ impl Pipeline {
         self.stages.iter().filter_map(|s| s.next_deadline()).min()
     }
 
+    /// Whether a stage paces entries and the source should read nothing until the next deadline
+    /// ([`Stage::holds_back`]).
+    pub fn holds_back(&self) -> bool {
+        self.stages.iter().any(|s| s.holds_back())
+    }
+
     fn finish(&mut self, items: Vec<Item>, entries: &mut Vec<Entry>) {
         entries.reserve(items.len());
         for item in items {
@@ -343,11 +385,27 @@ impl Pipeline {
             ItemLabels::Shared(s) => s,
             ItemLabels::Owned(m) => self.intern(m),
         };
+        let extracted = match &self.keep {
+            KeepExtracted::Nothing => None,
+            KeepExtracted::All => Some(
+                item.extracted
+                    .stage_fields()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect::<ExtractedFields>(),
+            ),
+            KeepExtracted::Names(names) => Some(
+                names
+                    .iter()
+                    .filter_map(|k| Some((k.clone(), item.extracted.get(k)?.clone())))
+                    .collect(),
+            ),
+        };
         entries.push(Entry {
             timestamp: item.timestamp,
             line: item.line,
             labels,
             metadata: item.metadata,
+            extracted: extracted.filter(|f| !f.is_empty()).map(Box::new),
         });
         if self.spare.len() < SPARE_MAX {
             let mut extracted = item.extracted;
@@ -418,6 +476,54 @@ pub mod testing {
             line: line.to_string(),
             labels: LabelSet::new(map),
             metadata: Vec::new(),
+            extracted: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(keep: KeepExtracted, yaml: &str, line: &str) -> Option<Box<ExtractedFields>> {
+        let stages: Vec<StageConfig> = serde_yaml_ng::from_str(yaml).unwrap();
+        let ctx = BuildContext {
+            metrics: crate::metrics::Metrics::new(),
+            job: "test".into(),
+        };
+        let spec = PipelineSpec::build(&stages, &ctx).unwrap();
+        let mut pipeline = spec.keep_extracted(keep).instantiate();
+        let mut entries = vec![testing::entry(line, &[("job", "web"), ("level", "x")])];
+        pipeline.run(&mut entries, &[]);
+        entries.pop().unwrap().extracted
+    }
+
+    /// Entries keep the values stages set (not the labels copied in at start) only when asked.
+    #[test]
+    fn entries_keep_extracted_values_only_when_a_sink_asks() {
+        let yaml = "- json: {expressions: {user: , n: }}\n- template: {source: job, template: '{{ .Value }}'}";
+        let line = r#"{"user":"ann","n":2}"#;
+        assert_eq!(run(KeepExtracted::Nothing, yaml, line), None);
+        let all = run(KeepExtracted::All, yaml, line).unwrap();
+        assert_eq!(
+            *all,
+            vec![
+                // The template stage set `job` again: it counts as extracted.
+                ("job".to_string(), json!("web")),
+                ("n".to_string(), json!(2.0)),
+                ("user".to_string(), json!("ann")),
+            ]
+        );
+        let names = KeepExtracted::Names(vec!["level".to_string(), "user".to_string()].into());
+        assert_eq!(
+            *run(names, yaml, line).unwrap(),
+            vec![
+                ("level".to_string(), json!("x")),
+                ("user".to_string(), json!("ann")),
+            ]
+        );
+        let none = KeepExtracted::Names(vec!["absent".to_string()].into());
+        assert_eq!(run(none, yaml, line), None);
     }
 }

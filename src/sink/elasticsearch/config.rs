@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::config::{Compression, ElasticsearchConfig, OpType};
+use crate::config::{Compression, ElasticsearchConfig, ExtractedFields, OpType};
 use crate::sink::http;
 use crate::sink::loki::config::{host_of, Auth, TlsSettings};
 
@@ -28,6 +28,9 @@ pub struct EsSettings {
     pub pipeline: String,
     pub labels_key: String,
     pub metadata_key: String,
+    /// Which extracted values go into documents, and under which field ("" = top level).
+    pub extracted_fields: ExtractedFields,
+    pub extracted_key: String,
     pub batch_wait: Duration,
     pub batch_size: usize,
     pub batch_entries: usize,
@@ -63,6 +66,8 @@ impl EsSettings {
             pipeline: c.pipeline.clone(),
             labels_key: c.labels_key.clone(),
             metadata_key: c.metadata_key.clone(),
+            extracted_fields: c.extracted_fields.clone(),
+            extracted_key: c.extracted_key.clone(),
             batch_wait: c.batchwait.get(),
             batch_size: c.batchsize.get() as usize,
             batch_entries: c.batch_entries as usize,

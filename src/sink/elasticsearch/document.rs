@@ -13,14 +13,19 @@
 //!   rendered once and kept, keyed by its `Arc` as the Loki sink does, since a file's lines share one.
 //! * Structured metadata is nested under `metadata_key`; a name given twice keeps its last value (a
 //!   JSON object must not repeat a key: Elasticsearch rejects the document).
+//! * With `extracted_fields`, the values the stages extracted are nested under `extracted_key`
+//!   (`"extracted":{"level":"warn","latency":0.25}`) with their JSON types (numbers as Go's float64
+//!   writes them), or written at the top when the key is empty, leaving out a name that is already a
+//!   document field. The pipeline keeps them on the entry only when some sink asks for them.
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
-use crate::config::OpType;
+use crate::config::{ExtractedFields, OpType};
 use crate::entry::{Entry, LabelSet};
 use crate::sink::stdout::civil_from_days;
+use crate::stage::gojson;
 
 /// How many distinct label sets the cache keeps before it starts over.
 const LABEL_CACHE_MAX: usize = 10_000;
@@ -30,6 +35,13 @@ pub struct DocEncoder {
     /// `"labels":` with the key escaped.
     labels_key: Vec<u8>,
     metadata_key: Vec<u8>,
+    extracted: ExtractedFields,
+    /// `"extracted":`, or empty for fields at the top of the document.
+    extracted_key: Vec<u8>,
+    /// Top-level names extracted values may not take (with an empty `extracted_key`).
+    reserved: [String; 4],
+    /// A value's JSON text while it is written.
+    scratch: String,
     labels: FxHashMap<usize, (Arc<LabelSet>, Arc<[u8]>)>,
     last_labels: Option<(Arc<LabelSet>, Arc<[u8]>)>,
     /// The second last formatted, and `"YYYY-MM-DDTHH:MM:SS.` for it.
@@ -50,10 +62,32 @@ impl DocEncoder {
             },
             labels_key: key(labels_key),
             metadata_key: key(metadata_key),
+            extracted: ExtractedFields::None,
+            extracted_key: Vec::new(),
+            reserved: [
+                "@timestamp".into(),
+                "message".into(),
+                labels_key.into(),
+                metadata_key.into(),
+            ],
+            scratch: String::new(),
             labels: FxHashMap::default(),
             last_labels: None,
             last_second: None,
         }
+    }
+
+    /// Documents also get the extracted values `fields` selects, under `key` (top level if empty).
+    pub fn with_extracted(mut self, fields: &ExtractedFields, key: &str) -> Self {
+        self.extracted = fields.clone();
+        self.extracted_key = if key.is_empty() {
+            Vec::new()
+        } else {
+            let mut k = serde_json::to_vec(key).expect("a string serializes");
+            k.push(b':');
+            k
+        };
+        self
     }
 
     /// The action line for documents going to `index`, newline included.
@@ -81,7 +115,40 @@ impl DocEncoder {
             out.extend_from_slice(&self.metadata_key);
             metadata_json(out, &entry.metadata);
         }
+        if let Some(fields) = &entry.extracted {
+            self.extracted_json(out, fields);
+        }
         out.extend_from_slice(b"}\n");
+    }
+
+    /// `,"extracted":{...}` (or `,"a":..,"b":..` at the top) for the fields this sink takes.
+    fn extracted_json(&mut self, out: &mut Vec<u8>, fields: &[(String, serde_json::Value)]) {
+        let top = self.extracted_key.is_empty();
+        let mut opened = false;
+        for (name, value) in fields {
+            let wanted = match &self.extracted {
+                ExtractedFields::None => false,
+                ExtractedFields::All => true,
+                ExtractedFields::Names(names) => names.contains(name),
+            };
+            if !wanted || (top && self.reserved.contains(name)) {
+                continue;
+            }
+            out.push(b',');
+            if !top && !opened {
+                out.extend_from_slice(&self.extracted_key);
+                out.push(b'{');
+                opened = true;
+            }
+            json_string(out, name);
+            out.push(b':');
+            self.scratch.clear();
+            gojson::write_value(&mut self.scratch, value);
+            out.extend_from_slice(self.scratch.as_bytes());
+        }
+        if opened {
+            out.push(b'}');
+        }
     }
 
     fn timestamp(&mut self, out: &mut Vec<u8>, ts: i64) {
@@ -198,6 +265,7 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            extracted: None,
         }
     }
 
@@ -249,5 +317,48 @@ mod tests {
             enc.action("logs-x"),
             b"{\"create\":{\"_index\":\"logs-x\"}}\n".to_vec()
         );
+    }
+
+    #[test]
+    fn extracted_fields_nest_or_go_to_the_top_with_their_types() {
+        use serde_json::json;
+        let mut e = entry(0, "GET /", &[("job", "web")], &[]);
+        e.extracted = Some(Box::new(vec![
+            ("level".into(), json!("warn")),
+            ("latency".into(), json!(0.25)),
+            ("status".into(), json!(200.0)),
+            ("ok".into(), json!(true)),
+            ("user".into(), serde_json::Value::Null),
+            ("message".into(), json!("from a stage")),
+        ]));
+        let mut all = DocEncoder::new(OpType::Index, "labels", "structured_metadata")
+            .with_extracted(&ExtractedFields::All, "extracted");
+        let v = doc(&mut all, &e);
+        assert_eq!(
+            v["extracted"],
+            json!({"level": "warn", "latency": 0.25, "status": 200, "ok": true, "user": null,
+                   "message": "from a stage"})
+        );
+        assert_eq!(v["message"], "GET /");
+        let names = ExtractedFields::Names(vec!["status".into(), "missing".into()]);
+        let mut some = DocEncoder::new(OpType::Index, "labels", "structured_metadata")
+            .with_extracted(&names, "x");
+        assert_eq!(doc(&mut some, &e)["x"], json!({"status": 200}));
+        // At the top, a field may not replace the document's own fields.
+        let mut top = DocEncoder::new(OpType::Index, "labels", "structured_metadata")
+            .with_extracted(&ExtractedFields::All, "");
+        let v = doc(&mut top, &e);
+        assert_eq!(
+            (&v["level"], &v["message"]),
+            (&json!("warn"), &json!("GET /"))
+        );
+        // Nothing selected, or no fields on the entry: no key at all.
+        let none = ExtractedFields::Names(vec!["absent".into()]);
+        let mut n = DocEncoder::new(OpType::Index, "labels", "structured_metadata")
+            .with_extracted(&none, "extracted");
+        assert!(doc(&mut n, &e).get("extracted").is_none());
+        assert!(doc(&mut all, &entry(0, "x", &[], &[]))
+            .get("extracted")
+            .is_none());
     }
 }

@@ -64,7 +64,8 @@ impl EsSink {
             settings.op_type,
             &settings.labels_key,
             &settings.metadata_key,
-        );
+        )
+        .with_extracted(&settings.extracted_fields, &settings.extracted_key);
         let (namer, action) = match &settings.target {
             Target::Index(t) => (Some(IndexNamer::new(t.clone())), Vec::new()),
             Target::DataStream(name) => (None, encoder.action(name)),

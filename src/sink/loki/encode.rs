@@ -173,6 +173,7 @@ mod tests {
             line: line.to_string(),
             labels: labels.clone(),
             metadata: md,
+            extracted: None,
         };
         let streams = [
             S {

@@ -213,7 +213,9 @@ impl Container {
                         return SessionEnd::RouterClosed;
                     }
                 }
-                item = stream.next() => {
+                // While a stage paces entries (`limit` without `drop`), the stream is not read: the
+                // container's log keeps the backlog.
+                item = stream.next(), if !self.pipeline.holds_back() => {
                     let end = match item {
                         None => return SessionEnd::Eof,
                         Some(Err(e)) => return SessionEnd::Failed(e),
@@ -372,6 +374,7 @@ impl Container {
                 line: text,
                 labels,
                 metadata: Vec::new(),
+                extracted: None,
             });
         }
         self.pipeline.run(&mut entries, &origins);

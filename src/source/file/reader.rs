@@ -304,6 +304,7 @@ fn push(
         line,
         labels: labels.clone(),
         metadata: Vec::new(),
+        extracted: None,
     });
     ts
 }

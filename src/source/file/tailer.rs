@@ -81,6 +81,9 @@ impl Tailer {
             // Read until the end of the file.
             let mut grew = false;
             for _ in 0..CHUNKS_PER_TURN {
+                if !self.wait_while_held_back(&mut pipeline).await {
+                    break 'outer;
+                }
                 if *self.commands.borrow() == Command::Stop {
                     self.stop(&path_label, &mut pipeline).await;
                     break 'outer;
@@ -244,6 +247,27 @@ impl Tailer {
             }
             Err(e) => tracing::debug!(path = %self.path, error = %e, "cannot stat file"),
         }
+    }
+
+    /// While a stage paces entries (`limit` without `drop`), read nothing: sleep until its next
+    /// release and send what it lets out, until it holds nothing back or the agent stops. The rest of
+    /// the file waits on disk. False once the router is closed.
+    async fn wait_while_held_back(&mut self, pipeline: &mut Pipeline) -> bool {
+        while pipeline.holds_back() && *self.commands.borrow() != Command::Stop {
+            let Some(deadline) = pipeline.next_deadline() else {
+                break;
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = self.commands.changed() => continue,
+            }
+            let mut entries = Vec::new();
+            pipeline.flush(Instant::now(), false, &mut entries);
+            if !self.send(pipeline.held_origin(), entries).await {
+                return false;
+            }
+        }
+        true
     }
 
     /// Run a chunk through the pipeline and hand it to the router. False once the router is closed.

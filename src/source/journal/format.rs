@@ -133,6 +133,7 @@ impl Formatter {
             line,
             labels,
             metadata: Vec::new(),
+            extracted: None,
         }))
     }
 

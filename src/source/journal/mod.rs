@@ -144,8 +144,11 @@ impl JournalSource {
                 }
             };
             // Decided first, acted on after: the shutdown arm's output may not be held across an await.
+            // While a stage paces entries (`limit` without `drop`), nothing more is taken: the reader
+            // thread blocks on the full channel and the journal keeps the backlog.
+            let paced = run.pipeline.holds_back();
             let chunk = tokio::select! {
-                chunk = rx.recv() => match chunk {
+                chunk = rx.recv(), if !paced => match chunk {
                     Some(chunk) => Some(chunk),
                     None => break,
                 },

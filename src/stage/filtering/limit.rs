@@ -14,9 +14,11 @@
 //!   runs on its source's task and must not sleep, so it **holds** the entry instead: each entry
 //!   reserves the next token when it arrives (the bucket may go into debt, as Go's `rate.Limiter.Wait`
 //!   does), waits in a queue, and is released in order by `flush_expired` once its token's time has
-//!   come ([`Stage::next_deadline`] tells the source when). Held entries report their origin, so the
-//!   source never commits a position past them; a flush at shutdown or rotation releases them all.
-//!   The source keeps reading meanwhile, so the queue grows while input outpaces `rate`.
+//!   come ([`Stage::next_deadline`] tells the source when). While the queue is not empty the stage
+//!   [holds back](Stage::holds_back) its source: the source reads nothing more, sleeps until the next
+//!   release and flushes, so the backlog stays in the file (at most one read chunk is queued here),
+//!   and reading goes at `rate`. Held entries report their origin, so the source never commits a
+//!   position past them; a flush at shutdown or rotation releases them all.
 //!
 //! The body is decoded weakly, as Promtail does (`rate: "10"` is a number).
 
@@ -273,6 +275,10 @@ impl Stage for LimitStage {
 
     fn next_deadline(&self) -> Option<Instant> {
         self.waiting.front().map(|(at, _)| *at)
+    }
+
+    fn holds_back(&self) -> bool {
+        !self.waiting.is_empty()
     }
 }
 

@@ -165,13 +165,9 @@ impl Nested {
 /// Promtail's pipeline start: every current label is (re)written into `extracted`.
 fn copy_labels(item: &mut Item) {
     for (name, value) in item.labels.map() {
-        match item.extracted.get_mut(name) {
-            Some(Value::String(s)) if s == value => {}
-            Some(slot) => *slot = Value::String(value.clone()),
-            None => {
-                item.extracted
-                    .insert(name.clone(), Value::String(value.clone()));
-            }
+        let same = matches!(item.extracted.get(name), Some(Value::String(s)) if s == value);
+        if !same {
+            item.extracted.seed_str(name, value);
         }
     }
 }
@@ -222,6 +218,13 @@ impl Stage for MatchStage {
         match &self.mode {
             Mode::Keep(nested) => nested.stages.iter().filter_map(|s| s.next_deadline()).min(),
             Mode::Drop(_) => None,
+        }
+    }
+
+    fn holds_back(&self) -> bool {
+        match &self.mode {
+            Mode::Keep(nested) => nested.stages.iter().any(|s| s.holds_back()),
+            Mode::Drop(_) => false,
         }
     }
 }

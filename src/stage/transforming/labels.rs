@@ -366,6 +366,7 @@ mod tests {
                 line: format!(r#"{{"status":"{status}"}}"#),
                 labels: input.clone(),
                 metadata: Vec::new(),
+                extracted: None,
             })
             .collect();
         pipeline.run(&mut entries, &[]);

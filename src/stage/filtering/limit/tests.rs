@@ -118,6 +118,10 @@ fn without_drop_entries_are_held_until_their_token() {
         ["l0", "l1"]
     );
     assert_eq!(p.held_origin(), Some(300));
+    assert!(
+        p.holds_back(),
+        "the source must wait while entries are held"
+    );
     let deadline = p.next_deadline().expect("held entries have a deadline");
     assert!(deadline > Instant::now());
     assert!(deadline <= Instant::now() + Duration::from_millis(500));
@@ -140,6 +144,7 @@ fn without_drop_entries_are_held_until_their_token() {
     );
     assert_eq!(p.held_origin(), None);
     assert_eq!(p.next_deadline(), None);
+    assert!(!p.holds_back());
 }
 
 #[test]

@@ -125,7 +125,10 @@ fn equal(w: u64, b: u8) -> u64 {
 fn plain_run_end(b: &[u8], mut i: usize) -> usize {
     #[cfg(target_arch = "x86_64")]
     {
-        i = sse2::plain_run_end(b, i);
+        match sse2::plain_run_end(b, i) {
+            Ok(found) => return found,
+            Err(tail) => i = tail,
+        }
     }
     while let Some(chunk) = b.get(i..i + 8) {
         let w = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
@@ -151,10 +154,10 @@ mod sse2 {
         _mm_set1_epi8,
     };
 
-    /// As `super::plain_run_end` for whole 16-byte blocks; stops at a special byte or where fewer
-    /// than 16 bytes are left.
+    /// As `super::plain_run_end` for whole 16-byte blocks: `Ok` with the first special byte, or
+    /// `Err` with where the last, shorter block starts.
     #[inline]
-    pub fn plain_run_end(b: &[u8], mut i: usize) -> usize {
+    pub fn plain_run_end(b: &[u8], mut i: usize) -> Result<usize, usize> {
         // SAFETY: SSE2 is in the x86_64 baseline, so these intrinsics are always available; every
         // load reads 16 bytes at `i` with `i + 16 <= b.len()`, unaligned loads being allowed.
         unsafe {
@@ -169,12 +172,12 @@ mod sse2 {
                 let special = _mm_movemask_epi8(quoting) as u32
                     | (!_mm_movemask_epi8(printable) as u32 & 0xffff);
                 if special != 0 {
-                    return i + special.trailing_zeros() as usize;
+                    return Ok(i + special.trailing_zeros() as usize);
                 }
                 i += 16;
             }
         }
-        i
+        Err(i)
     }
 }
 
