@@ -305,7 +305,13 @@ fn inspect_prints_what_each_stage_changed_in_promtails_format() {
     agent.close_stdin();
     let status = agent.wait(T).expect("exits at the end of its input");
     assert!(status.success(), "{}", agent.logs());
-    let stderr = agent.stderr();
+    // The agent's own log lines (logfmt, `level=...`) may come between two stages' reports.
+    let stderr: String = agent
+        .stderr()
+        .lines()
+        .filter(|l| !l.starts_with("level="))
+        .map(|l| format!("{l}\n"))
+        .collect();
     let first = "[inspect: regex stage]: \n\
         {stages.Entry}.Extracted[\"level\"]:\n\t+: warn\n\
         [inspect: labels stage]: \n\
