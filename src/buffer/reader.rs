@@ -224,14 +224,16 @@ impl Reader {
     /// The next record from the writer's cache, when it is the one due.
     fn take_cached(&mut self) -> bool {
         let mut cache = self.shared.cache.lock().unwrap();
+        let mut freed = false;
         while let Some(front) = cache.front() {
             let at = self.log.position();
             if front.start > at {
-                return false;
+                break;
             }
             let c = cache.pop_front().expect("front exists");
             let bytes = frame_bytes(c.start, c.end);
             self.shared.cache_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            freed = true;
             if c.start == at {
                 drop(cache);
                 self.shared.notify_room();
@@ -239,6 +241,11 @@ impl Reader {
                 self.hand_over(c.batch, c.end, bytes, c.appended_ms);
                 return true;
             }
+        }
+        drop(cache);
+        if freed {
+            // Records already read from disk left the cache: the writer may be waiting for that room.
+            self.shared.notify_room();
         }
         false
     }
