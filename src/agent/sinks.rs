@@ -19,7 +19,8 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::ack::Delivery;
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
-    BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
+    redact_url_password, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig,
+    LimitsConfig,
 };
 use crate::metrics::Metrics;
 use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
@@ -112,15 +113,14 @@ fn plan_loki(
 ) -> anyhow::Result<SinkPlan> {
     let settings = loki_settings(c, cfg)?;
     let name = sink_name(c);
-    let dir = buffer_dir(c, cfg, &name);
-    let to = format!("Loki {}", redact_url(&settings.url));
+    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
+    let to = format!("Loki {}", redact_url_password(&settings.url));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
     let sink = LokiSink::new(settings, metrics.clone())
         .map_err(anyhow::Error::msg)?
         .with_dead_letter(dead_letter, &name);
-    let disk = c.buffer.r#type == BufferType::Disk && !memory_only;
     Ok(SinkPlan {
-        buffer: disk.then(|| buffer_settings(&c.buffer, name.clone(), dir)),
+        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
         name,
         spec: SinkSpec::Loki(Box::new(c.clone()), Box::new(cfg.limits_config.clone())),
         selector: None,
@@ -145,15 +145,18 @@ fn plan_elasticsearch(
     };
     let name = settings.name.clone();
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
-    let endpoints: Vec<String> = settings.endpoints.iter().map(|e| redact_url(e)).collect();
+    let endpoints: Vec<_> = settings
+        .endpoints
+        .iter()
+        .map(|e| redact_url_password(e))
+        .collect();
     let to = format!("Elasticsearch {}", endpoints.join(","));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
     let sink = EsSink::new(settings, metrics.clone())
         .map_err(anyhow::Error::msg)?
         .with_dead_letter(dead_letter);
-    let disk = c.buffer.r#type == BufferType::Disk && !memory_only;
     Ok(SinkPlan {
-        buffer: disk.then(|| buffer_settings(&c.buffer, name.clone(), dir)),
+        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
         name,
         spec: SinkSpec::Elasticsearch(Box::new(c.clone())),
         selector,
@@ -366,10 +369,6 @@ fn buffer_root(cfg: &Config) -> std::path::PathBuf {
         .join("buffer")
 }
 
-fn buffer_dir(c: &ClientConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
-    sink_buffer_dir(&c.buffer, cfg, name)
-}
-
 fn sink_buffer_dir(b: &BufferConfig, cfg: &Config, name: &str) -> std::path::PathBuf {
     if b.path.is_empty() {
         buffer_root(cfg).join(name)
@@ -378,16 +377,25 @@ fn sink_buffer_dir(b: &BufferConfig, cfg: &Config, name: &str) -> std::path::Pat
     }
 }
 
-fn buffer_settings(b: &BufferConfig, name: String, dir: std::path::PathBuf) -> BufferSettings {
-    BufferSettings {
-        name,
+/// The disk buffer a sink's `buffer` block asks for; `None` for a memory buffer (or `-stdin`).
+fn disk_buffer(
+    b: &BufferConfig,
+    memory_only: bool,
+    name: &str,
+    dir: std::path::PathBuf,
+) -> Option<BufferSettings> {
+    if b.r#type != BufferType::Disk || memory_only {
+        return None;
+    }
+    Some(BufferSettings {
+        name: name.to_owned(),
         dir,
         max_size: b.max_size.get(),
         segment_size: b.segment_size.get(),
         fsync: b.fsync,
         fsync_interval: b.fsync_interval.get(),
         when_full: b.when_full,
-    }
+    })
 }
 
 /// Buffers under the default root that no configured client uses any more still hold unsent data
@@ -403,7 +411,7 @@ pub(super) fn warn_orphaned_buffers(cfg: &Config) {
     let used: HashSet<std::path::PathBuf> = cfg
         .clients
         .iter()
-        .map(|c| buffer_dir(c, cfg, &sink_name(c)))
+        .map(|c| sink_buffer_dir(&c.buffer, cfg, &sink_name(c)))
         .chain(es)
         .collect();
     let Ok(dirs) = std::fs::read_dir(buffer_root(cfg)) else {
@@ -427,21 +435,5 @@ pub(super) fn warn_orphaned_buffers(cfg: &Config) {
                 "a buffer no configured client uses holds unsent data (client renamed or its URL changed?); \
                  set that client's buffer.path to it to send it, or delete the directory");
         }
-    }
-}
-
-/// The URL without `user:password@`, for logs.
-pub(super) fn redact_url(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((_, host))
-                if !rest.split('/').next().unwrap_or("").is_empty()
-                    && rest.find('@') < rest.find('/') =>
-            {
-                format!("{scheme}://<redacted>@{host}")
-            }
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
     }
 }

@@ -73,7 +73,7 @@ pub use scrape::{DecompressionConfig, JournalConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
 pub use stages::{StageConfig, STAGE_NAMES};
 pub use tailing::{FileWatchConfig, GlobalConfig, PositionsConfig, TargetConfig};
-pub use yaml::LabelSet;
+pub use yaml::{redact_url_password, LabelSet};
 
 use error::{Anchor, Invalid};
 use locate::{DuplicateKey, SourceMap};
