@@ -72,17 +72,18 @@ pub fn labels_hash(labels: &Labels) -> u64 {
 }
 
 fn render(labels: &Labels) -> String {
-    let mut out = String::with_capacity(2 + labels.len() * 24);
+    let shown = labels.iter().filter(|(name, _)| *name != TENANT_LABEL);
+    braced(shown.map(|(n, v)| (n.as_str(), v.as_str())))
+}
+
+/// Name-value pairs as Prometheus writes a label set: `{name="value", …}`, values Go-quoted.
+pub fn braced<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut out = String::with_capacity(64);
     out.push('{');
-    let mut first = true;
-    for (name, value) in labels {
-        if name == TENANT_LABEL {
-            continue;
-        }
-        if !first {
+    for (i, (name, value)) in pairs.into_iter().enumerate() {
+        if i > 0 {
             out.push_str(", ");
         }
-        first = false;
         out.push_str(name);
         out.push('=');
         go_quote(&mut out, value);

@@ -32,7 +32,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{Item, Stage, StageFactory};
-use crate::entry::{go_quote, Labels};
+use crate::entry::{braced, go_quote, Labels};
 
 static ENABLED: AtomicBool = AtomicBool::new(false);
 
@@ -221,8 +221,12 @@ fn report(out: &mut String, stage: &str, before: &Snapshot, after: &Snapshot, co
     }
     change(
         "{stages.Entry}.Entry.Labels",
-        Some(label_set(&before.labels)),
-        Some(label_set(&after.labels)),
+        Some(braced(
+            before.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )),
+        Some(braced(
+            after.labels.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )),
     );
     change(
         "{stages.Entry}.Entry.Entry.Timestamp",
@@ -236,8 +240,15 @@ fn report(out: &mut String, stage: &str, before: &Snapshot, after: &Snapshot, co
     );
     change(
         "{stages.Entry}.Entry.Entry.StructuredMetadata",
-        Some(metadata(&before.metadata)),
-        Some(metadata(&after.metadata)),
+        Some(braced(
+            before
+                .metadata
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_str())),
+        )),
+        Some(braced(
+            after.metadata.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        )),
     );
     out.push_str("[inspect: ");
     paint(out, colors, Paint::Bold, stage);
@@ -288,35 +299,6 @@ fn go_float(f: f64) -> String {
         return format!("{mantissa}e{sign}{:02}", exp.abs());
     }
     f.to_string()
-}
-
-/// Prometheus' `LabelSet.String()`: sorted, `name="value"` with Go quoting.
-fn label_set(labels: &Labels) -> String {
-    let mut out = String::from("{");
-    for (i, (name, value)) in labels.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(name);
-        out.push('=');
-        go_quote(&mut out, value);
-    }
-    out.push('}');
-    out
-}
-
-fn metadata(pairs: &[(String, String)]) -> String {
-    let mut out = String::from("{");
-    for (i, (name, value)) in pairs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push_str(name);
-        out.push('=');
-        go_quote(&mut out, value);
-    }
-    out.push('}');
-    out
 }
 
 /// Go's `time.Time.String()` in UTC: `2006-01-02 15:04:05.999999999 +0000 UTC`, trailing zeros of
