@@ -233,7 +233,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         default_config: config_file.is_none(),
         print_config: f.print_config_stderr.unwrap_or(false),
         stdin: f.stdin.unwrap_or(false),
-        loader: Some(Box::new(load)),
+        loader: Box::new(load),
     };
     logferry::logging::init(&cfg);
     let runtime = tokio::runtime::Builder::new_multi_thread()

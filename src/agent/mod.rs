@@ -54,8 +54,8 @@ pub struct Options {
     pub print_config: bool,
     /// Read lines from stdin instead of the scrape configs (`-stdin`).
     pub stdin: bool,
-    /// How a reload reads the config; `None`: reloading is refused.
-    pub loader: Option<Loader>,
+    /// How a reload reads the config.
+    pub loader: Loader,
 }
 
 /// Positions are written this soon after a batch became safe in every sink (and at least every
@@ -337,11 +337,11 @@ fn reload_config(
     notifier: Option<&crate::sd_notify::Notifier>,
 ) -> Result<String, String> {
     let metrics = &env.metrics;
-    let Some(load) = opts.loader.as_ref().filter(|_| !env.stdin) else {
+    if env.stdin {
         metrics.config_reload_fail.inc();
         tracing::warn!("reload requested, but reading standard input (-stdin) cannot be reloaded");
         return Err("reload is not supported with -stdin".into());
-    };
+    }
     tracing::info!("reloading the config");
     if let Some(n) = notifier {
         n.notify(&format!(
@@ -349,7 +349,7 @@ fn reload_config(
             crate::sd_notify::monotonic_usec()
         ));
     }
-    let result = load().and_then(|cfg| running.reload(cfg, env));
+    let result = (opts.loader)().and_then(|cfg| running.reload(cfg, env));
     if let Some(n) = notifier {
         n.notify("READY=1\nSTATUS=shipping");
     }
