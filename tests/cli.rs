@@ -148,12 +148,7 @@ fn a_rejected_batch_is_logged_with_lokis_message_counted_and_later_lines_flow() 
         .unwrap_or_else(|| panic!("{metrics}"));
     assert!(line.ends_with(" 10"), "{line}");
     // The rejected entries are in the dead-letter file beside the client's buffer, with the reason.
-    let dead: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("buffer"))
-        .unwrap()
-        .flatten()
-        .map(|d| d.path().join("dead-letter.ndjson"))
-        .filter(|p| p.exists())
-        .collect();
+    let dead = dir.dead_letter_files();
     assert_eq!(dead.len(), 1, "one dead-letter file");
     let text = std::fs::read_to_string(&dead[0]).unwrap();
     let docs: Vec<serde_json::Value> = text

@@ -415,11 +415,11 @@ fn refused_credentials_are_retried_not_dead_lettered() {
         .filter(|r| r.status == 401)
         .count();
     assert_eq!(refused, 2);
-    let dead = std::fs::read_dir(dir.join("buffer"))
-        .unwrap()
-        .flatten()
-        .any(|d| d.path().join("dead-letter.ndjson").exists());
-    assert!(!dead, "nothing dead-lettered");
+    assert_eq!(
+        dir.dead_letter_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "nothing dead-lettered"
+    );
 }
 
 #[test]

@@ -201,11 +201,11 @@ fn refused_credentials_are_retried_not_dropped() {
         .collect();
     assert_eq!(refused, [401, 401, 403, 403]);
     assert!(agent.logs().contains("will retry"), "{}", agent.logs());
-    let dead = std::fs::read_dir(dir.join("buffer"))
-        .unwrap()
-        .flatten()
-        .any(|d| d.path().join("dead-letter.ndjson").exists());
-    assert!(!dead, "nothing dead-lettered");
+    assert_eq!(
+        dir.dead_letter_files(),
+        Vec::<std::path::PathBuf>::new(),
+        "nothing dead-lettered"
+    );
 }
 
 #[test]

@@ -37,6 +37,15 @@ impl TestDir {
         self.dir.path().join(rel)
     }
 
+    /// The dead-letter files beside the sinks' buffers under `<dir>/buffer/`.
+    pub fn dead_letter_files(&self) -> Vec<PathBuf> {
+        let Ok(dirs) = fs::read_dir(self.join("buffer")) else {
+            return Vec::new();
+        };
+        let files = dirs.flatten().map(|d| d.path().join("dead-letter.ndjson"));
+        files.filter(|p| p.exists()).collect()
+    }
+
     /// Writes `config.yaml` and returns its path.
     pub fn write_config(&self, yaml: &str) -> PathBuf {
         self.write_file("config.yaml", yaml)
