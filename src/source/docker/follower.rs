@@ -1,13 +1,19 @@
 //! One container's log: a [`Container`] keeps everything about reading it for the agent's lifetime
 //! (its cursor, the lines being joined, the pipeline and what its stages hold), and
-//! [`Container::follow`] runs one logs request, a *session*, from the cursor on: Docker ends the stream
-//! when the container stops, the daemon restarts, or the connection breaks, and discovery starts the
-//! next session when the container runs again.
+//! [`Container::read_log`] runs one logs request, a *session*, from the cursor on: Docker ends the
+//! stream when the container stops, the daemon restarts, or the connection breaks, and discovery
+//! starts the next session when the container runs again.
+//!
+//! The end of a followed stream is not taken as the end of the log: Docker's json-file follower can
+//! close it when the container exits while the reader is behind, with lines still unread in the file
+//! (`docker logs -f` loses them the same way). Once the container is seen stopped, its complete log
+//! is read once more without follow, from the cursor to its end ([`run_session`]).
 //!
 //! Frames are taken as they come and sent in batches: after one frame, the frames that follow within
 //! a few milliseconds are taken too (up to a batch's size) before the pipeline runs and the router is
 //! awaited, so a quiet container costs one small batch per line and a chatty one large batches; while
-//! the router waits (backpressure), the stream is not read and the daemon keeps the log on disk.
+//! the router waits (backpressure), or a stage paces entries (`limit` without `drop`), the stream is
+//! not read and the daemon keeps the log on disk.
 //!
 //! Each batch carries the checkpoint it allows: the cursor after the last frame taken, except that it
 //! never passes the first frame of a line still being joined or of a line a stage holds (`multiline`), so
@@ -84,6 +90,15 @@ pub struct Mark {
     stream: Stream,
 }
 
+/// How a session reads the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Read {
+    /// Follow it as the container writes; Docker ends the stream when the container stops.
+    Follow,
+    /// Read what the log holds now, to its end.
+    ToEnd,
+}
+
 /// How a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -157,16 +172,17 @@ impl Container {
     }
 
     /// One logs request from the cursor, until the stream ends or the agent stops.
-    pub async fn follow(
+    pub async fn read_log(
         &mut self,
         docker: &Docker,
         ctx: &JobContext,
+        read: Read,
         labels: &mut watch::Receiver<Arc<Labels>>,
         stop: &mut watch::Receiver<bool>,
     ) -> SessionEnd {
         let resume = self.cursor;
         let options = LogsOptions {
-            follow: true,
+            follow: read == Read::Follow,
             stdout: true,
             stderr: true,
             // Bollard takes whole seconds as an i32; fine until 2038, when this becomes a string.
@@ -213,10 +229,9 @@ impl Container {
                         return SessionEnd::RouterClosed;
                     }
                 }
-                // Not paced by `limit` without `drop` yet (the stages hold the backlog in memory): a
-                // `holds_back()` precondition here was taken out while chasing an intermittent stall
-                // of large bursts (see the session 3 note); put it back once that is understood.
-                item = stream.next() => {
+                // While a stage paces entries (`limit` without `drop`), the stream is not read: the
+                // container's log keeps the backlog, and the stage timer above lets entries out.
+                item = stream.next(), if !self.pipeline.holds_back() => {
                     let end = match item {
                         None => return SessionEnd::Eof,
                         Some(Err(e)) => return SessionEnd::Failed(e),
@@ -516,14 +531,24 @@ pub async fn run_session(
     mut stop: watch::Receiver<bool>,
 ) -> Done {
     let started = crate::entry::now_nanos();
-    let end = container
-        .follow(&docker, &ctx, &mut labels, &mut stop)
+    let mut end = container
+        .read_log(&docker, &ctx, Read::Follow, &mut labels, &mut stop)
         .await;
     let mut gone = matches!(&end, SessionEnd::Failed(e) if super::client::is_not_found(e));
     let mut finished = false;
     if matches!(end, SessionEnd::Eof) {
         match settle(&docker, &container.id, started).await {
-            Some(Exited::Stopped) => finished = true,
+            Some(Exited::Stopped) => {
+                // The end of a follow stream does not prove the end of the log: Docker's json-file
+                // follower (20.10 at least) may close it when the container exits while the reader
+                // is behind, lines still unread in the file (`docker logs -f` shows it too). The
+                // container has stopped, so its log is complete: read it from the cursor to its end.
+                end = container
+                    .read_log(&docker, &ctx, Read::ToEnd, &mut labels, &mut stop)
+                    .await;
+                finished = matches!(end, SessionEnd::Eof);
+                gone = matches!(&end, SessionEnd::Failed(e) if super::client::is_not_found(e));
+            }
             Some(Exited::Removed) => {
                 finished = true;
                 gone = true;

@@ -17,7 +17,7 @@
 //!   come ([`Stage::next_deadline`] tells the source when). While the queue is not empty the stage
 //!   [holds back](Stage::holds_back) its source: the source reads nothing more, sleeps until the next
 //!   release and flushes, so the backlog stays in the file (at most one read chunk is queued here),
-//!   and reading goes at `rate`. (The Docker follower does not honour it yet; see its `follow`.) Held entries report their origin, so the source never commits a
+//!   and reading goes at `rate`. Held entries report their origin, so the source never commits a
 //!   position past them; a flush at shutdown or rotation releases them all.
 //!
 //! The body is decoded weakly, as Promtail does (`rate: "10"` is a number).
