@@ -256,6 +256,33 @@ impl PipelineSpec {
     }
 }
 
+/// Batches of at least this many bytes of lines run with [`tokio::task::block_in_place`].
+const ASIDE_BYTES: usize = 64 * 1024;
+
+/// Runs `f`, the stages' work on `entries`, handing the worker's other tasks to another thread first
+/// if the batch is large. A stage's CPU time grows with the bytes it is given (a regex over a 4 MB
+/// line), and while it runs, the worker's queued tasks wait: the HTTP server (`/metrics`), the
+/// watchdog's pings, the sinks, and above all the task in the worker's LIFO slot, which no other
+/// worker may steal, so even an idle second worker does not help. `block_in_place` moves them to a
+/// fresh worker for the time of the call. Its cost (a thread hand-over, some microseconds) is paid
+/// only by batches large enough to dwarf it; small batches (a quiet container's line) run inline.
+/// Outside a multi-thread runtime (unit tests, `-stdin`, the journal's reader thread) `f` just runs.
+fn aside_if_large<R>(entries: &mut Vec<Entry>, f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let mut bytes = 0;
+    let large = entries.iter().any(|e| {
+        bytes += e.line.len();
+        bytes >= ASIDE_BYTES
+    });
+    let multi_thread = large
+        && Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+    if multi_thread {
+        tokio::task::block_in_place(|| f(entries))
+    } else {
+        f(entries)
+    }
+}
+
 /// How many distinct label sets a pipeline keeps interned before it starts over.
 const INTERN_MAX: usize = 4096;
 /// How many finished entries' `extracted` maps a pipeline keeps for the next entries. Entries go
@@ -303,10 +330,17 @@ impl Pipeline {
     /// Each entry goes through every stage before the next one starts (stages see entries in the
     /// same order as stage by stage), so only one entry's `extracted` map is in use at a time and the
     /// map is recycled for the next entry instead of allocated.
+    ///
+    /// Stages run on their source's task. A batch large enough to keep a worker busy for a while
+    /// (a chunk of lines, one huge line) runs aside: see [`aside_if_large`].
     pub fn run(&mut self, entries: &mut Vec<Entry>, origins: &[u64]) {
         if self.stages.is_empty() {
             return;
         }
+        aside_if_large(entries, |entries| self.run_all(entries, origins));
+    }
+
+    fn run_all(&mut self, entries: &mut Vec<Entry>, origins: &[u64]) {
         let mut input = std::mem::replace(entries, std::mem::take(&mut self.input));
         entries.clear();
         entries.reserve(input.len());
@@ -497,6 +531,74 @@ mod tests {
         let mut entries = vec![testing::entry(line, &[("job", "web"), ("level", "x")])];
         pipeline.run(&mut entries, &[]);
         entries.pop().unwrap().extracted
+    }
+
+    /// A stage that works until another task has run, or gives up after 5 s.
+    struct UntilFlag(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Stage for UntilFlag {
+        fn name(&self) -> &'static str {
+            "until_flag"
+        }
+
+        fn process(&mut self, item: Item, out: &mut Vec<Item>) {
+            let deadline = Instant::now() + std::time::Duration::from_secs(5);
+            while !self.0.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
+                std::hint::spin_loop();
+            }
+            out.push(item);
+        }
+    }
+
+    struct UntilFlagFactory(Arc<std::sync::atomic::AtomicBool>);
+
+    impl StageFactory for UntilFlagFactory {
+        fn instantiate(&self) -> Box<dyn Stage> {
+            Box::new(UntilFlag(self.0.clone()))
+        }
+    }
+
+    /// While a stage works on a large batch, the other tasks of its worker run, even the one the
+    /// source just woke, which sits in the worker's LIFO slot where no other worker may take it (as
+    /// the router's or a sink's task does when a source hands over a batch and goes on).
+    #[test]
+    fn a_stage_at_work_on_a_large_batch_does_not_starve_its_workers_tasks() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let ran = Arc::new(AtomicBool::new(false));
+        let spec = PipelineSpec::from_factories(vec![Arc::new(UntilFlagFactory(ran.clone()))]);
+        let (waiting, woken) = (ran.clone(), Arc::new(tokio::sync::Notify::new()));
+        let worked_for = runtime.block_on(async move {
+            let wake = woken.clone();
+            tokio::spawn(async move {
+                let other = tokio::spawn(async move {
+                    woken.notified().await;
+                    waiting.store(true, Ordering::SeqCst);
+                });
+                tokio::task::yield_now().await;
+                let mut pipeline = spec.instantiate();
+                let line = "x".repeat(ASIDE_BYTES);
+                let mut entries = vec![testing::entry(&line, &[("job", "web")])];
+                // Wake the other task (into this worker's LIFO slot), then work.
+                wake.notify_one();
+                let started = Instant::now();
+                pipeline.run(&mut entries, &[]);
+                let took = started.elapsed();
+                other.await.unwrap();
+                took
+            })
+            .await
+            .unwrap()
+        });
+        assert!(ran.load(Ordering::SeqCst));
+        assert!(
+            worked_for < std::time::Duration::from_secs(4),
+            "the woken task waited for the stage: {worked_for:?}"
+        );
     }
 
     /// Entries keep the values stages set (not the labels copied in at start) only when asked.

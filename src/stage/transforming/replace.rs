@@ -12,6 +12,7 @@
 //! parses it on every line and gives up silently); logferry warns once when the config loads.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -101,8 +102,10 @@ impl ReplaceStage {
         let mut text = String::new();
         let mut end = 0;
         let mut first = None;
-        // (captured text, rendered): the last rendering of a text wins, as in Promtail's map.
-        let mut rendered: Vec<(&str, String)> = Vec::new();
+        // Captured text -> rendered: the last rendering of a text wins, as in Promtail's map. A map,
+        // not a list searched per group, so a line of thousands of distinct matches stays linear;
+        // SipHash, since the keys are the log line's own text.
+        let mut rendered: HashMap<&str, String> = HashMap::new();
         for caps in self.regex.captures_iter(&input) {
             for group in caps.iter().skip(1).flatten() {
                 let data = Data {
@@ -120,9 +123,11 @@ impl ReplaceStage {
                     text.push_str(&self.buf);
                     end = group.end();
                 }
-                match rendered.iter_mut().find(|(t, _)| *t == group.as_str()) {
-                    Some(slot) => slot.1.clone_from(&self.buf),
-                    None => rendered.push((group.as_str(), self.buf.clone())),
+                match rendered.get_mut(group.as_str()) {
+                    Some(slot) => slot.clone_from(&self.buf),
+                    None => {
+                        rendered.insert(group.as_str(), self.buf.clone());
+                    }
                 }
             }
             first.get_or_insert(caps);
@@ -136,7 +141,7 @@ impl ReplaceStage {
             .filter_map(|(i, name)| {
                 let name = name?;
                 let captured = first.get(i).map_or("", |m| m.as_str());
-                let (_, value) = rendered.iter().find(|(t, _)| *t == captured)?;
+                let value = rendered.get(captured)?;
                 Some((name.to_string(), value.clone()))
             })
             .collect();

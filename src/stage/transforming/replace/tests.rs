@@ -217,3 +217,19 @@ fn replace_config_errors() {
         assert!(err.contains(want), "{yaml}: {err}");
     }
 }
+
+/// A line of thousands of distinct matches (a dump of addresses) is replaced match by match, each
+/// with its own rendering; the lookup of earlier renderings must not grow with the matches.
+#[test]
+fn many_distinct_matches_each_get_their_own_rendering() {
+    let line: String = (0..5000).map(|i| format!("user{i}@example.com ")).collect();
+    let (out, extracted) = replace(
+        "    expression: '(?P<mail>[a-z0-9]+)@example\\.com'\n    replace: '{{ .Value | ToUpper }}'",
+        &line,
+        json!({}),
+    );
+    let expected: String = (0..5000).map(|i| format!("USER{i}@example.com ")).collect();
+    assert_eq!(out, expected);
+    // The named group's value is the first match's rendering, as in Promtail.
+    assert_eq!(extracted, json!({"mail": "USER0"}));
+}
