@@ -25,6 +25,7 @@ pub mod ack;
 pub mod agent;
 pub mod buffer;
 pub mod config;
+pub mod descriptors;
 pub mod entry;
 pub mod goregex;
 pub mod logging;
