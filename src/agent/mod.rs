@@ -247,7 +247,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             targets: env.targets.clone(),
             reload: server_cfg.enable_runtime_reload.then(|| reload_tx.clone()),
         };
-        let (bound, join) = server::serve(addr, state, server_stop_rx)
+        let limits = server::ConnectionLimits::from_config(&server_cfg, &fd_limits);
+        let (bound, join) = server::serve(addr, state, limits, server_stop_rx)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(addr = %bound, "listening");
