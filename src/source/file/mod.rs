@@ -93,6 +93,7 @@ impl FileSource {
             tailers: HashMap::new(),
             by_path: HashMap::new(),
             warned: HashSet::new(),
+            resumed: false,
         };
         run.watch_roots(&mut watcher, &mut watched);
         // After a listing that failed for now, the next comes this soon (backing off up to the sync
@@ -137,6 +138,8 @@ struct Discovery {
     tailers: HashMap<FileId, Handle>,
     by_path: HashMap<PathBuf, FileId>,
     warned: HashSet<PathBuf>,
+    /// Whether files rotated out of the globs while the agent was down were looked for.
+    resumed: bool,
 }
 
 impl Discovery {
@@ -241,7 +244,7 @@ impl Discovery {
                 }
                 continue;
             }
-            self.start(*id, path, *ti);
+            self.start(*id, path, *ti, false);
         }
         if let Some(e) = &unsure {
             if is_exhaustion(e) {
@@ -251,6 +254,10 @@ impl Discovery {
                     "cannot list every file matching the globs for now; no file is taken as gone until it can");
             }
         } else {
+            if !self.resumed {
+                self.resumed = true;
+                self.resume_rotated(&found);
+            }
             for (id, h) in &self.tailers {
                 if !found.contains_key(id) && *h.commands.borrow() == Command::Run {
                     tracing::debug!(path = %h.location.lock().unwrap().display(), "file left the glob; draining it");
@@ -265,9 +272,25 @@ impl Discovery {
         unsure.is_none()
     }
 
+    /// After a restart: files with a saved position under a path of this job's globs, which the
+    /// globs no longer show, may have been rotated out of them while the agent was down. A tailer looks
+    /// for each by identity in its directory, reads it on from its saved position to its end, and
+    /// lets it go (or forgets the position if the file is gone).
+    fn resume_rotated(&mut self, found: &HashMap<FileId, (PathBuf, usize)>) {
+        for (id, path) in self.ctx.positions.fingerprinted_files() {
+            if found.contains_key(&id) || self.tailers.contains_key(&id) {
+                continue;
+            }
+            let path = PathBuf::from(path);
+            if let Some(target) = self.targets.iter().position(|t| t.glob.matches(&path)) {
+                self.start(id, &path, target, true);
+            }
+        }
+    }
+
     /// Start a tailer for a file found at `path`; it opens the file itself, when the open-files
-    /// budget has room.
-    fn start(&mut self, id: FileId, path: &Path, target: usize) {
+    /// budget has room. `resume_only`: see [`Discovery::resume_rotated`].
+    fn start(&mut self, id: FileId, path: &Path, target: usize, resume_only: bool) {
         if !self.claims.lock().unwrap().insert(id) {
             if self.warned.insert(path.to_owned()) {
                 tracing::warn!(job = %self.ctx.job, path = %path.display(),
@@ -280,7 +303,12 @@ impl Discovery {
         labels.insert("filename".into(), path_str.clone());
         let location = Arc::new(Mutex::new(path.to_owned()));
         let wake = Arc::new(Notify::new());
-        let (commands, commands_rx) = watch::channel(Command::Run);
+        let first = if resume_only {
+            Command::Drain
+        } else {
+            Command::Run
+        };
+        let (commands, commands_rx) = watch::channel(first);
         let tailer = Tailer {
             ctx: self.ctx.clone(),
             id,
@@ -291,6 +319,7 @@ impl Discovery {
             reader: None,
             slot: None,
             gone_at: None,
+            resume_only,
             wake: wake.clone(),
             commands: commands_rx,
         };

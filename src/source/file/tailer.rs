@@ -25,7 +25,7 @@ use super::reader::{fingerprint_of, ChunkStats, LineLimit, Output, Reader};
 use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
-use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX};
+use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX, SAVED_POSITION};
 use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
 use crate::targets::Targets;
@@ -82,6 +82,9 @@ pub struct Tailer {
     /// The location where the closed file was last looked for and not found: not looked for there
     /// again until discovery moves the location.
     pub gone_at: Option<PathBuf>,
+    /// A file rotated out of the glob while the agent was down, found by the identity its saved
+    /// position records: it is read on from that position only (never from 0), to its end.
+    pub resume_only: bool,
     pub wake: Arc<Notify>,
     pub commands: watch::Receiver<Command>,
 }
@@ -126,6 +129,10 @@ impl Tailer {
             Opened::File(file) => file,
             Opened::Gone => {
                 tracing::debug!(path = %self.path, "file gone before it was opened");
+                if self.resume_only {
+                    // Deleted while the agent was down: its position serves nothing any more.
+                    self.ctx.positions.forget_file(self.id);
+                }
                 return false;
             }
             Opened::Failed(e) => {
@@ -144,7 +151,20 @@ impl Tailer {
             let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX)?;
             Ok((resume, fingerprint))
         });
+        if self.resume_only
+            && start
+                .as_ref()
+                .is_ok_and(|(resume, _)| resume.reason != SAVED_POSITION)
+        {
+            // The inode is another file's now (resume_file forgot the record): not ours to read.
+            self.slot = None;
+            return false;
+        }
         let started = start.and_then(|(resume, fingerprint)| {
+            if self.resume_only {
+                tracing::info!(path = %self.path, offset = resume.offset,
+                    "file rotated out of the glob while the agent was down; reading it to its end");
+            }
             self.ctx
                 .positions
                 .track_file(self.id, &self.path, resume.offset, fingerprint);
@@ -398,6 +418,11 @@ impl Tailer {
         let m = &self.ctx.metrics;
         m.read_lines.get_or_create(path_label).inc_by(stats.lines);
         if let Some(reader) = &self.reader {
+            // The fingerprint grows with the file up to FINGERPRINT_MAX: save it, so that after a
+            // restart it still tells this file from another that got its inode.
+            self.ctx
+                .positions
+                .update_fingerprint(self.id, reader.fingerprint);
             m.read_bytes
                 .get_or_create(path_label)
                 .set(reader.read_pos() as i64);

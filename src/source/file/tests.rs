@@ -225,3 +225,28 @@ async fn more_files_than_open_slots_are_read_once_and_followed() {
     h.nothing_more().await;
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_file_rotated_out_of_the_glob_while_stopped_is_read_on_from_its_position() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.log");
+    append(&a, "a\nb\n");
+    let mut h = start(d.path(), Positions::in_memory());
+    assert_eq!(h.take(2).await.len(), 2);
+    let positions = h.stop().await;
+    // While the agent is down: more lines, then rotation to a name outside `*.log`.
+    append(&a, "c\n");
+    fs::rename(&a, d.path().join("a.log.1")).unwrap();
+    append(&a, "new\n");
+    let mut h = start(d.path(), positions);
+    let mut got = h.take(2).await;
+    got.sort();
+    assert_eq!(got, ["a.log|c", "a.log|new"]);
+    h.nothing_more().await;
+    let positions = h.stop().await;
+    assert_eq!(
+        positions.fingerprinted_files().len(),
+        1,
+        "the rotated file is let go"
+    );
+}
