@@ -19,12 +19,16 @@
 //! * **memchr**: line splitting at memory bandwidth.
 //! * **prometheus-client**: the official Rust client; typed label sets, text exposition.
 //! * **axum**: `/metrics` and `/ready` with little code, on hyper.
+//! * **hyper + hyper-util** (already there under axum, named so the server can use them): hyper's
+//!   HTTP/1 connection with its header read timer, which `axum::serve` does not set, so that idle and
+//!   trickling connections are closed (src/server.rs).
 //! * **clap**: subcommands and `--help`; Promtail's single-dash Go flags are normalised before it.
 
 pub mod ack;
 pub mod agent;
 pub mod buffer;
 pub mod config;
+pub mod descriptors;
 pub mod entry;
 pub mod goregex;
 pub mod logging;

@@ -87,6 +87,12 @@ pub struct ReasonLabel {
     pub reason: String,
 }
 
+/// `logferry_descriptors_exhausted_total{op}`: what failed for lack of file descriptors.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabel {
+    pub op: String,
+}
+
 /// `promtail_journal_target_parsing_errors_total{error}`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabel {
@@ -166,6 +172,15 @@ pub struct Metrics {
     pub lines_oversized: Family<JobReasonLabel, Counter>,
     /// Requests a sink gave up on for good (after Promtail's max_retries, or a 4xx), by host and reason.
     pub positions_save_errors: Counter,
+    /// Opens, directory listings and accepts that failed for lack of file descriptors, by `op`
+    /// (see [`crate::descriptors`]).
+    pub descriptors_exhausted: Family<OpLabel, Counter>,
+    /// Files tailers hold open now, and how many they may (idle files close past it).
+    pub files_open: Gauge,
+    pub files_open_limit: Gauge,
+    /// Connections the HTTP server holds open now, and how many it may.
+    pub http_connections: Gauge,
+    pub http_connections_limit: Gauge,
     pub ready: Gauge,
     /// Config reloads that applied a new config, and those that did not (Promtail names; as in
     /// Promtail, a reload that finds the config unchanged counts as failed).
@@ -296,6 +311,11 @@ impl Metrics {
             lines_invalid_utf8: Family::default(),
             lines_oversized: Family::default(),
             positions_save_errors: Counter::default(),
+            descriptors_exhausted: Family::default(),
+            files_open: Gauge::default(),
+            files_open_limit: Gauge::default(),
+            http_connections: Gauge::default(),
+            http_connections_limit: Gauge::default(),
             ready: Gauge::default(),
             config_reload_success: Counter::default(),
             config_reload_fail: Counter::default(),
@@ -411,6 +431,31 @@ impl Metrics {
             "logferry_positions_save_errors",
             "Failed writes of the positions file",
             m.positions_save_errors.clone(),
+        );
+        registry.register(
+            "logferry_descriptors_exhausted",
+            "Operations that failed for lack of file descriptors (retried), by op",
+            m.descriptors_exhausted.clone(),
+        );
+        registry.register(
+            "logferry_files_open",
+            "Files the file source holds open now",
+            m.files_open.clone(),
+        );
+        registry.register(
+            "logferry_files_open_limit",
+            "Files the file source may hold open at once; idle ones are closed past it",
+            m.files_open_limit.clone(),
+        );
+        registry.register(
+            "logferry_http_connections",
+            "Connections the HTTP server holds open now",
+            m.http_connections.clone(),
+        );
+        registry.register(
+            "logferry_http_connections_limit",
+            "Connections the HTTP server serves at once; more wait to be accepted",
+            m.http_connections_limit.clone(),
         );
         registry.register(
             "promtail_config_reload_success",

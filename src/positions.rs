@@ -78,6 +78,9 @@ pub enum Checkpoint {
     },
 }
 
+/// [`Resume::reason`] of a file that goes on from its saved position.
+pub const SAVED_POSITION: &str = "saved position";
+
 /// Where a newly opened file starts, and why (logged at debug level by the tailer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
@@ -260,7 +263,7 @@ impl Positions {
             if same && rec.offset <= size {
                 return Resume {
                     offset: rec.offset,
-                    reason: "saved position",
+                    reason: SAVED_POSITION,
                 };
             }
             st.files.remove(&id);
@@ -486,6 +489,14 @@ impl Positions {
     }
 
     /// The acknowledged offset of a tracked file.
+    /// The files with a saved position whose fingerprint covers some content (an empty file's tells
+    /// nothing apart), with the path each was last seen at.
+    pub fn fingerprinted_files(&self) -> Vec<(FileId, String)> {
+        let st = self.shared.state.lock().unwrap();
+        let files = st.files.iter().filter(|(_, r)| r.fingerprint.len > 0);
+        files.map(|(id, r)| (*id, r.path.clone())).collect()
+    }
+
     pub fn file_offset(&self, id: FileId) -> Option<u64> {
         let st = self.shared.state.lock().unwrap();
         st.files.get(&id).map(|r| r.offset)

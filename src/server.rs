@@ -2,21 +2,68 @@
 //! `/config` (the effective config, secrets redacted, as Promtail serves it), `/targets` (what is read
 //! and how far behind, as HTML or JSON), `/reload` (with `server.enable_runtime_reload`, as in Promtail)
 //! and a redirect from `/` to `/metrics`.
+//!
+//! The server must not be a way to use up the agent's descriptors (every one it holds is one a file or
+//! a push cannot have): it serves at most [`ConnectionLimits::max`] connections at once, the others
+//! waiting in the kernel's accept queue as with Go's `LimitListener`, and closes a connection that does
+//! not send a complete request head in time, idle keep-alive and trickling clients alike. Hence hyper's
+//! HTTP/1 connection is driven here rather than by `axum::serve`, which has neither.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use tokio::sync::{mpsc, oneshot, watch};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 
+use crate::config::ServerConfig;
+use crate::descriptors::{self, is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::metrics::Metrics;
 use crate::targets::Targets;
+
+/// How the server bounds its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Connections served at once: `server.http_listen_conn_limit`, or when that is 0 (Promtail:
+    /// unlimited) a share of the open files limit ([`descriptors::Limits::http_connections`]).
+    pub max: usize,
+    /// A connection that has not sent a complete request head this long after it opened or after its
+    /// last response is closed. The shorter of `http_server_read_header_timeout` and
+    /// `http_server_idle_timeout`, each falling back to `http_server_read_timeout` when 0, as in Go;
+    /// `None` only when all are 0. (Go waits `idle_timeout` for the first byte of the next request,
+    /// then `read_header_timeout` for the rest; hyper has one timer for both.)
+    pub request_head_timeout: Option<Duration>,
+}
+
+impl ConnectionLimits {
+    pub fn from_config(cfg: &ServerConfig, fd: &descriptors::Limits) -> Self {
+        let max = match usize::try_from(cfg.http_listen_conn_limit) {
+            Ok(n) if n > 0 => n,
+            _ => fd.http_connections,
+        };
+        let set = |d: Duration| (!d.is_zero()).then_some(d);
+        let read = set(cfg.http_server_read_timeout.get());
+        let header = set(cfg.http_server_read_header_timeout.get()).or(read);
+        let idle = set(cfg.http_server_idle_timeout.get()).or(read);
+        let request_head_timeout = match (header, idle) {
+            (Some(h), Some(i)) => Some(h.min(i)),
+            (h, i) => h.or(i),
+        };
+        ConnectionLimits {
+            max,
+            request_head_timeout,
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct ServerState {
@@ -123,8 +170,10 @@ async fn reload(State(s): State<ServerState>) -> Response {
 pub async fn serve(
     addr: SocketAddr,
     state: ServerState,
-    mut shutdown: watch::Receiver<bool>,
+    limits: ConnectionLimits,
+    shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let own_metrics = state.metrics.clone();
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/ready", get(ready))
@@ -133,14 +182,118 @@ pub async fn serve(
         .route("/reload", any(reload))
         .route("/", get(|| async { Redirect::to("/metrics") }))
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let join = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = shutdown.wait_for(|s| *s).await;
-            })
-            .await;
-    });
+    let join = tokio::spawn(accept_loop(listener, app, limits, own_metrics, shutdown));
     Ok((bound, join))
+}
+
+/// Accept while a connection slot is free; at shutdown, stop accepting and let the open connections
+/// finish their request in flight.
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    metrics.http_connections_limit.set(limits.max as i64);
+    let slots = Arc::new(Semaphore::new(limits.max));
+    let mut connections = tokio::task::JoinSet::new();
+    let mut wait = RETRY_MIN;
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = shutdown.wait_for(|s| *s) => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                if is_exhaustion(&e) {
+                    report_exhaustion(&metrics, "accept", &e);
+                } else {
+                    tracing::debug!(error = %e, "accepting a connection failed");
+                }
+                // The connection stays in the accept queue until a descriptor is free.
+                tokio::time::sleep(wait).await;
+                wait = next_retry(wait);
+                continue;
+            }
+        };
+        wait = RETRY_MIN;
+        while connections.try_join_next().is_some() {}
+        let connection = Connection {
+            app: app.clone(),
+            limits,
+            metrics: metrics.clone(),
+            _slot: slot,
+        };
+        connections.spawn(connection.serve(stream, shutdown.clone()));
+    }
+    drop(listener);
+    while connections.join_next().await.is_some() {}
+}
+
+/// One accepted connection, holding its slot until it is closed.
+struct Connection {
+    app: Router,
+    limits: ConnectionLimits,
+    metrics: Arc<Metrics>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+        self.metrics.http_connections.inc();
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(self.limits.request_head_timeout);
+        let service = TowerToHyperService::new(self.app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(conn);
+        let stopping = async {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stopping => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.as_mut().await;
+            }
+        }
+        self.metrics.http_connections.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_limits_follow_the_server_config() {
+        let fd = descriptors::Limits::from_nofile(1024);
+        let cfg: ServerConfig = serde_yaml_ng::from_str("{}").unwrap();
+        let l = ConnectionLimits::from_config(&cfg, &fd);
+        assert_eq!(
+            l.max, fd.http_connections,
+            "0 means a share of the open files limit"
+        );
+        assert_eq!(l.request_head_timeout, Some(Duration::from_secs(30)));
+        let cfg: ServerConfig = serde_yaml_ng::from_str(
+            "{http_listen_conn_limit: 7, http_server_read_header_timeout: 2s, http_server_idle_timeout: 5s}",
+        )
+        .unwrap();
+        let l = ConnectionLimits::from_config(&cfg, &fd);
+        assert_eq!(l.max, 7);
+        assert_eq!(l.request_head_timeout, Some(Duration::from_secs(2)));
+        let cfg: ServerConfig =
+            serde_yaml_ng::from_str("{http_server_read_timeout: 0s, http_server_idle_timeout: 0s}")
+                .unwrap();
+        let l = ConnectionLimits::from_config(&cfg, &fd);
+        assert_eq!(l.request_head_timeout, None, "all 0: no timeout, as in Go");
+    }
 }

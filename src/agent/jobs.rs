@@ -182,6 +182,7 @@ fn sources_of(
                     inotify: false,
                     flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
                     targets: env.targets.clone(),
+                    open_files: env.open_files.clone(),
                 },
             };
             vec![Box::pin(source.run(stop.clone()))]

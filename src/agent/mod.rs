@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
 use crate::server::{self, ReloadRequest, ServerState};
 use crate::sink::Router;
+use crate::source::file::open_files::OpenFiles;
 use crate::source::file::Claims;
 use crate::source::stdin::StdinSource;
 use crate::targets::Targets;
@@ -70,6 +71,8 @@ pub(crate) struct Env {
     router: Router,
     /// Files some job tails (a file is tailed by one job only).
     claims: Claims,
+    /// How many files the tailers of every job may hold open at once.
+    open_files: Arc<OpenFiles>,
     targets: Arc<Targets>,
     /// Turns true when the agent gives up flushing at shutdown.
     abort: watch::Receiver<bool>,
@@ -142,24 +145,10 @@ fn open_positions(cfg: &Config, mode: Mode) -> anyhow::Result<Positions> {
     }
 }
 
-/// Raise the soft open-files limit to the hard one: a thousand tailed files need a thousand fds.
-fn raise_fd_limit() {
-    // SAFETY: plain getrlimit/setrlimit on a local struct.
-    unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("installing signal handlers")?;
-    raise_fd_limit();
+    crate::descriptors::raise_soft_limit();
+    let fd_limits = crate::descriptors::Limits::current();
     if opts.print_config {
         eprintln!("{}", cfg.to_redacted_yaml());
     }
@@ -172,11 +161,13 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         None
     };
     let (abort_tx, abort_rx) = watch::channel(false);
+    let open_files = OpenFiles::new(fd_limits.files, metrics.clone());
     let env = Env {
         router: Router::new(Vec::new(), positions.clone()),
         metrics,
         positions,
         claims: Arc::new(Mutex::new(HashSet::new())),
+        open_files,
         targets: Targets::new(),
         abort: abort_rx,
         mode: opts.mode,
@@ -256,7 +247,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             targets: env.targets.clone(),
             reload: server_cfg.enable_runtime_reload.then(|| reload_tx.clone()),
         };
-        let (bound, join) = server::serve(addr, state, server_stop_rx)
+        let limits = server::ConnectionLimits::from_config(&server_cfg, &fd_limits);
+        let (bound, join) = server::serve(addr, state, limits, server_stop_rx)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(addr = %bound, "listening");

@@ -32,6 +32,8 @@ pub struct AgentBuilder {
     envs: Vec<(OsString, Option<OsString>)>,
     current_dir: Option<PathBuf>,
     stdin: bool,
+    /// `RLIMIT_NOFILE` (soft and hard) of the agent.
+    max_open_files: Option<u64>,
 }
 
 impl Default for AgentBuilder {
@@ -48,6 +50,7 @@ impl AgentBuilder {
             envs: Vec::new(),
             current_dir: None,
             stdin: false,
+            max_open_files: None,
         }
     }
 
@@ -97,6 +100,12 @@ impl AgentBuilder {
         self
     }
 
+    /// Runs the agent with at most `n` open files (soft and hard limit, as `ulimit -n n` sets them).
+    pub fn max_open_files(mut self, n: u64) -> Self {
+        self.max_open_files = Some(n);
+        self
+    }
+
     /// Starts the agent. Panics if it cannot be spawned.
     pub fn spawn(&self) -> Agent {
         let log_dir = tempfile::Builder::new()
@@ -121,6 +130,22 @@ impl AgentBuilder {
         }
         if let Some(dir) = &self.current_dir {
             command.current_dir(dir);
+        }
+        if let Some(n) = self.max_open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: n as libc::rlim_t,
+                rlim_max: n as libc::rlim_t,
+            };
+            // SAFETY: only setrlimit, which is async-signal-safe, between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
         }
         let mut child = command
             .spawn()

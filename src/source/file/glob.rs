@@ -2,6 +2,7 @@
 //! component and `**` across components; `__path_exclude__` removes matches. A glob is expanded by
 //! walking from its longest literal directory prefix, so `/var/log/*.log` reads one directory only.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobMatcher};
@@ -86,29 +87,62 @@ impl PathGlob {
         self.matcher.is_match(path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
     }
 
-    /// Every regular file matching now (symlinks followed), sorted.
-    pub fn expand(&self) -> Vec<PathBuf> {
+    /// Every regular file matching now (symlinks followed), sorted; and the first error that may
+    /// have hidden matches: a directory that could not be listed for now (out of descriptors, I/O).
+    /// What is missing or unreadable for good (permissions) hides nothing that could be read.
+    pub fn expand(&self) -> (Vec<PathBuf>, Option<io::Error>) {
         let mut out = Vec::new();
+        let mut hidden = None;
         let mut walk = walkdir::WalkDir::new(&self.base)
             .follow_links(true)
             .min_depth(1);
         if let Some(d) = self.depth {
             walk = walk.max_depth(d);
         }
-        for entry in walk.into_iter().filter_map(Result::ok) {
-            if entry.file_type().is_file() && self.matches(entry.path()) {
-                out.push(entry.into_path());
+        for entry in walk {
+            match entry {
+                Ok(entry) => {
+                    if entry.file_type().is_file() && self.matches(entry.path()) {
+                        out.push(entry.into_path());
+                    }
+                }
+                Err(e) => {
+                    // A symlink loop carries no I/O error: nothing hidden.
+                    if let Some(io) = e.io_error().filter(|io| may_hide_matches(io)) {
+                        hidden.get_or_insert_with(|| io::Error::new(io.kind(), e.to_string()));
+                    }
+                }
             }
         }
         out.sort();
-        out
+        (out, hidden)
     }
+}
+
+/// Whether a walk error may have hidden files that exist: not for absence (a file or directory gone
+/// meanwhile, a dangling symlink) nor for a directory that is not readable or not a directory.
+fn may_hide_matches(e: &io::Error) -> bool {
+    !matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+    ) && !matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::fs;
+
+    #[test]
+    fn only_errors_of_the_moment_may_hide_files() {
+        let os = io::Error::from_raw_os_error;
+        assert!(may_hide_matches(&os(libc::EMFILE)));
+        assert!(may_hide_matches(&os(libc::ENFILE)));
+        assert!(may_hide_matches(&os(libc::EIO)));
+        assert!(!may_hide_matches(&os(libc::ENOENT)));
+        assert!(!may_hide_matches(&os(libc::EACCES)));
+        assert!(!may_hide_matches(&os(libc::ENOTDIR)));
+    }
 
     #[test]
     fn expands_star_doublestar_braces_and_excludes() {
@@ -129,7 +163,9 @@ mod tests {
         fs::create_dir_all(root.join("dir.log")).unwrap();
         let r = root.display();
         let names = |g: PathGlob| -> Vec<String> {
-            g.expand()
+            let (paths, hidden) = g.expand();
+            assert!(hidden.is_none(), "{hidden:?}");
+            paths
                 .iter()
                 .map(|p| p.strip_prefix(root).unwrap().display().to_string())
                 .collect()
@@ -160,9 +196,12 @@ mod tests {
             names(PathGlob::new(&format!("{r}/sub/d.log"), None).unwrap()),
             ["sub/d.log"]
         );
-        assert!(PathGlob::new(&format!("{r}/nope/*.log"), None)
+        let (paths, hidden) = PathGlob::new(&format!("{r}/nope/*.log"), None)
             .unwrap()
-            .expand()
-            .is_empty());
+            .expand();
+        assert!(
+            paths.is_empty() && hidden.is_none(),
+            "a missing directory hides nothing"
+        );
     }
 }

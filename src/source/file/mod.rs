@@ -8,12 +8,18 @@
 //! inotify reports a change in a watched directory. The same inotify events wake the tailer of the file
 //! they name, so an idle file costs nothing; where inotify is unavailable (watch limit reached, a
 //! filesystem without it) tailers poll between `file_watch_config`'s min and max frequency.
+//!
+//! A file is taken as gone (and drained) only when a complete listing no longer shows it. A listing
+//! that failed for now (out of descriptors, an I/O error) is retried soon and proves nothing: before,
+//! an EMFILE here made every file look "rotated away", forgotten, and read again from 0.
 
 pub mod glob;
+pub mod open_files;
 pub mod reader;
 pub mod tailer;
 
 use std::collections::{HashMap, HashSet};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -23,10 +29,10 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::{LabelSet, Labels};
-use crate::positions::{FileId, FINGERPRINT_MAX};
+use crate::positions::FileId;
 use glob::PathGlob;
-use reader::{fingerprint_of, Reader};
 use tailer::{Command, JobContext, Tailer};
 
 /// One discovered target of a scrape config: its glob and the labels its files' entries carry.
@@ -42,7 +48,8 @@ pub struct FileTarget {
 pub type Claims = Arc<Mutex<HashSet<FileId>>>;
 
 struct Handle {
-    path: PathBuf,
+    /// Where the file was last seen; shared with its tailer, which reopens it from there.
+    location: Arc<Mutex<PathBuf>>,
     wake: Arc<Notify>,
     commands: watch::Sender<Command>,
     join: JoinHandle<()>,
@@ -86,12 +93,15 @@ impl FileSource {
             tailers: HashMap::new(),
             by_path: HashMap::new(),
             warned: HashSet::new(),
+            resumed: false,
         };
         run.watch_roots(&mut watcher, &mut watched);
-        run.rescan();
+        // After a listing that failed for now, the next comes this soon (backing off up to the sync
+        // period); the regular ones come every sync period.
+        let mut retry = RETRY_MIN;
+        let mut rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
         let mut sync = tokio::time::interval(self.sync_period);
         sync.tick().await;
-        let mut rescan_at: Option<tokio::time::Instant> = None;
         loop {
             let debounce = async {
                 match rescan_at {
@@ -107,13 +117,12 @@ impl FileSource {
                     }
                 }
                 _ = debounce => {
-                    rescan_at = None;
                     run.watch_roots(&mut watcher, &mut watched);
-                    run.rescan();
+                    rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
                 }
                 _ = sync.tick() => {
                     run.watch_roots(&mut watcher, &mut watched);
-                    run.rescan();
+                    rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
                 }
                 _ = shutdown.wait_for(|s| *s) => break,
             }
@@ -129,6 +138,8 @@ struct Discovery {
     tailers: HashMap<FileId, Handle>,
     by_path: HashMap<PathBuf, FileId>,
     warned: HashSet<PathBuf>,
+    /// Whether files rotated out of the globs while the agent was down were looked for.
+    resumed: bool,
 }
 
 impl Discovery {
@@ -175,7 +186,24 @@ impl Discovery {
         rescan
     }
 
-    fn rescan(&mut self) {
+    /// Rescan; if the listing failed for now, when to try again.
+    fn rescan_or_retry(
+        &mut self,
+        retry: &mut Duration,
+        sync_period: Duration,
+    ) -> Option<tokio::time::Instant> {
+        if self.rescan() {
+            *retry = RETRY_MIN;
+            return None;
+        }
+        let at = tokio::time::Instant::now() + *retry;
+        *retry = next_retry(*retry).min(sync_period.max(RETRY_MIN));
+        Some(at)
+    }
+
+    /// Match the globs again: start tailers for new files, follow renames, drain files that left.
+    /// False if the listing may be incomplete (then nothing is taken as gone).
+    fn rescan(&mut self) -> bool {
         self.tailers.retain(|id, h| {
             let live = !h.join.is_finished();
             if !live {
@@ -184,14 +212,22 @@ impl Discovery {
             live
         });
         let mut found: HashMap<FileId, (PathBuf, usize)> = HashMap::new();
+        let mut unsure: Option<io::Error> = None;
         for (ti, t) in self.targets.iter().enumerate() {
-            for path in t.glob.expand() {
-                if let Ok(meta) = std::fs::metadata(&path) {
-                    let id = FileId {
-                        dev: meta.dev(),
-                        ino: meta.ino(),
-                    };
-                    found.entry(id).or_insert((path, ti));
+            let (paths, error) = t.glob.expand();
+            unsure = unsure.or(error);
+            for path in paths {
+                match std::fs::metadata(&path) {
+                    Ok(meta) => {
+                        let id = FileId {
+                            dev: meta.dev(),
+                            ino: meta.ino(),
+                        };
+                        found.entry(id).or_insert((path, ti));
+                    }
+                    // Gone since the listing: it is the listing that counts.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => unsure = unsure.or(Some(e)),
                 }
             }
         }
@@ -199,28 +235,62 @@ impl Discovery {
         for (id, (path, ti)) in &found {
             self.by_path.insert(path.clone(), *id);
             if let Some(h) = self.tailers.get_mut(id) {
-                if &h.path != path {
-                    tracing::info!(from = %h.path.display(), to = %path.display(), "file renamed; still reading it");
+                let mut location = h.location.lock().unwrap();
+                if &*location != path {
+                    tracing::info!(from = %location.display(), to = %path.display(), "file renamed; still reading it");
                     self.ctx.positions.rename_file(*id, &path.to_string_lossy());
-                    h.path = path.clone();
+                    *location = path.clone();
+                    h.wake.notify_one();
                 }
                 continue;
             }
-            self.start(*id, path, *ti);
+            self.start(*id, path, *ti, false);
         }
-        for (id, h) in &self.tailers {
-            if !found.contains_key(id) && *h.commands.borrow() == Command::Run {
-                tracing::debug!(path = %h.path.display(), "file left the glob; draining it");
-                let _ = h.commands.send(Command::Drain);
+        if let Some(e) = &unsure {
+            if is_exhaustion(e) {
+                report_exhaustion(&self.ctx.metrics, "list_directory", e);
+            } else {
+                tracing::warn!(job = %self.ctx.job, error = %e,
+                    "cannot list every file matching the globs for now; no file is taken as gone until it can");
+            }
+        } else {
+            if !self.resumed {
+                self.resumed = true;
+                self.resume_rotated(&found);
+            }
+            for (id, h) in &self.tailers {
+                if !found.contains_key(id) && *h.commands.borrow() == Command::Run {
+                    tracing::debug!(path = %h.location.lock().unwrap().display(), "file left the glob; draining it");
+                    let _ = h.commands.send(Command::Drain);
+                }
             }
         }
         self.ctx
             .metrics
             .targets_active
             .set(self.tailers.len() as i64);
+        unsure.is_none()
     }
 
-    fn start(&mut self, id: FileId, path: &Path, target: usize) {
+    /// After a restart: files with a saved position under a path of this job's globs, which the
+    /// globs no longer show, may have been rotated out of them while the agent was down. A tailer looks
+    /// for each by identity in its directory, reads it on from its saved position to its end, and
+    /// lets it go (or forgets the position if the file is gone).
+    fn resume_rotated(&mut self, found: &HashMap<FileId, (PathBuf, usize)>) {
+        for (id, path) in self.ctx.positions.fingerprinted_files() {
+            if found.contains_key(&id) || self.tailers.contains_key(&id) {
+                continue;
+            }
+            let path = PathBuf::from(path);
+            if let Some(target) = self.targets.iter().position(|t| t.glob.matches(&path)) {
+                self.start(id, &path, target, true);
+            }
+        }
+    }
+
+    /// Start a tailer for a file found at `path`; it opens the file itself, when the open-files
+    /// budget has room. `resume_only`: see [`Discovery::resume_rotated`].
+    fn start(&mut self, id: FileId, path: &Path, target: usize, resume_only: bool) {
         if !self.claims.lock().unwrap().insert(id) {
             if self.warned.insert(path.to_owned()) {
                 tracing::warn!(job = %self.ctx.job, path = %path.display(),
@@ -228,56 +298,38 @@ impl Discovery {
             }
             return;
         }
-        match self.open(id, path, target) {
-            Ok(handle) => {
-                self.tailers.insert(id, handle);
-            }
-            Err(e) => {
-                self.claims.lock().unwrap().remove(&id);
-                if self.warned.insert(path.to_owned()) {
-                    tracing::warn!(path = %path.display(), error = %e, "cannot open file; will retry");
-                }
-            }
-        }
-    }
-
-    fn open(&mut self, id: FileId, path: &Path, target: usize) -> std::io::Result<Handle> {
-        let file = std::fs::File::open(path)?;
-        let meta = file.metadata()?;
-        if meta.dev() != id.dev || meta.ino() != id.ino {
-            return Err(std::io::Error::other("file replaced while opening"));
-        }
         let path_str = path.to_string_lossy().into_owned();
-        let resume = self
-            .ctx
-            .positions
-            .resume_file(&path_str, id, meta.len(), |len| fingerprint_of(&file, len));
-        let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX)?;
-        self.ctx
-            .positions
-            .track_file(id, &path_str, resume.offset, fingerprint);
-        tracing::info!(path = %path_str, offset = resume.offset, reason = resume.reason, "tailing file");
-        let reader = Reader::new(file, resume.offset, fingerprint)?;
         let mut labels = self.targets[target].labels.clone();
         labels.insert("filename".into(), path_str.clone());
+        let location = Arc::new(Mutex::new(path.to_owned()));
         let wake = Arc::new(Notify::new());
-        let (commands, commands_rx) = watch::channel(Command::Run);
+        let first = if resume_only {
+            Command::Drain
+        } else {
+            Command::Run
+        };
+        let (commands, commands_rx) = watch::channel(first);
         let tailer = Tailer {
             ctx: self.ctx.clone(),
             id,
             path: path_str,
+            location: location.clone(),
             labels: LabelSet::new(labels),
             epoch: 0,
-            reader: Some(reader),
+            reader: None,
+            slot: None,
+            gone_at: None,
+            resume_only,
             wake: wake.clone(),
             commands: commands_rx,
         };
-        Ok(Handle {
-            path: path.to_owned(),
+        let handle = Handle {
+            location,
             wake,
             commands,
             join: tokio::spawn(tailer.run()),
-        })
+        };
+        self.tailers.insert(id, handle);
     }
 
     async fn stop_all(&mut self) {

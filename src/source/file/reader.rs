@@ -48,7 +48,9 @@ pub struct ChunkStats {
 }
 
 pub struct Reader {
-    file: File,
+    /// `None` while closed to give its descriptor to another file (see `open_files.rs`); everything
+    /// else is kept, so that reopening the same file goes on where reading stopped.
+    file: Option<File>,
     /// `buf[..filled]` holds the start of a line that has no `\n` yet (the carry).
     buf: Vec<u8>,
     filled: usize,
@@ -65,7 +67,7 @@ impl Reader {
     pub fn new(mut file: File, offset: u64, fingerprint: Fingerprint) -> io::Result<Self> {
         file.seek(SeekFrom::Start(offset))?;
         Ok(Reader {
-            file,
+            file: Some(file),
             buf: Vec::new(),
             filled: 0,
             offset,
@@ -73,6 +75,27 @@ impl Reader {
             last_ts: 0,
             fingerprint,
         })
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.file.is_some()
+    }
+
+    /// Give the descriptor back; [`Reader::reopen`] goes on where reading stopped.
+    pub fn close(&mut self) {
+        self.file = None;
+    }
+
+    /// Go on reading from `file`, which must be the file this reader was reading (same device and
+    /// inode); whether its content is still the same is [`Reader::was_truncated`]'s question.
+    pub fn reopen(&mut self, mut file: File) -> io::Result<()> {
+        file.seek(SeekFrom::Start(self.read_pos()))?;
+        self.file = Some(file);
+        Ok(())
+    }
+
+    fn file(&self) -> io::Result<&File> {
+        self.file.as_ref().ok_or_else(closed)
     }
 
     pub fn offset(&self) -> u64 {
@@ -94,7 +117,7 @@ impl Reader {
     ) -> io::Result<usize> {
         // Size the read by what the file holds: an idle file's wake-up allocates nothing, and a small
         // append does not grow a chunk-sized buffer (a thousand files each holding one would add up).
-        stats.file_size = self.file.metadata()?.len();
+        stats.file_size = self.file()?.metadata()?.len();
         let available = stats.file_size.saturating_sub(self.read_pos());
         if available == 0 {
             return Ok(0);
@@ -103,8 +126,10 @@ impl Reader {
         if self.buf.len() < self.filled + want {
             self.buf.resize(self.filled + want, 0);
         }
+        // The field, not `self.file()`: `self.buf` is borrowed mutably below.
+        let mut file = self.file.as_ref().ok_or_else(closed)?;
         let n = loop {
-            match self.file.read(&mut self.buf[self.filled..]) {
+            match file.read(&mut self.buf[self.filled..]) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),
@@ -174,11 +199,12 @@ impl Reader {
 
     /// Forget the carry and read from the start again (the file was truncated in place).
     pub fn restart(&mut self) -> io::Result<()> {
-        self.file.seek(SeekFrom::Start(0))?;
+        let mut file = self.file()?;
+        file.seek(SeekFrom::Start(0))?;
+        self.fingerprint = fingerprint_of(file, FINGERPRINT_MAX)?;
         self.offset = 0;
         self.filled = 0;
         self.skipping = false;
-        self.fingerprint = fingerprint_of(&self.file, FINGERPRINT_MAX)?;
         Ok(())
     }
 
@@ -195,25 +221,34 @@ impl Reader {
     /// Whether the file was truncated or rewritten since it was read: smaller than what was read, or
     /// its first bytes changed.
     pub fn was_truncated(&self) -> io::Result<bool> {
-        let size = self.file.metadata()?.len();
+        let file = self.file()?;
+        let size = file.metadata()?.len();
         if size < self.read_pos() {
             return Ok(true);
         }
         if self.fingerprint.len == 0 {
             return Ok(false);
         }
-        Ok(fingerprint_of(&self.file, self.fingerprint.len)? != self.fingerprint)
+        Ok(fingerprint_of(file, self.fingerprint.len)? != self.fingerprint)
     }
 
     fn grow_fingerprint(&mut self) {
         if self.fingerprint.len < FINGERPRINT_MAX
             && self.read_pos() > u64::from(self.fingerprint.len)
         {
-            if let Ok(fp) = fingerprint_of(&self.file, FINGERPRINT_MAX) {
+            if let Some(fp) = self
+                .file
+                .as_ref()
+                .and_then(|f| fingerprint_of(f, FINGERPRINT_MAX).ok())
+            {
                 self.fingerprint = fp;
             }
         }
     }
+}
+
+fn closed() -> io::Error {
+    io::Error::other("file closed")
 }
 
 /// Hash of the first `len` bytes of `file` (fewer if the file is shorter).

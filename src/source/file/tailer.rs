@@ -7,16 +7,25 @@
 //! moment (a writer may still append before it reopens its log), sends the unfinished last line, forgets
 //! the file's position and ends. Truncation in place (copytruncate, `> file`) is noticed here: the file
 //! got shorter than what was read, or its first bytes changed; reading starts over at 0.
+//!
+//! The tailer opens its file itself, with a slot of the agent's open-files budget (`open_files.rs`),
+//! and may close it while idle to give the slot to another file. Opening can fail for lack of
+//! descriptors: that is "cannot open now", not "gone"; the tailer keeps everything and tries again.
 
-use std::sync::Arc;
+use std::fs::File;
+use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{watch, Notify};
 
-use super::reader::{ChunkStats, LineLimit, Output, Reader};
+use super::open_files::{open_by_identity, OpenFiles, Slot};
+use super::reader::{fingerprint_of, ChunkStats, LineLimit, Output, Reader};
+use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
-use crate::positions::{Checkpoint, FileId, Positions};
+use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX, SAVED_POSITION};
 use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
 use crate::targets::Targets;
@@ -46,6 +55,8 @@ pub struct JobContext {
     pub flush_partial_on_stop: bool,
     /// Where each file's progress is shown (`/targets`).
     pub targets: Arc<Targets>,
+    /// The agent's budget of open files, shared by every file job.
+    pub open_files: Arc<OpenFiles>,
 }
 
 /// With inotify, a tailer still looks at its file this often, in case an event was missed.
@@ -59,12 +70,39 @@ pub struct Tailer {
     pub ctx: Arc<JobContext>,
     pub id: FileId,
     pub path: String,
+    /// Where discovery last saw the file (it follows renames within the glob); a file closed while
+    /// idle is opened again from here.
+    pub location: Arc<Mutex<PathBuf>>,
     pub labels: Arc<LabelSet>,
     pub epoch: u32,
-    /// `None` only while a chunk is being read on the blocking pool.
+    /// `None` until the file is first opened, and while a chunk is being read on the blocking pool.
     pub reader: Option<Reader>,
+    /// The open-files slot, held while the reader's file is open.
+    pub slot: Option<Slot>,
+    /// The location where the closed file was last looked for and not found: not looked for there
+    /// again until discovery moves the location.
+    pub gone_at: Option<PathBuf>,
+    /// A file rotated out of the glob while the agent was down, found by the identity its saved
+    /// position records: it is read on from that position only (never from 0), to its end.
+    pub resume_only: bool,
     pub wake: Arc<Notify>,
     pub commands: watch::Receiver<Command>,
+}
+
+/// Resolves once the agent stops this tailer.
+async fn stopped(commands: &mut watch::Receiver<Command>) {
+    let _ = commands.wait_for(|c| *c == Command::Stop).await;
+}
+
+/// What opening the file came to.
+enum Opened {
+    File(File),
+    /// Not at its location nor anywhere else in that directory.
+    Gone,
+    /// Not for lack of descriptors (that is retried): permissions, I/O.
+    Failed(std::io::Error),
+    /// The agent stops.
+    Stopped,
 }
 
 impl Tailer {
@@ -74,18 +112,204 @@ impl Tailer {
             path: Escaped(self.path.clone()),
         };
         ctx.metrics.files_active.inc();
+        if self.open_first().await {
+            self.follow(&path_label).await;
+        }
+        ctx.metrics.files_active.dec();
+        ctx.metrics.read_bytes.remove(&path_label);
+        ctx.metrics.file_bytes.remove(&path_label);
+        ctx.metrics.read_lines.remove(&path_label);
+        ctx.targets.file_gone(&self.path);
+    }
+
+    /// Open the file and decide where reading starts (its saved position, Promtail's, or 0). False if
+    /// it is no longer there (discovery starts a tailer for what is there now) or the agent stops.
+    async fn open_first(&mut self) -> bool {
+        let file = match self.open().await {
+            Opened::File(file) => file,
+            Opened::Gone => {
+                tracing::debug!(path = %self.path, "file gone before it was opened");
+                if self.resume_only {
+                    // Deleted while the agent was down: its position serves nothing any more.
+                    self.ctx.positions.forget_file(self.id);
+                }
+                return false;
+            }
+            Opened::Failed(e) => {
+                tracing::warn!(path = %self.path, error = %e, "cannot open file; will retry");
+                return false;
+            }
+            Opened::Stopped => return false,
+        };
+        let start = file.metadata().and_then(|meta| {
+            let resume = self
+                .ctx
+                .positions
+                .resume_file(&self.path, self.id, meta.len(), |len| {
+                    fingerprint_of(&file, len)
+                });
+            let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX)?;
+            Ok((resume, fingerprint))
+        });
+        if self.resume_only
+            && start
+                .as_ref()
+                .is_ok_and(|(resume, _)| resume.reason != SAVED_POSITION)
+        {
+            // The inode is another file's now (resume_file forgot the record): not ours to read.
+            self.slot = None;
+            return false;
+        }
+        let started = start.and_then(|(resume, fingerprint)| {
+            if self.resume_only {
+                tracing::info!(path = %self.path, offset = resume.offset,
+                    "file rotated out of the glob while the agent was down; reading it to its end");
+            }
+            self.ctx
+                .positions
+                .track_file(self.id, &self.path, resume.offset, fingerprint);
+            tracing::info!(path = %self.path, offset = resume.offset, reason = resume.reason, "tailing file");
+            Reader::new(file, resume.offset, fingerprint)
+        });
+        match started {
+            Ok(reader) => {
+                self.reader = Some(reader);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %self.path, error = %e, "cannot read file; will retry");
+                self.slot = None;
+                false
+            }
+        }
+    }
+
+    /// Open the file by its identity, with a slot of the budget. Out of descriptors, wait and try
+    /// again: the file is not taken as gone, its position stays.
+    async fn open(&mut self) -> Opened {
+        let ctx = self.ctx.clone();
+        let mut wait = RETRY_MIN;
+        loop {
+            if self.slot.is_none() {
+                let slot = tokio::select! {
+                    slot = ctx.open_files.acquire() => slot,
+                    _ = stopped(&mut self.commands) => return Opened::Stopped,
+                };
+                self.slot = Some(slot);
+            }
+            let location = self.location.lock().unwrap().clone();
+            let id = self.id;
+            let found = tokio::task::spawn_blocking(move || open_by_identity(&location, id))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e)));
+            match found {
+                Ok(Some(file)) => return Opened::File(file),
+                Ok(None) => {
+                    self.slot = None;
+                    return Opened::Gone;
+                }
+                Err(e) if is_exhaustion(&e) => {
+                    report_exhaustion(&ctx.metrics, "open_file", &e);
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = stopped(&mut self.commands) => return Opened::Stopped,
+                    }
+                    wait = next_retry(wait);
+                }
+                Err(e) => {
+                    self.slot = None;
+                    return Opened::Failed(e);
+                }
+            }
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        self.reader.as_ref().is_some_and(Reader::is_open)
+    }
+
+    /// At the end of the file, with nothing to read: give the descriptor up if another file waits
+    /// for one.
+    fn close_if_contended(&mut self) {
+        if !self.ctx.open_files.contended() {
+            return;
+        }
+        if let Some(reader) = self.reader.as_mut().filter(|r| r.is_open()) {
+            reader.close();
+            self.slot = None;
+        }
+    }
+
+    /// For a file closed while idle: whether to open it again. Its location is looked at with `stat`
+    /// (no descriptor): another size there, or another file, means something to read or a move.
+    fn changed_while_closed(&self) -> bool {
+        let location = self.location.lock().unwrap().clone();
+        if self.gone_at.as_ref() == Some(&location) {
+            return false;
+        }
+        let Some(reader) = &self.reader else {
+            return false;
+        };
+        match std::fs::metadata(&location) {
+            Ok(m) => {
+                m.dev() != self.id.dev || m.ino() != self.id.ino || m.len() != reader.read_pos()
+            }
+            Err(_) => true,
+        }
+    }
+
+    /// Open a file closed while idle again, if it may have changed. False if the agent stops.
+    async fn reopen_if_changed(&mut self) -> bool {
+        if self.reader.is_none() || self.is_open() || !self.changed_while_closed() {
+            return true;
+        }
+        match self.open().await {
+            Opened::File(file) => {
+                let reopened = self.reader.as_mut().map(|r| r.reopen(file));
+                if let Some(Err(e)) = reopened {
+                    tracing::warn!(path = %self.path, error = %e, "cannot reopen file; will retry");
+                    self.slot = None;
+                    return true;
+                }
+                self.gone_at = None;
+                // Same device and inode; whether the content is still the one read is for the
+                // fingerprint to say.
+                self.check_truncation().await;
+            }
+            Opened::Gone => {
+                self.gone_at = Some(self.location.lock().unwrap().clone());
+                tracing::debug!(path = %self.path, "closed file not found again; waiting for discovery");
+            }
+            Opened::Failed(e) => {
+                tracing::warn!(path = %self.path, error = %e, "cannot reopen file; will retry");
+            }
+            Opened::Stopped => return false,
+        }
+        true
+    }
+
+    /// Follow the open file until it is drained or the agent stops.
+    async fn follow(&mut self, path_label: &PathLabel) {
+        let ctx = self.ctx.clone();
         let mut pipeline = ctx.pipeline.instantiate();
         let mut poll = ctx.min_poll;
         let mut quiet_since: Option<Instant> = None;
         'outer: loop {
+            if !self.reopen_if_changed().await {
+                self.stop(path_label, &mut pipeline).await;
+                break;
+            }
             // Read until the end of the file.
             let mut grew = false;
             for _ in 0..CHUNKS_PER_TURN {
+                if !self.is_open() {
+                    break;
+                }
                 if !self.wait_while_held_back(&mut pipeline).await {
                     break 'outer;
                 }
                 if *self.commands.borrow() == Command::Stop {
-                    self.stop(&path_label, &mut pipeline).await;
+                    self.stop(path_label, &mut pipeline).await;
                     break 'outer;
                 }
                 let Some((output, stats)) = self.read_chunk(false).await else {
@@ -95,7 +319,7 @@ impl Tailer {
                     break;
                 }
                 grew = true;
-                self.account(&path_label, &stats);
+                self.account(path_label, &stats);
                 if !self.deliver(&mut pipeline, output, false).await {
                     break 'outer;
                 }
@@ -112,17 +336,17 @@ impl Tailer {
             let command = *self.commands.borrow();
             match command {
                 Command::Stop => {
-                    self.stop(&path_label, &mut pipeline).await;
+                    self.stop(path_label, &mut pipeline).await;
                     break;
                 }
                 Command::Drain => {
                     let since = *quiet_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= DRAIN_QUIET {
-                        self.finish_drained(&path_label, &mut pipeline).await;
+                        self.finish_drained(path_label, &mut pipeline).await;
                         break;
                     }
                 }
-                Command::Run => {}
+                Command::Run => self.close_if_contended(),
             }
             let wait = if command == Command::Drain {
                 ctx.min_poll.min(DRAIN_QUIET / 4)
@@ -144,6 +368,7 @@ impl Tailer {
                     poll = (poll * 2).min(ctx.max_poll);
                 }
                 _ = self.commands.changed() => {}
+                _ = ctx.open_files.release_requested(), if self.is_open() && command == Command::Run => {}
                 _ = stage_timer => {
                     // A stage's timeout (multiline's max_wait_time) is up, even though the file is idle.
                     let mut entries = Vec::new();
@@ -155,11 +380,6 @@ impl Tailer {
             }
             self.check_truncation().await;
         }
-        ctx.metrics.files_active.dec();
-        ctx.metrics.read_bytes.remove(&path_label);
-        ctx.metrics.file_bytes.remove(&path_label);
-        ctx.metrics.read_lines.remove(&path_label);
-        ctx.targets.file_gone(&self.path);
     }
 
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
@@ -171,7 +391,12 @@ impl Tailer {
             let mut reader = reader;
             let mut out = Output::default();
             let mut stats = ChunkStats::default();
-            let r = reader.read_chunk(&labels, limit, &mut out, &mut stats);
+            // A closed file has nothing more to read before it is opened again, but its unfinished
+            // last line can still be sent.
+            let r = match reader.is_open() {
+                true => reader.read_chunk(&labels, limit, &mut out, &mut stats),
+                false => Ok(0),
+            };
             if finish {
                 reader.take_partial(&labels, limit, &mut out, &mut stats);
             }
@@ -193,6 +418,11 @@ impl Tailer {
         let m = &self.ctx.metrics;
         m.read_lines.get_or_create(path_label).inc_by(stats.lines);
         if let Some(reader) = &self.reader {
+            // The fingerprint grows with the file up to FINGERPRINT_MAX: save it, so that after a
+            // restart it still tells this file from another that got its inode.
+            self.ctx
+                .positions
+                .update_fingerprint(self.id, reader.fingerprint);
             m.read_bytes
                 .get_or_create(path_label)
                 .set(reader.read_pos() as i64);
@@ -232,7 +462,7 @@ impl Tailer {
     }
 
     async fn check_truncation(&mut self) {
-        let Some(reader) = &mut self.reader else {
+        let Some(reader) = self.reader.as_mut().filter(|r| r.is_open()) else {
             return;
         };
         match reader.was_truncated() {
@@ -328,7 +558,13 @@ impl Tailer {
         pipeline: &mut crate::stage::Pipeline,
     ) {
         self.send_rest(path_label, pipeline).await;
-        tracing::info!(path = %self.path, "file rotated away or deleted and read to its end; stopped");
+        if self.gone_at.is_some() {
+            // Closed while idle (descriptor budget) and gone before it was opened again: anything
+            // written to it in between could not be read.
+            tracing::info!(path = %self.path, "file rotated away or deleted while closed; stopped");
+        } else {
+            tracing::info!(path = %self.path, "file rotated away or deleted and read to its end; stopped");
+        }
         self.ctx.positions.forget_file(self.id);
     }
 }

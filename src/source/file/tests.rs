@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
 use super::glob::PathGlob;
+use super::open_files::OpenFiles;
 use super::reader::{LineLimit, HARD_LINE_LIMIT};
 use super::tailer::JobContext;
 use super::{FileSource, FileTarget};
@@ -37,7 +38,13 @@ struct Harness {
 }
 
 fn start(dir: &Path, positions: Positions) -> Harness {
+    start_with(dir, positions, 1000)
+}
+
+/// With room for `open_files` open files.
+fn start_with(dir: &Path, positions: Positions, open_files: usize) -> Harness {
     let (tx, rx) = mpsc::channel(16);
+    let metrics = Metrics::new();
     let router = Router::new(vec![tx], positions.clone());
     let mut labels = Labels::new();
     labels.insert("job".into(), "t".into());
@@ -52,7 +59,7 @@ fn start(dir: &Path, positions: Positions) -> Harness {
             job: "t".into(),
             router,
             positions: positions.clone(),
-            metrics: Metrics::new(),
+            metrics: metrics.clone(),
             pipeline: PipelineSpec::default(),
             limit: LineLimit {
                 max: HARD_LINE_LIMIT,
@@ -63,6 +70,7 @@ fn start(dir: &Path, positions: Positions) -> Harness {
             inotify: false,
             flush_partial_on_stop: false,
             targets: crate::targets::Targets::new(),
+            open_files: OpenFiles::new(open_files, metrics),
         },
     };
     let (stop, stop_rx) = watch::channel(false);
@@ -181,4 +189,64 @@ async fn restart_resumes_after_acknowledged_lines() {
     assert_eq!(h.take(1).await, ["a.log|c"]);
     h.nothing_more().await;
     h.stop().await;
+}
+
+#[tokio::test]
+async fn more_files_than_open_slots_are_read_once_and_followed() {
+    let d = tempfile::tempdir().unwrap();
+    let file = |i: usize| d.path().join(format!("f{i}.log"));
+    let mut want = Vec::new();
+    for i in 0..6 {
+        append(&file(i), &format!("{i}a\n{i}b\n"));
+        want.extend([format!("f{i}.log|{i}a"), format!("f{i}.log|{i}b")]);
+    }
+    let mut h = start_with(d.path(), Positions::in_memory(), 2);
+    let mut got = h.take(12).await;
+    got.sort();
+    assert_eq!(got, want);
+
+    // Files closed to let the others in are opened again when they grow, where they stopped.
+    want.clear();
+    for i in 0..6 {
+        append(&file(i), &format!("{i}c\n"));
+        want.push(format!("f{i}.log|{i}c"));
+    }
+    let mut got = h.take(6).await;
+    got.sort();
+    assert_eq!(got, want);
+
+    // Rotated out of the glob (open or closed): its last lines are read, then the new file.
+    fs::rename(file(0), d.path().join("f0.log.1")).unwrap();
+    append(&d.path().join("f0.log.1"), "0d\n");
+    append(&file(0), "new\n");
+    let mut got = h.take(2).await;
+    got.sort();
+    assert_eq!(got, ["f0.log|0d", "f0.log|new"]);
+    h.nothing_more().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_file_rotated_out_of_the_glob_while_stopped_is_read_on_from_its_position() {
+    let d = tempfile::tempdir().unwrap();
+    let a = d.path().join("a.log");
+    append(&a, "a\nb\n");
+    let mut h = start(d.path(), Positions::in_memory());
+    assert_eq!(h.take(2).await.len(), 2);
+    let positions = h.stop().await;
+    // While the agent is down: more lines, then rotation to a name outside `*.log`.
+    append(&a, "c\n");
+    fs::rename(&a, d.path().join("a.log.1")).unwrap();
+    append(&a, "new\n");
+    let mut h = start(d.path(), positions);
+    let mut got = h.take(2).await;
+    got.sort();
+    assert_eq!(got, ["a.log|c", "a.log|new"]);
+    h.nothing_more().await;
+    let positions = h.stop().await;
+    assert_eq!(
+        positions.fingerprinted_files().len(),
+        1,
+        "the rotated file is let go"
+    );
 }
