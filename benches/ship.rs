@@ -177,7 +177,7 @@ fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     for b in &batches {
         payload.clear();
         codec::encode(b, &mut payload);
-        w.append(&payload).unwrap();
+        w.append(&payload, b.len() as u64).unwrap();
         if last_sync.elapsed() >= Duration::from_millis(500) {
             w.sync().unwrap();
             last_sync = Instant::now();

@@ -240,7 +240,11 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .thread_name("logferry")
         .build()?;
-    runtime.block_on(agent::run(cfg, opts))?;
+    let result = runtime.block_on(agent::run(cfg, opts));
+    // A blocking task stuck on a disk (or the journal) must not keep the process alive: the agent
+    // has saved its positions by now.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result?;
     Ok(ExitCode::SUCCESS)
 }
 

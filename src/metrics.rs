@@ -13,7 +13,7 @@
 //! in a store of their own, encoded by a collector at scrape time, where series idle for longer than
 //! their `max_idle_duration` are removed, as Promtail does.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
@@ -181,7 +181,10 @@ pub struct Metrics {
     /// Connections the HTTP server holds open now, and how many it may.
     pub http_connections: Gauge,
     pub http_connections_limit: Gauge,
-    pub ready: Gauge,
+    /// `logferry_ready`: see [`Metrics::set_started`] and [`Metrics::buffer_writable`].
+    ready: Gauge,
+    /// Whether the agent has started, and how many disk buffers cannot write now.
+    readiness: Mutex<(bool, u32)>,
     /// Config reloads that applied a new config, and those that did not (Promtail names; as in
     /// Promtail, a reload that finds the config unchanged counts as failed).
     pub config_reload_success: Counter,
@@ -288,6 +291,29 @@ impl ElasticsearchMetrics {
 }
 
 impl Metrics {
+    /// The agent has started its sources and sinks.
+    pub fn set_started(&self) {
+        self.update_readiness(|r| r.0 = true);
+    }
+
+    /// A disk buffer stopped being able to write (`false`), or can again (`true`); called on each
+    /// change only. `logferry_ready` is 0 while any cannot.
+    pub fn buffer_writable(&self, writable: bool) {
+        self.update_readiness(|r| {
+            if writable {
+                r.1 = r.1.saturating_sub(1);
+            } else {
+                r.1 += 1;
+            }
+        });
+    }
+
+    fn update_readiness(&self, change: impl FnOnce(&mut (bool, u32))) {
+        let mut r = self.readiness.lock().unwrap();
+        change(&mut r);
+        self.ready.set(i64::from(r.0 && r.1 == 0));
+    }
+
     pub fn new() -> Arc<Self> {
         let mut registry = Registry::default();
         let m = Metrics {
@@ -317,6 +343,7 @@ impl Metrics {
             http_connections: Gauge::default(),
             http_connections_limit: Gauge::default(),
             ready: Gauge::default(),
+            readiness: Mutex::new((false, 0)),
             config_reload_success: Counter::default(),
             config_reload_fail: Counter::default(),
             dropped_lines: Family::default(),
@@ -469,7 +496,7 @@ impl Metrics {
         );
         registry.register(
             "logferry_ready",
-            "1 once the agent has started its sources and sinks",
+            "1 once the agent has started its sources and sinks, 0 while a sink's disk buffer cannot write (a full disk)",
             m.ready.clone(),
         );
         registry.register(

@@ -231,6 +231,9 @@ impl Positions {
             path: path.display().to_string(),
             reason,
         })?;
+        if !read_only {
+            remove_stale_temp_files(path);
+        }
         Ok(Self::with_state(state, Some(path.to_owned()), read_only))
     }
 
@@ -591,6 +594,59 @@ fn render(st: &State) -> String {
     serde_yaml_ng::to_string(&disk).unwrap_or_default()
 }
 
+/// The temp file [`write_atomically`] writes for `path` in process `pid`.
+fn temp_path(path: &Path, pid: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".tmp-{pid}"));
+    PathBuf::from(name)
+}
+
+/// Delete the temp files a killed process left beside `path` (`<file>.tmp-<pid>`): its own pid's (a
+/// container's agent is pid 1 every time) and those of processes that no longer exist. A live
+/// process's is left alone.
+fn remove_stale_temp_files(path: &Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return;
+    };
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let prefix = format!("{}.tmp-", name.to_string_lossy());
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(pid) = file
+            .to_str()
+            .and_then(|f| f.strip_prefix(&prefix))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && process_exists(pid) {
+            continue;
+        }
+        match fs::remove_file(entry.path()) {
+            Ok(()) => tracing::info!(file = %entry.path().display(),
+                "positions: removed a temp file left by a process that was killed while saving"),
+            Err(e) => tracing::warn!(file = %entry.path().display(), error = %e,
+                "positions: cannot remove a temp file left by a killed process"),
+        }
+    }
+}
+
+fn process_exists(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists (EPERM: it does, owned by another user).
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path
@@ -598,19 +654,23 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let mut tmp_name = path.as_os_str().to_owned();
-    tmp_name.push(format!(".tmp-{}", std::process::id()));
-    let tmp = PathBuf::from(tmp_name);
-    let mut f = fs::OpenOptions::new()
+    let tmp = temp_path(path, std::process::id());
+    let written = fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(true)
         .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    fs::rename(&tmp, path)?;
+        .open(&tmp)
+        .and_then(|mut f| {
+            f.write_all(bytes)?;
+            f.sync_all()
+        })
+        .and_then(|()| fs::rename(&tmp, path));
+    if let Err(e) = written {
+        // A full disk: leave no partial temp file behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     File::open(dir)?.sync_all()
 }
 
@@ -691,6 +751,27 @@ mod tests {
         // Claimed once: a later file at the same path starts at 0.
         assert_eq!(pos.resume_file("/var/log/a.log", id(6), 500, fp).offset, 0);
         assert_eq!(pos.cursor("cursor-journal").as_deref(), Some("s=abc;i=1"));
+    }
+
+    #[test]
+    fn temp_files_left_by_killed_processes_are_removed_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("positions.yaml");
+        // A pid no process has (above the kernel's pid_max limit), ours (a container's pid 1 after
+        // a restart), and a live process's (pid 1 here is init: not ours).
+        let dead = temp_path(&path, 4_194_305);
+        let own = temp_path(&path, std::process::id());
+        let live = temp_path(&path, 1);
+        for f in [&dead, &own, &live] {
+            fs::write(f, "").unwrap();
+        }
+        let other = dir.path().join("other.yaml.tmp-4194305");
+        fs::write(&other, "").unwrap();
+        Positions::open(&path, false).unwrap();
+        assert!(!dead.exists() && !own.exists(), "leftovers removed");
+        assert!(live.exists(), "a live process's temp file is left alone");
+        assert!(other.exists(), "another file's temp file is left alone");
+        Positions::open(&path, true).unwrap();
     }
 
     #[test]

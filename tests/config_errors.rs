@@ -113,6 +113,13 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
             names: &["\"url\""],
         },
         Case {
+            name: "url port out of range",
+            text: config_text(dir, "", "", "", "").replace("127.0.0.1:3100", "127.0.0.1:99999"),
+            at: ("- url:", 1, "http://"),
+            key_path: "clients[0].url",
+            names: &["99999", "port"],
+        },
+        Case {
             name: "duplicate job_name",
             text: config_text(dir, "", "", "", duplicate_job),
             at: ("job_name: app", 2, "app"),

@@ -256,7 +256,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     };
     drop(reload_tx);
     started.store(true, Ordering::Release);
-    env.metrics.ready.set(1);
+    env.metrics.set_started();
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "logferry started");
     // systemd (Type=notify): ready now that the config loaded and sources and sinks run.
     let notifier = crate::sd_notify::Notifier::from_env().map(Arc::new);

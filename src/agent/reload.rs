@@ -17,6 +17,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -252,21 +253,26 @@ impl Running {
 }
 
 impl Running {
-    /// Stop the sources, then let the sinks flush until `deadline`; past it, `abort` makes them give
-    /// up (what they did not send stays unacknowledged, or in their buffers).
+    /// Stop the sources, then let the sinks flush until shortly before `deadline`; then `abort` makes
+    /// them give up (what they did not send stays unacknowledged, or in their buffers), and at
+    /// `deadline` the agent stops without them whatever they are stuck on.
     pub async fn shutdown(
         self,
         env: &Env,
         deadline: tokio::time::Instant,
         abort: &watch::Sender<bool>,
     ) {
+        // The sinks are told to give up a little before the deadline, so that they have stopped, and
+        // the positions are saved, by the deadline itself.
+        let grace = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let give_up = deadline - (grace / 5).min(GIVE_UP_BEFORE_DEADLINE);
         let jobs: Vec<RunningJob> = self.jobs.into_iter().chain(self.stopping).collect();
         for job in &jobs {
             job.stop();
         }
         let mut stopped = true;
         for job in jobs {
-            stopped &= job.join(deadline).await;
+            stopped &= job.join(give_up).await;
         }
         if !stopped {
             tracing::warn!("sources did not stop in time (sinks full?); cancelled them");
@@ -276,25 +282,34 @@ impl Running {
         let (aborts, mut tasks): (Vec<_>, Vec<_>) =
             self.sinks.into_iter().map(RunningSink::close).unzip();
         tasks.extend(self.retiring);
-        let timeout = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let timeout = give_up.saturating_duration_since(tokio::time::Instant::now());
         tracing::info!(?timeout, "flushing sinks");
         let mut all = tokio::spawn(async move {
             for task in tasks {
                 let _ = task.await;
             }
         });
+        if tokio::time::timeout_at(give_up, &mut all).await.is_ok() {
+            return;
+        }
+        tracing::warn!(
+            "sinks did not flush in time; unsent lines will be read again after restart"
+        );
+        for a in aborts {
+            let _ = a.send(true);
+        }
+        let _ = abort.send(true);
+        // Whatever a buffer is stuck on (a disk that cannot be written), the agent stops by the
+        // deadline: a buffer's unsent records stay on disk, and unbuffered lines are read again.
         if tokio::time::timeout_at(deadline, &mut all).await.is_err() {
-            tracing::warn!(
-                "sinks did not flush in time; unsent lines will be read again after restart"
-            );
-            for a in aborts {
-                let _ = a.send(true);
-            }
-            let _ = abort.send(true);
-            let _ = all.await;
+            all.abort();
+            tracing::warn!("sinks did not stop by the shutdown deadline; stopping without them");
         }
     }
 }
+
+/// At most this much of the shutdown deadline is left to sinks that were told to give up.
+const GIVE_UP_BEFORE_DEADLINE: Duration = Duration::from_secs(2);
 
 /// `server` and `positions` take effect at start only (as in Promtail): keep the running ones, and say
 /// that a change there needs a restart.

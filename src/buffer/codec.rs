@@ -71,6 +71,23 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     }
 }
 
+/// How many entries a batch written by [`encode`] holds, read from its start without decoding the
+/// lines: what a buffer that loses records reports as lost lines. `None` if `data` is not one.
+pub fn entry_count(data: &[u8]) -> Option<u64> {
+    let mut r = Cursor { data, at: 0 };
+    let version = r.byte().ok()?;
+    if version != VERSION_1 && version != VERSION_2 {
+        return None;
+    }
+    for _ in 0..r.count().ok()? {
+        for _ in 0..r.count().ok()? {
+            r.skip_str().ok()?;
+            r.skip_str().ok()?;
+        }
+    }
+    r.count().ok().map(|n| n as u64)
+}
+
 fn put_value(out: &mut Vec<u8>, v: &Value) {
     match v {
         Value::Null => out.push(0),
@@ -214,6 +231,12 @@ impl Cursor<'_> {
         })
     }
 
+    fn skip_str(&mut self) -> Result<(), String> {
+        let n = self.count()?;
+        self.at += n;
+        Ok(())
+    }
+
     fn string(&mut self) -> Result<String, String> {
         let n = self.count()?;
         let bytes = &self.data[self.at..self.at + n];
@@ -225,6 +248,24 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn entry_count_reads_the_count_without_decoding() {
+        let set = LabelSet::new(Labels::from([("job".into(), "a".into())]));
+        let entries: Vec<Entry> = (0..3)
+            .map(|i| Entry {
+                timestamp: i,
+                line: format!("line {i}"),
+                labels: set.clone(),
+                metadata: Vec::new(),
+                extracted: None,
+            })
+            .collect();
+        let mut out = Vec::new();
+        encode(&entries, &mut out);
+        assert_eq!(entry_count(&out), Some(3));
+        assert_eq!(entry_count(&[9, 0, 0]), None);
+    }
 
     #[test]
     fn round_trips_entries_sharing_label_sets() {

@@ -17,7 +17,10 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use super::segment::{self, list_segments, repair_tail, segment_path, Frame, SegmentWriter};
+use super::segment::{
+    self, list_segments, list_sums, open_sum, read_sum, repair_tail, segment_path, sum_path,
+    write_sum, Frame, SegmentWriter, Tally,
+};
 
 /// Where a record starts (or where the one before it ends): its segment and byte offset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -29,8 +32,17 @@ pub struct Position {
 /// What opening a log found, and repaired.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Recovery {
-    /// Bytes of a torn last record cut off.
+    /// Bytes of a torn last record cut off. With a summary they were written after the last fsync,
+    /// so they were never acknowledged: their lines are read again from their source.
     pub torn_bytes: u64,
+    /// The newest segment has no summary (written by an older release): whether a torn record was
+    /// acknowledged is unknown.
+    pub unsummarized: bool,
+    /// What the newest segment lost below what had been made durable (a file cut short): lines whose
+    /// positions were committed, so no source sends them again.
+    pub lost: Tally,
+    /// `lost.records` and `lost.lines` are an upper bound: part of what was cut had been accepted.
+    pub lost_at_most: bool,
     /// The ledger was unreadable or pointed nowhere: reading starts at the oldest segment.
     pub ledger_reset: bool,
     /// Records waiting to be sent, and their bytes on disk.
@@ -38,11 +50,12 @@ pub struct Recovery {
     pub bytes: u64,
 }
 
-/// The end of the log as the writer last published it: every byte before it is a whole record.
+/// A position one end of the log publishes for the other: the writer its head (every byte before it
+/// is a whole record), the reader what the receiver accepted.
 #[derive(Default)]
-pub struct Head(Mutex<Position>);
+pub struct Mark(Mutex<Position>);
 
-impl Head {
+impl Mark {
     pub fn get(&self) -> Position {
         *self.0.lock().unwrap()
     }
@@ -53,22 +66,57 @@ impl Head {
 
 const LEDGER: &str = "ledger";
 
+/// The lines of a record's payload (`appended_ms u64`, then a batch: see `buffer::writer`).
+fn record_lines(payload: &[u8]) -> u64 {
+    payload
+        .get(8..)
+        .and_then(super::codec::entry_count)
+        .unwrap_or(0)
+}
+
 /// Open the log in `dir` (created if missing), repairing what a crash left: a torn last record is
-/// cut off, a bad ledger makes reading start at the oldest segment (duplicates, no loss).
+/// cut off, a bad ledger makes reading start at the oldest segment (duplicates, no loss). What a
+/// newest segment cut below its summary lost is counted in the [`Recovery`].
 pub fn open(dir: &Path, segment_size: u64) -> io::Result<(LogWriter, LogReader, Recovery)> {
     fs::create_dir_all(dir)?;
     let mut recovery = Recovery::default();
     let seqs = list_segments(dir)?;
     let head_seq = seqs.last().copied().unwrap_or(0);
+    let ledger = read_ledger(dir);
+    let mut head_tally = Tally::default();
     if !seqs.is_empty() {
-        recovery.torn_bytes = repair_tail(&segment_path(dir, head_seq))?;
+        let repaired = repair_tail(&segment_path(dir, head_seq), record_lines)?;
+        head_tally = repaired.kept;
+        // What of the newest segment the receiver accepted (the ledger may name a later one).
+        let accepted = match ledger {
+            Some(p) if p.seq == head_seq => p.offset,
+            Some(p) if p.seq > head_seq => u64::MAX,
+            _ => 0,
+        };
+        match read_sum(dir, head_seq) {
+            Some(durable) if durable.bytes > repaired.kept.bytes && accepted < durable.bytes => {
+                let mut lost = durable.beyond(&repaired.kept);
+                // Damage inside what is left is reported when it is read.
+                lost.records = lost.records.saturating_sub(repaired.damaged_records);
+                if accepted > repaired.kept.bytes {
+                    lost.bytes = durable.bytes - accepted;
+                    recovery.lost_at_most = true;
+                }
+                recovery.lost = lost;
+            }
+            Some(_) => recovery.torn_bytes = repaired.torn,
+            None => {
+                recovery.torn_bytes = repaired.torn;
+                recovery.unsummarized = repaired.torn > 0;
+            }
+        }
     }
     let oldest = Position {
         seq: seqs.first().copied().unwrap_or(0),
         offset: 0,
     };
     let ledger_exists = dir.join(LEDGER).exists();
-    let acked = match read_ledger(dir) {
+    let acked = match ledger {
         // Acknowledged records whose segment is gone: start at what is left.
         Some(p) if seqs.first().is_some_and(|first| p.seq < *first) => oldest,
         Some(p) if seqs.contains(&p.seq) => {
@@ -91,14 +139,26 @@ pub fn open(dir: &Path, segment_size: u64) -> io::Result<(LogWriter, LogReader, 
     };
     // Appending continues in the newest segment, or the one the ledger names if it is newer.
     let writer = SegmentWriter::open(dir, head_seq.max(acked.seq))?;
-    let head = Arc::new(Head::default());
+    if writer.seq != head_seq {
+        head_tally = Tally::default();
+    }
+    // What is left is durable from here on, and its summary says so (a loss is reported once).
+    writer.sync()?;
+    let sum = open_sum(dir, writer.seq).ok();
+    if let Some(f) = &sum {
+        let _ = write_sum(f, &head_tally);
+    }
+    let head = Arc::new(Mark::default());
     head.set(Position {
         seq: writer.seq,
         offset: writer.len,
     });
+    let accepted = Arc::new(Mark::default());
+    accepted.set(acked);
     let mut reader = LogReader {
         dir: dir.to_owned(),
         head: head.clone(),
+        accepted: accepted.clone(),
         read: acked,
         acked,
         file: None,
@@ -113,7 +173,10 @@ pub fn open(dir: &Path, segment_size: u64) -> io::Result<(LogWriter, LogReader, 
         segment_size,
         writer,
         head,
+        accepted,
         scratch: Vec::new(),
+        tally: head_tally,
+        sum,
     };
     Ok((log_writer, reader, recovery))
 }
@@ -127,40 +190,42 @@ pub struct LogWriter {
     dir: PathBuf,
     segment_size: u64,
     writer: SegmentWriter,
-    head: Arc<Head>,
+    head: Arc<Mark>,
+    /// What the receiver accepted (the reader's).
+    accepted: Arc<Mark>,
     scratch: Vec<u8>,
+    /// What the open segment holds; its summary says so after each sync.
+    tally: Tally,
+    /// The open segment's summary, when it could be created (not on a full disk).
+    sum: Option<File>,
 }
 
 impl LogWriter {
-    /// Append one record; a new segment is started once the current one reached `segment_size`.
-    /// Returns where the record starts and ends. On error nothing was appended (a partial write is
-    /// cut off), so the append can be retried.
-    pub fn append(&mut self, payload: &[u8]) -> io::Result<(Position, Position)> {
+    /// Append one record of `lines` lines; a new segment is started once the current one reached
+    /// `segment_size`. Returns where the record starts and ends. On error nothing was appended (a
+    /// partial write is cut off), so the append can be retried.
+    pub fn append(&mut self, payload: &[u8], lines: u64) -> io::Result<(Position, Position)> {
         let mut frame = std::mem::take(&mut self.scratch);
         frame.clear();
         segment::frame(payload, &mut frame);
-        let r = self.append_frame(&mut frame);
+        let r = self.append_frame(&mut frame, lines);
         self.scratch = frame;
         r
     }
 
     /// Append one record built in place: `frame` holds [`segment::HEADER`] reserved bytes and then
     /// the payload; the header is filled in here.
-    pub fn append_frame(&mut self, frame: &mut [u8]) -> io::Result<(Position, Position)> {
+    pub fn append_frame(
+        &mut self,
+        frame: &mut [u8],
+        lines: u64,
+    ) -> io::Result<(Position, Position)> {
         segment::seal(frame);
         if self.writer.len >= self.segment_size {
             // The finished segment is made durable before the next one starts, so a sync of the
             // newest segment covers everything appended.
-            self.writer.sync()?;
-            let next = SegmentWriter::open(&self.dir, self.writer.seq + 1)?;
-            File::open(&self.dir)?.sync_all()?;
-            self.writer = next;
-            // Published now, not with the first record: the finished segment can be deleted once
-            // accepted even while appending to the new one fails (a full disk).
-            self.head.set(Position {
-                seq: self.writer.seq,
-                offset: 0,
-            });
+            self.sync()?;
+            self.roll_over()?;
         }
         let start = Position {
             seq: self.writer.seq,
@@ -171,13 +236,52 @@ impl LogWriter {
             seq: self.writer.seq,
             offset: self.writer.len,
         };
+        self.tally.add(frame.len() as u64, lines);
         self.head.set(end);
         Ok((start, end))
     }
 
-    /// Make every appended record durable.
-    pub fn sync(&self) -> io::Result<()> {
-        self.writer.sync()
+    /// Start the next segment.
+    fn roll_over(&mut self) -> io::Result<()> {
+        let next = SegmentWriter::open(&self.dir, self.writer.seq + 1)?;
+        File::open(&self.dir)?.sync_all()?;
+        self.writer = next;
+        self.tally = Tally::default();
+        // Not on a full disk; retried at the next sync.
+        self.sum = open_sum(&self.dir, self.writer.seq).ok();
+        // Published now, not with the first record: the finished segment can be deleted once
+        // accepted even while appending to the new one fails (a full disk).
+        self.head.set(Position {
+            seq: self.writer.seq,
+            offset: 0,
+        });
+        Ok(())
+    }
+
+    /// When the receiver accepted all of the segment being written, start the next one, so that the
+    /// reader can delete this one: on a disk too small for a whole segment, that is the only way
+    /// room comes back. Returns whether it did.
+    pub fn recycle(&mut self) -> io::Result<bool> {
+        let head = self.head.get();
+        if self.writer.len == 0 || self.accepted.get() < head {
+            return Ok(false);
+        }
+        // Nothing in it is waiting: no sync needed, and its summary goes with it.
+        self.roll_over()?;
+        Ok(true)
+    }
+
+    /// Make every appended record durable, and say so in the segment's summary.
+    pub fn sync(&mut self) -> io::Result<()> {
+        self.writer.sync()?;
+        if self.sum.is_none() {
+            self.sum = open_sum(&self.dir, self.writer.seq).ok();
+        }
+        if let Some(f) = &self.sum {
+            // Best effort: without it a later loss is counted in bytes only.
+            let _ = write_sum(f, &self.tally);
+        }
+        Ok(())
     }
 }
 
@@ -188,13 +292,17 @@ pub enum Read {
     Record { start: Position, end: Position },
     /// Damage skipped: `bytes` lost, holding about `records` records (frame starts seen in them).
     Damaged { bytes: u64, records: u64 },
+    /// Segment `seq` is missing (deleted); its summary says what it held, if it is still there.
+    Missing { seq: u64, lost: Option<Tally> },
     /// Everything appended so far was read.
     End,
 }
 
 pub struct LogReader {
     dir: PathBuf,
-    head: Arc<Head>,
+    head: Arc<Mark>,
+    /// Where the writer sees `acked`.
+    accepted: Arc<Mark>,
     /// The next record to read.
     read: Position,
     /// The first record not yet acknowledged.
@@ -225,8 +333,8 @@ impl LogReader {
         }
     }
 
-    /// Read the next record. A missing segment is skipped (its loss is the caller's to report through
-    /// `Damaged` with unknown size 0); an unreadable one returns the error and is skipped next time.
+    /// Read the next record. A missing segment is skipped (its loss is the caller's to report, from
+    /// `Missing`); an unreadable one returns the error and is skipped next time.
     pub fn read_next(&mut self) -> io::Result<Read> {
         loop {
             let head = self.head.get();
@@ -238,11 +346,15 @@ impl LogReader {
                 match File::open(segment_path(&self.dir, seq)) {
                     Ok(f) => self.file = Some((seq, f)),
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        // Reading resumes inside it only after a restart; then what the summary
+                        // counts was partly accepted (its bytes are right, its records at most).
+                        let from = self.read.offset;
                         self.next_segment();
-                        return Ok(Read::Damaged {
-                            bytes: 0,
-                            records: 0,
+                        let lost = read_sum(&self.dir, seq).map(|t| Tally {
+                            bytes: t.bytes.saturating_sub(from),
+                            ..t
                         });
+                        return Ok(Read::Missing { seq, lost });
                     }
                     Err(e) => {
                         self.next_segment();
@@ -323,6 +435,12 @@ impl LogReader {
                     bytes += frame_bytes(start, end);
                 }
                 Read::Damaged { bytes: lost, .. } => bytes += lost,
+                // Counted as waiting, so that skipping it frees as much.
+                Read::Missing { lost, .. } => {
+                    let lost = lost.unwrap_or_default();
+                    records += lost.records;
+                    bytes += lost.bytes;
+                }
                 Read::End => return Ok((records, bytes)),
             }
         }
@@ -356,6 +474,7 @@ impl LogReader {
         }
         let from = self.acked.seq;
         self.acked = upto;
+        self.accepted.set(upto);
         // Segments go first: on a full disk that is the room the ledger and the writer need. A crash
         // in between leaves a ledger naming a deleted segment, which `open` reads as "start at the
         // oldest segment left", the right place.
@@ -366,18 +485,31 @@ impl LogReader {
     }
 
     /// Delete a wholly accepted segment the writer has since moved past (an ack can come before the
-    /// segment is finished). Called now and then; on a small disk that room is what lets writing go on.
-    pub fn tidy(&mut self) -> io::Result<()> {
-        self.ack(self.acked)
+    /// segment is finished, and the writer starts a new one on a full disk to let it go). Called now
+    /// and then; on a small disk that room is what lets writing go on. Whether it deleted one.
+    pub fn tidy(&mut self) -> io::Result<bool> {
+        let before = self.acked;
+        self.ack(before)?;
+        Ok(self.acked != before)
     }
 
+    /// Delete the segments before `seq` (never the one being written), and their summaries. A
+    /// summary goes first: one without its segment means the segment was deleted by someone else.
     fn remove_before(&self, seq: u64, head_seq: u64) -> io::Result<()> {
-        for s in list_segments(&self.dir)? {
+        let remove = |path: PathBuf| match fs::remove_file(path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+        let segments = list_segments(&self.dir)?;
+        for s in list_sums(&self.dir)? {
+            // Orphans too: a missing segment is reported before the ledger moves past it.
             if s < seq && s != head_seq {
-                match fs::remove_file(segment_path(&self.dir, s)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
+                remove(sum_path(&self.dir, s))?;
+            }
+        }
+        for s in segments {
+            if s < seq && s != head_seq {
+                remove(segment_path(&self.dir, s))?;
             }
         }
         Ok(())
@@ -446,7 +578,7 @@ mod tests {
                 Read::Record { end, .. } => {
                     out.push((String::from_utf8(r.payload().to_vec()).unwrap(), end))
                 }
-                Read::Damaged { .. } => {}
+                Read::Damaged { .. } | Read::Missing { .. } => {}
                 Read::End => return out,
             }
         }
@@ -458,7 +590,7 @@ mod tests {
         let (mut w, mut r, rec) = open(dir.path(), 64).unwrap();
         assert_eq!(rec, Recovery::default());
         for i in 0..10 {
-            w.append(format!("record-{i}").as_bytes()).unwrap();
+            w.append(format!("record-{i}").as_bytes(), 1).unwrap();
         }
         w.sync().unwrap();
         let read = drain(&mut r);
@@ -484,9 +616,9 @@ mod tests {
     fn appends_after_reading_to_the_end_are_read() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, mut r, _) = open(dir.path(), 1 << 20).unwrap();
-        w.append(b"a").unwrap();
+        w.append(b"a", 1).unwrap();
         assert_eq!(drain(&mut r).len(), 1);
-        w.append(b"b").unwrap();
+        w.append(b"b", 1).unwrap();
         assert_eq!(drain(&mut r)[0].0, "b");
     }
 
@@ -494,8 +626,8 @@ mod tests {
     fn a_torn_tail_and_a_lost_ledger_are_recovered_without_loss() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, _, _) = open(dir.path(), 1 << 20).unwrap();
-        w.append(b"one").unwrap();
-        w.append(b"two").unwrap();
+        w.append(b"one", 1).unwrap();
+        w.append(b"two", 1).unwrap();
         w.sync().unwrap();
         drop(w);
         let seg = segment_path(dir.path(), 0);
@@ -509,7 +641,7 @@ mod tests {
         assert!(rec.ledger_reset);
         let got: Vec<String> = drain(&mut r).into_iter().map(|x| x.0).collect();
         assert_eq!(got, ["one", "two"]);
-        w.append(b"three").unwrap();
+        w.append(b"three", 1).unwrap();
         assert_eq!(
             drain(&mut r)[0].0,
             "three",
@@ -517,12 +649,100 @@ mod tests {
         );
     }
 
+    /// A record's payload as the buffer writes it: `appended_ms`, then a batch of `lines` entries.
+    fn record(lines: usize) -> Vec<u8> {
+        use crate::entry::{Entry, LabelSet, Labels};
+        let labels = LabelSet::new(Labels::from([("job".into(), "t".into())]));
+        let entries: Vec<Entry> = (0..lines)
+            .map(|i| Entry {
+                timestamp: i as i64,
+                line: format!("line {i}"),
+                labels: labels.clone(),
+                metadata: Vec::new(),
+                extracted: None,
+            })
+            .collect();
+        let mut payload = 0u64.to_le_bytes().to_vec();
+        super::super::codec::encode(&entries, &mut payload);
+        payload
+    }
+
+    #[test]
+    fn a_wholly_accepted_segment_being_written_is_recycled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut w, mut r, _) = open(dir.path(), 1 << 20).unwrap();
+        for i in 0..3 {
+            w.append(format!("record-{i}").as_bytes(), 1).unwrap();
+        }
+        w.sync().unwrap();
+        let read = drain(&mut r);
+        r.ack(read[1].1).unwrap();
+        assert!(!w.recycle().unwrap(), "not all of it was accepted");
+        r.ack(read[2].1).unwrap();
+        assert!(w.recycle().unwrap());
+        assert!(
+            segment_path(dir.path(), 0).exists(),
+            "the reader deletes it"
+        );
+        assert!(r.tidy().unwrap());
+        assert_eq!(list_segments(dir.path()).unwrap(), [1]);
+        assert!(!sum_path(dir.path(), 0).exists());
+        w.append(b"after", 1).unwrap();
+        assert_eq!(drain(&mut r)[0].0, "after");
+        assert!(!w.recycle().unwrap(), "not accepted yet");
+    }
+
+    #[test]
+    fn a_segment_cut_below_its_summary_is_a_loss_and_a_torn_unsynced_tail_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = segment_path(dir.path(), 0);
+        let (mut w, _, _) = open(dir.path(), 1 << 20).unwrap();
+        let payload = record(10);
+        for _ in 0..4 {
+            w.append(&payload, 10).unwrap();
+        }
+        w.sync().unwrap();
+        drop(w);
+        let frame = (segment::HEADER + payload.len()) as u64;
+        // Cut inside the third record: two and a half records were durable, hence acknowledged.
+        let f = fs::OpenOptions::new().write(true).open(&seg).unwrap();
+        f.set_len(2 * frame + 5).unwrap();
+        let (w, _, rec) = open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(
+            rec.lost,
+            Tally {
+                bytes: 2 * frame,
+                records: 2,
+                lines: 20
+            }
+        );
+        assert_eq!(rec.torn_bytes, 0);
+        drop(w);
+        // Reported once: the summary now says what is left.
+        let (mut w, _, rec) = open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(rec.lost, Tally::default());
+        w.append(&payload, 10).unwrap();
+        drop(w);
+        // A record appended after the last sync and torn: never acknowledged.
+        let len = fs::metadata(&seg).unwrap().len();
+        assert_eq!(len, 3 * frame);
+        fs::OpenOptions::new()
+            .write(true)
+            .open(&seg)
+            .unwrap()
+            .set_len(len - 3)
+            .unwrap();
+        let (_, _, rec) = open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(rec.lost, Tally::default());
+        assert_eq!(rec.torn_bytes, frame - 3);
+    }
+
     #[test]
     fn a_flipped_byte_loses_one_record_and_a_missing_segment_is_skipped() {
         let dir = tempfile::tempdir().unwrap();
         let (mut w, _, _) = open(dir.path(), 64).unwrap();
         for i in 0..12 {
-            w.append(format!("record-{i:02}-0123456789").as_bytes())
+            w.append(format!("record-{i:02}-0123456789").as_bytes(), 1)
                 .unwrap();
         }
         drop(w);
@@ -536,15 +756,28 @@ mod tests {
         fs::remove_file(segment_path(dir.path(), segs[1])).unwrap();
 
         let (_w, mut r, _) = open(dir.path(), 64).unwrap();
-        let (mut got, mut damaged) = (Vec::new(), 0);
+        let (mut got, mut damaged, mut missing) = (Vec::new(), 0, Vec::new());
         loop {
             match r.read_next().unwrap() {
                 Read::Record { .. } => got.push(String::from_utf8(r.payload().to_vec()).unwrap()),
                 Read::Damaged { records, .. } => damaged += records,
+                Read::Missing { seq, lost } => missing.push((seq, lost)),
                 Read::End => break,
             }
         }
         assert_eq!(damaged, 1, "the flipped record is counted");
+        // Two records of 20 bytes fill a 64-byte segment.
+        let frame = (segment::HEADER + 20) as u64;
+        let held = Tally {
+            bytes: 2 * frame,
+            records: 2,
+            lines: 2,
+        };
+        assert_eq!(
+            missing,
+            [(segs[1], Some(held))],
+            "the missing segment's summary says what it held"
+        );
         assert!(!got.contains(&"record-00-0123456789".to_string()));
         assert!(got.contains(&"record-01-0123456789".to_string()));
         assert!(got.contains(&"record-11-0123456789".to_string()));

@@ -11,7 +11,9 @@
 //!   batch ([`codec`]), appends it as one record, and acks the batch's source token once the record is
 //!   durable (`fsync: always`, or the next `fsync_interval`). When the buffer holds `max_size` it
 //!   waits for room (`when_full: block`: the router waits, the sources pause) or drops the batch and
-//!   counts it (`drop_newest`). A full disk (ENOSPC) is retried until there is space.
+//!   counts it (`drop_newest`). A full disk (ENOSPC) is retried until there is space (`logferry_ready`
+//!   is 0 meanwhile) or the agent gives up at shutdown; a segment being written that was all accepted
+//!   is then replaced by a new one, so the reader can delete it (see `log::LogWriter::recycle`).
 //! * The **reader** ([`reader`]) hands records to the sink in order, from the cache of recent
 //!   batches when it has them (no decode; the batch is shared with the other sinks) and from disk
 //!   otherwise (after a restart or a long outage). The sink acks a record once the receiver accepted
@@ -177,15 +179,7 @@ pub fn open(settings: BufferSettings, metrics: Arc<Metrics>) -> std::io::Result<
         sink: Escaped(settings.name.clone()),
     };
     metrics.buffer.init_sink(&label);
-    if recovery.torn_bytes > 0 {
-        metrics
-            .buffer
-            .torn_bytes
-            .get_or_create(&label)
-            .inc_by(recovery.torn_bytes);
-        tracing::warn!(sink = %settings.name, bytes = recovery.torn_bytes, dir = %settings.dir.display(),
-            "buffer: cut off a torn last record left by a crash (its lines were never acknowledged; they are read again from their source)");
-    }
+    report_recovery(&settings, &metrics, &label, &recovery);
     if recovery.ledger_reset {
         tracing::warn!(sink = %settings.name, dir = %settings.dir.display(),
             "buffer: ledger unreadable; sending the whole buffer again (duplicates possible, no loss)");
@@ -213,6 +207,46 @@ pub fn open(settings: BufferSettings, metrics: Arc<Metrics>) -> std::io::Result<
         log_reader,
         shared,
     })
+}
+
+/// Say (and count) what opening the buffer repaired, and what it found lost.
+fn report_recovery(
+    settings: &BufferSettings,
+    metrics: &Metrics,
+    label: &SinkLabel,
+    recovery: &log::Recovery,
+) {
+    let (name, dir) = (&settings.name, settings.dir.display());
+    let b = &metrics.buffer;
+    if recovery.torn_bytes > 0 {
+        b.torn_bytes
+            .get_or_create(label)
+            .inc_by(recovery.torn_bytes);
+        if recovery.unsummarized {
+            tracing::warn!(sink = %name, bytes = recovery.torn_bytes, dir = %dir,
+                "buffer: cut off a torn last record (a segment without a summary, from an older release: whether its lines were acknowledged is unknown)");
+        } else {
+            tracing::warn!(sink = %name, bytes = recovery.torn_bytes, dir = %dir,
+                "buffer: cut off a torn last record left by a crash (written after the last fsync, so never acknowledged: its lines are read again from their source)");
+        }
+    }
+    let lost = &recovery.lost;
+    if lost.bytes > 0 {
+        b.damaged_records.get_or_create(label).inc_by(lost.records);
+        b.damaged_bytes.get_or_create(label).inc_by(lost.bytes);
+        let reason = SinkReasonLabel {
+            sink: label.sink.clone(),
+            reason: "damaged".into(),
+        };
+        b.dropped_entries.get_or_create(&reason).inc_by(lost.lines);
+        let at_most = if recovery.lost_at_most {
+            "at most "
+        } else {
+            ""
+        };
+        tracing::error!(sink = %name, dir = %dir, records = lost.records, lines = lost.lines, bytes = lost.bytes,
+            "buffer: the newest segment is shorter than what had been made durable (cut short?): {at_most}these records and lines are lost; their positions were committed, so no source sends them again (see logferry_buffer_dropped_entries_total{{reason=\"damaged\"}})");
+    }
 }
 
 impl Opened {

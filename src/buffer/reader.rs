@@ -20,6 +20,7 @@ use tokio::sync::mpsc::{self, OwnedPermit};
 use tokio::sync::watch;
 
 use super::log::{frame_bytes, LogReader, Position, Read};
+use super::segment::{self, Tally};
 use super::{codec, unix_ms, BufferSettings, Shared};
 use crate::ack::{AckToken, Delivery};
 use crate::entry::Batch;
@@ -141,11 +142,10 @@ impl Reader {
                     }
                 }
                 Event::SinkGone => self.stop_feeding(),
-                Event::Appended => {}
+                // The writer may have moved past a segment that was all accepted (a full disk).
+                Event::Appended => self.tidy(),
                 Event::Tick => {
-                    if let Err(e) = self.log.tidy() {
-                        tracing::debug!(error = %e, "buffer: cannot delete an accepted segment");
-                    }
+                    self.tidy();
                     self.publish();
                 }
             }
@@ -164,6 +164,16 @@ impl Reader {
                     _ = tick.tick() => {}
                 }
             }
+        }
+    }
+
+    /// Delete what was accepted and the writer has moved past; a writer waiting for disk space
+    /// retries at once.
+    fn tidy(&mut self) {
+        match self.log.tidy() {
+            Ok(true) => self.shared.notify_room(),
+            Ok(false) => {}
+            Err(e) => tracing::debug!(error = %e, "buffer: cannot delete an accepted segment"),
         }
     }
 
@@ -200,13 +210,13 @@ impl Reader {
                     }
                 }
                 Ok(Read::Damaged { bytes, records }) => {
-                    let why = if bytes == 0 {
-                        "a segment file is missing"
-                    } else {
-                        "bad checksum or framing"
-                    };
-                    self.damaged(bytes, records, why);
+                    self.damaged(bytes, records, "bad checksum or framing");
                     self.skip(self.log.position(), bytes, records);
+                }
+                Ok(Read::Missing { seq, lost }) => {
+                    self.missing(seq, lost);
+                    let lost = lost.unwrap_or_default();
+                    self.skip(self.log.position(), lost.bytes, lost.records);
                 }
                 Ok(Read::End) => return,
                 Err(e) => {
@@ -299,6 +309,29 @@ impl Reader {
         } else {
             tracing::warn!(sink = %self.settings.name, records, bytes, reason = why, "buffer: damaged records skipped");
         }
+    }
+
+    /// A segment file was deleted before it was sent: count and say what it held, from its summary.
+    fn missing(&mut self, seq: u64, lost: Option<Tally>) {
+        let path = segment::segment_path(self.log.dir(), seq);
+        let b = &self.shared.metrics.buffer;
+        b.missing_segments.get_or_create(&self.shared.label).inc();
+        let Some(lost) = lost else {
+            tracing::error!(sink = %self.settings.name, segment = %path.display(),
+                "buffer: a segment file is missing and so is its summary: its lines are lost and cannot be counted (see logferry_buffer_missing_segments_total)");
+            return;
+        };
+        b.damaged_records
+            .get_or_create(&self.shared.label)
+            .inc_by(lost.records);
+        b.damaged_bytes
+            .get_or_create(&self.shared.label)
+            .inc_by(lost.bytes);
+        b.dropped_entries
+            .get_or_create(&self.shared.reason("damaged"))
+            .inc_by(lost.lines);
+        tracing::error!(sink = %self.settings.name, segment = %path.display(), records = lost.records, lines = lost.lines, bytes = lost.bytes,
+            "buffer: a segment file is missing (deleted?): its lines are lost; their positions were committed, so no source sends them again (see logferry_buffer_dropped_entries_total{{reason=\"damaged\"}})");
     }
 
     fn acked(&mut self, id: u64) {

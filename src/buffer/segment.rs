@@ -9,6 +9,13 @@
 //! The magic makes a damaged region skippable: a reader that meets a bad frame scans forward for the
 //! next magic whose frame checks out, and counts what it skipped. A crash can leave the last frame of
 //! the newest segment incomplete (a torn write); opening the log for writing truncates it away.
+//!
+//! Beside each segment, `<sequence>.sum` holds its [`Tally`] as of the last fsync: how many bytes,
+//! records and lines of it were durable, hence acknowledged to their sources. One fixed-width line
+//! rewritten in place (no new disk blocks, so it works on a full disk), never fsynced itself: a power
+//! cut can only make it older. It is what tells a torn write (after the last fsync: never
+//! acknowledged, read again from the source) from lost data (a file cut below what was durable, or
+//! deleted), and how many lines were lost.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -131,25 +138,122 @@ fn check_frame(data: &[u8], at: usize) -> Result<Option<usize>, ()> {
     Ok(Some(len))
 }
 
-/// Truncate a torn last frame away from segment `path`; returns the bytes removed.
-pub fn repair_tail(path: &Path) -> io::Result<u64> {
+/// What a segment holds: bytes, records, and the lines (entries) of those records.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub bytes: u64,
+    pub records: u64,
+    pub lines: u64,
+}
+
+impl Tally {
+    pub fn add(&mut self, bytes: u64, lines: u64) {
+        self.bytes += bytes;
+        self.records += 1;
+        self.lines += lines;
+    }
+
+    /// What `self` holds beyond `kept` (a part of it).
+    pub fn beyond(&self, kept: &Tally) -> Tally {
+        Tally {
+            bytes: self.bytes.saturating_sub(kept.bytes),
+            records: self.records.saturating_sub(kept.records),
+            lines: self.lines.saturating_sub(kept.lines),
+        }
+    }
+}
+
+/// What [`repair_tail`] found in a segment.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Repaired {
+    /// Bytes of an incomplete last frame, cut off.
+    pub torn: u64,
+    /// The good records left (with `bytes` the segment's length after the repair, damage included).
+    pub kept: Tally,
+    /// Records (frame starts) in damaged regions.
+    pub damaged_records: u64,
+}
+
+/// Truncate a torn last frame away from segment `path`, and tally what is left; `lines` counts the
+/// lines of a record's payload.
+pub fn repair_tail(path: &Path, lines: impl Fn(&[u8]) -> u64) -> io::Result<Repaired> {
     let mut data = Vec::new();
     File::open(path)?.read_to_end(&mut data)?;
     let mut offset = 0u64;
+    let mut repaired = Repaired::default();
     loop {
         match read_frame(&data, offset) {
-            Frame::Record { end, .. } => offset = end,
-            Frame::Damaged { resume, .. } => offset = resume,
+            Frame::Record { payload, end } => {
+                repaired.kept.add(end - offset, lines(&payload));
+                offset = end;
+            }
+            Frame::Damaged { resume, .. } => {
+                let lost = &data[offset as usize..resume as usize];
+                let magic = MAGIC.to_le_bytes();
+                repaired.damaged_records +=
+                    lost.windows(4).filter(|w| *w == magic).count().max(1) as u64;
+                offset = resume;
+            }
             Frame::End { torn } => {
                 if torn > 0 {
                     let f = OpenOptions::new().write(true).open(path)?;
                     f.set_len(offset)?;
                     f.sync_all()?;
                 }
-                return Ok(torn);
+                repaired.torn = torn;
+                repaired.kept.bytes = offset;
+                return Ok(repaired);
             }
         }
     }
+}
+
+pub fn sum_path(dir: &Path, seq: u64) -> PathBuf {
+    dir.join(format!("{seq:020}.sum"))
+}
+
+/// The sequences of the summaries in `dir`, sorted.
+pub fn list_sums(dir: &Path) -> io::Result<Vec<u64>> {
+    let mut seqs = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name();
+        let name = name.to_string_lossy();
+        if let Some(seq) = name.strip_suffix(".sum").and_then(|s| s.parse().ok()) {
+            seqs.push(seq);
+        }
+    }
+    seqs.sort_unstable();
+    Ok(seqs)
+}
+
+/// Segment `seq`'s summary, if it has a readable one.
+pub fn read_sum(dir: &Path, seq: u64) -> Option<Tally> {
+    let text = fs::read_to_string(sum_path(dir, seq)).ok()?;
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    Some(Tally {
+        bytes: fields.next()??,
+        records: fields.next()??,
+        lines: fields.next()??,
+    })
+}
+
+/// Open (or create) segment `seq`'s summary for [`write_sum`].
+pub fn open_sum(dir: &Path, seq: u64) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(sum_path(dir, seq))
+}
+
+/// Rewrite a summary in place (fixed width: no new disk blocks once the file has its first).
+pub fn write_sum(file: &File, tally: &Tally) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let line = format!(
+        "{:020} {:020} {:020}\n",
+        tally.bytes, tally.records, tally.lines
+    );
+    file.write_all_at(line.as_bytes(), 0)
 }
 
 /// The open segment being appended to.
@@ -243,7 +347,16 @@ mod tests {
         let path = segment_path(dir.path(), 7);
         fs::write(&path, &data).unwrap();
         assert_eq!(records(&data).2, (HEADER + 9 - 4) as u64);
-        assert_eq!(repair_tail(&path).unwrap(), (HEADER + 5) as u64);
+        let repaired = repair_tail(&path, |p| p.len() as u64).unwrap();
+        assert_eq!(repaired.torn, (HEADER + 5) as u64);
+        assert_eq!(
+            repaired.kept,
+            Tally {
+                bytes: (HEADER + 4) as u64,
+                records: 1,
+                lines: 4
+            }
+        );
         let repaired = fs::read(&path).unwrap();
         assert_eq!(records(&repaired), (vec![b"kept".to_vec()], 0, 0));
         // Even a tail shorter than a header is recognised as torn.

@@ -103,6 +103,10 @@ impl Writer {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        if self.error_logged {
+            // Gone, so no longer a buffer that cannot write (a reload may have retired it).
+            self.shared.metrics.buffer_writable(true);
+        }
         self.shared.closed.store(true, Ordering::Release);
         self.shared.appended.notify_one();
     }
@@ -131,19 +135,29 @@ impl Writer {
             return;
         }
         let cached = self.wait_for_cache(size);
+        let lines = batch.entries.len() as u64;
         let mut attempt = 0;
         let (start, end) = loop {
-            match self.log.append(&self.payload) {
+            match self.log.append(&self.payload, lines) {
                 Ok(at) => break at,
                 Err(e) => {
                     attempt += 1;
-                    self.write_failed(&e, attempt);
+                    if self.recycle() {
+                        // Room comes back once the reader has deleted the segment: retry soon.
+                        attempt = 0;
+                    }
+                    if !self.write_failed(&e, attempt) {
+                        // The agent gave up (shutdown): not stored, so the position stays where
+                        // it was and the lines are read again after the restart.
+                        return;
+                    }
                 }
             }
         };
         if self.error_logged {
             self.error_logged = false;
-            tracing::info!(sink = %self.settings.name, "buffer: writing works again");
+            self.shared.metrics.buffer_writable(true);
+            tracing::info!(sink = %self.settings.name, "buffer: writing works again; the sources resume");
         }
         let bytes = frame_bytes(start, end);
         self.shared.bytes.fetch_add(bytes, Ordering::AcqRel);
@@ -260,10 +274,30 @@ impl Writer {
         Room::Fits
     }
 
-    /// A failed append: log once, count, wait, and let the caller retry. The sources wait meanwhile
-    /// (the router cannot hand over more), so nothing is lost; what was appended before is synced so
-    /// that its positions can still move.
-    fn write_failed(&mut self, e: &io::Error, attempt: u32) {
+    /// The segment being written was wholly accepted: start the next one so that the reader can
+    /// delete it (on a disk smaller than a segment, nothing else frees room). Whether it did.
+    fn recycle(&mut self) -> bool {
+        match self.log.recycle() {
+            Ok(true) => {
+                tracing::info!(sink = %self.settings.name,
+                    "buffer: the segment being written was all accepted; starting a new one so that it can be deleted");
+                // The reader deletes it once it has let go of it.
+                self.shared.appended.notify_one();
+                true
+            }
+            Ok(false) => false,
+            Err(e) => {
+                tracing::debug!(sink = %self.settings.name, error = %e, "buffer: cannot start a new segment");
+                false
+            }
+        }
+    }
+
+    /// A failed append: log once, count, wait, and let the caller retry (`true`), unless the agent
+    /// gave up meanwhile (`false`). The sources wait (the router cannot hand over more), so nothing
+    /// is lost; what was appended before is synced so that its positions can still move, and the
+    /// reader goes on sending what the buffer holds. The wait ends early when the reader frees room.
+    fn write_failed(&mut self, e: &io::Error, attempt: u32) -> bool {
         let kind = if e.raw_os_error() == Some(libc::ENOSPC) {
             "no_space"
         } else {
@@ -272,12 +306,26 @@ impl Writer {
         self.shared.count_error(kind);
         if !self.error_logged {
             self.error_logged = true;
+            self.shared.metrics.buffer_writable(false);
             tracing::error!(sink = %self.settings.name, dir = %self.settings.dir.display(), error = %e,
-                "buffer: cannot write; the sources pause and the write is retried (free disk space?)");
+                "buffer: cannot write; the sources pause and the write is retried (free disk space?); logferry_ready is 0 until it works");
         }
         self.sync();
-        let wait = Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6));
-        std::thread::sleep(wait.min(MAX_RETRY_WAIT));
+        let wait =
+            (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6))).min(MAX_RETRY_WAIT);
+        let deadline = Instant::now() + wait;
+        let (lock, cvar) = &self.shared.room;
+        let mut guard = lock.lock().unwrap();
+        loop {
+            if self.shared.aborted.load(Ordering::Acquire) {
+                return false;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return true;
+            }
+            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        }
     }
 
     /// fsync, then ack every record appended so far. A failed fsync acks nothing (retried at the

@@ -195,6 +195,12 @@ impl ClientConfig {
                 format!("invalid push URL {:?}: expected an absolute http:// or https:// URL, e.g. http://loki:3100/loki/api/v1/push", self.url),
             ));
         }
+        if let Err(why) = http::check_url(url) {
+            return Err(Invalid::value(
+                join_key(base, "url"),
+                format!("invalid push URL {:?}: {why}", self.url),
+            ));
+        }
         if self.backoff_config.max_period < self.backoff_config.min_period {
             return Err(Invalid::value(
                 join_key(base, "backoff_config.max_period"),
@@ -279,6 +285,8 @@ mod tests {
             "http://",
             "ftp://loki/push",
             "http:///push",
+            "http://loki:99999/loki/api/v1/push",
+            "http://lo ki:3100/push",
         ] {
             let err = ClientConfig::new(url).validate("clients[1]").unwrap_err();
             assert_eq!(err.path, "clients[1].url", "{url}");

@@ -271,6 +271,12 @@ impl ElasticsearchConfig {
                     format!("invalid endpoint {url:?}: expected an absolute http:// or https:// URL, e.g. http://elasticsearch:9200"),
                 ));
             }
+            if let Err(why) = super::http::check_url(url.trim()) {
+                return Err(Invalid::value(
+                    join_index(&at("endpoints"), i),
+                    format!("invalid endpoint {url:?}: {why}"),
+                ));
+            }
         }
         match (self.index.is_empty(), self.data_stream.is_empty()) {
             (true, true) => {

@@ -186,6 +186,24 @@ pub(crate) fn effective_authorization(
 
 /// Prometheus' `HTTPClientConfig.Validate()` (plus `TLSConfig` and proxy checks). `base` is the path of
 /// the block; each error names the key that conflicts.
+/// Why an `http(s)://` URL cannot be used (a port above 65535, a space in the host, ...): what the
+/// HTTP client would refuse at the first request is refused with the config's location instead.
+pub(crate) fn check_url(url: &str) -> Result<(), String> {
+    match reqwest::Url::parse(url) {
+        Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
+        Ok(_) => Err("it has no host".into()),
+        Err(e) => {
+            let why = e.to_string();
+            let hint = if why.contains("port") {
+                " (expected a port from 1 to 65535)"
+            } else {
+                ""
+            };
+            Err(format!("{why}{hint}"))
+        }
+    }
+}
+
 pub(crate) fn validate(base: &str, http: &HttpSettings<'_>) -> Result<(), Invalid> {
     let at = |key: &str| join_key(base, key);
     let has_bearer = set(http.bearer_token) || set(http.bearer_token_file);

@@ -16,8 +16,11 @@ pub struct BufferMetrics {
     pub oldest_age_seconds: Family<SinkLabel, Gauge>,
     /// 1 while the buffer is full and `when_full: block` holds the sources.
     pub full: Family<SinkLabel, Gauge>,
-    /// Entries that never reached the receiver, by reason (`buffer_full`, `damaged`).
+    /// Entries that never reached the receiver, by reason (`buffer_full`; `damaged`: lines of a
+    /// segment deleted or cut short after their positions were committed).
     pub dropped_entries: Family<SinkReasonLabel, Counter>,
+    /// Segment files found missing (deleted) before they were sent.
+    pub missing_segments: Family<SinkLabel, Counter>,
     /// Records a damaged buffer lost (bad CRC, torn frames found while reading).
     pub damaged_records: Family<SinkLabel, Counter>,
     pub damaged_bytes: Family<SinkLabel, Counter>,
@@ -40,12 +43,15 @@ impl BufferMetrics {
         drop(self.damaged_records.get_or_create(sink));
         drop(self.damaged_bytes.get_or_create(sink));
         drop(self.torn_bytes.get_or_create(sink));
+        drop(self.missing_segments.get_or_create(sink));
         drop(self.dead_letter_entries.get_or_create(sink));
         let reason = |reason: &str| SinkReasonLabel {
             sink: sink.sink.clone(),
             reason: reason.to_owned(),
         };
-        drop(self.dropped_entries.get_or_create(&reason("buffer_full")));
+        for why in ["buffer_full", "damaged"] {
+            drop(self.dropped_entries.get_or_create(&reason(why)));
+        }
         for kind in ["no_space", "io", "read"] {
             drop(self.io_errors.get_or_create(&reason(kind)));
         }
@@ -74,7 +80,7 @@ impl BufferMetrics {
         );
         registry.register(
         "logferry_buffer_dropped_entries",
-        "Entries the sink's buffer dropped, by reason (buffer_full with when_full: drop_newest, damaged)",
+        "Entries the sink's buffer dropped, by reason (buffer_full with when_full: drop_newest; damaged: a segment deleted or cut short)",
         self.dropped_entries.clone(),
     );
         registry.register(
@@ -86,6 +92,11 @@ impl BufferMetrics {
             "logferry_buffer_damaged_bytes",
             "Bytes of damaged records skipped while reading the sink's buffer",
             self.damaged_bytes.clone(),
+        );
+        registry.register(
+            "logferry_buffer_missing_segments",
+            "Segment files of the sink's buffer found missing (deleted) before they were sent",
+            self.missing_segments.clone(),
         );
         registry.register(
             "logferry_buffer_torn_bytes",
