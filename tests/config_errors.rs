@@ -146,6 +146,41 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
             key_path: "scrape_configs[0].relabel_configs[0].action",
             names: &["\"frobnicate\""],
         },
+        // `__path__` of about 500 000 characters: the probe's case, which panicked compiling the glob
+        // (exit 101), and one short enough to be compiled, too big for the matcher's size limit.
+        Case {
+            name: "huge __path__ glob",
+            text: config_text(dir, "", "", "", "")
+                .replace("/logs/*.log", &format!("/logs/{}.log", "a*".repeat(250_000))),
+            at: ("__path__", 1, "/"),
+            key_path: "scrape_configs[0].static_configs[0].labels.__path__",
+            names: &["invalid glob", "at most 262144", "(job \"app\")"],
+        },
+        Case {
+            name: "__path__ glob too big to match",
+            text: config_text(dir, "", "", "", "")
+                .replace("/logs/*.log", &format!("/logs/{}.log", "a*".repeat(100_000))),
+            at: ("__path__", 1, "/"),
+            key_path: "scrape_configs[0].static_configs[0].labels.__path__",
+            names: &["invalid glob", "too long or complex"],
+        },
+        Case {
+            name: "huge relabel regex",
+            text: config_text(
+                dir,
+                "",
+                "",
+                &format!(
+                    "    relabel_configs:\n      - source_labels: [job]\n        regex: '{}'\n        \
+                     target_label: x\n",
+                    "a*".repeat(250_000)
+                ),
+                "",
+            ),
+            at: ("regex:", 1, "'"),
+            key_path: "scrape_configs[0].relabel_configs[0].regex",
+            names: &["invalid 'regex'", "at most 262144"],
+        },
     ]
 }
 
