@@ -1,8 +1,60 @@
 //! Go RE2 syntax on top of the regex crate. The translation rewrites only what the two read differently;
 //! everything else is passed through for the regex crate to accept or reject. It accepts a few patterns Go
 //! rejects (such as `a**`), never the reverse for the constructs handled here.
+//!
+//! Patterns come from the config (relabel `regex`, stage `expression`s, `__path__` globs) and, in
+//! templates, from log lines, so every regex the agent compiles goes through a builder with explicit
+//! limits ([`SIZE_LIMIT`], [`MAX_PATTERN_LEN`]): a huge pattern is an error with a short message, not a
+//! panic, seconds of compiling per reload, or a matcher so big that every line costs milliseconds.
 
 use regex::{Regex, RegexBuilder};
+
+/// The most heap a compiled regex may take (its NFA, which the other engines are built from): the regex
+/// crate's default, written out because globset's is the same and every builder here must set one. A
+/// pattern past it fails in well under a second (an alternation of 2 000 host names stays under it).
+pub const SIZE_LIMIT: usize = 10 << 20;
+
+/// The longest pattern compiled, in bytes; a longer one is refused before it is parsed. Nothing this
+/// long fits in [`SIZE_LIMIT`] (a literal costs more than 20 bytes of NFA per byte), but parsing it
+/// before finding that out takes about a second per compile.
+pub const MAX_PATTERN_LEN: usize = 256 << 10;
+
+/// `pattern` as error messages quote it: in full when short, else its start and its length, so that a
+/// message about a pattern of 500 000 characters does not repeat it.
+pub fn shown(pattern: &str) -> String {
+    const SHOWN: usize = 80;
+    if pattern.len() <= 2 * SHOWN {
+        return format!("{pattern:?}");
+    }
+    let mut end = SHOWN;
+    while !pattern.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &pattern[..end], pattern.len())
+}
+
+/// Compiles an already translated pattern with the limits above (and Go's octal escapes).
+fn build(translated: &str) -> Result<Regex, regex::Error> {
+    if translated.len() > MAX_PATTERN_LEN {
+        return Err(regex::Error::Syntax(format!(
+            "the pattern is {} bytes long; at most {MAX_PATTERN_LEN} are allowed",
+            translated.len()
+        )));
+    }
+    // Go reads `\012` as octal; the regex crate only with this switch.
+    RegexBuilder::new(translated)
+        .octal(true)
+        .size_limit(SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(text) if text.len() > 1000 => {
+                // The regex crate's message repeats the pattern with a caret under the error.
+                let last = text.lines().last().unwrap_or_default().to_owned();
+                regex::Error::Syntax(last)
+            }
+            other => other,
+        })
+}
 
 /// Characters the regex crate may read as syntax; a backslash before any of them is a literal.
 const META: &str = r"\.+*?()|[]{}^$#&-~";
@@ -13,15 +65,14 @@ pub fn compile_anchored(pattern: &str) -> Result<Regex, regex::Error> {
     wrapped.push_str("^(?s:");
     translate(pattern, &mut wrapped);
     wrapped.push_str(")$");
-    // Go reads `\012` as octal; the regex crate only with this switch.
-    RegexBuilder::new(&wrapped).octal(true).build()
+    build(&wrapped)
 }
 
 /// Compile `pattern` unanchored, as Go's `regexp.Compile` reads it (the stages' expressions).
 pub fn compile(pattern: &str) -> Result<Regex, regex::Error> {
     let mut translated = String::with_capacity(pattern.len() + 4);
     translate(pattern, &mut translated);
-    RegexBuilder::new(&translated).octal(true).build()
+    build(&translated)
 }
 
 /// Append the regex crate spelling of the Go pattern `go` to `out`.
@@ -211,5 +262,29 @@ mod tests {
         assert!(re.is_match("an err42 here"));
         assert!(!re.is_match("error"));
         assert!(compile("(").is_err());
+    }
+
+    #[test]
+    fn huge_patterns_are_short_errors() {
+        let hosts: Vec<String> = (0..2000).map(|i| format!("host-{i}.example.com")).collect();
+        assert!(compile_anchored(&hosts.join("|")).is_ok());
+        let start = std::time::Instant::now();
+        for pattern in [
+            "a*".repeat(250_000),
+            "(a".repeat(100_000),
+            format!("[{}", "a".repeat(300_000)),
+            r"\pL{1000}".to_owned(),
+            "(.{100}){200}".to_owned(),
+        ] {
+            let err = compile_anchored(&pattern).unwrap_err().to_string();
+            assert!(err.len() < 300, "{pattern:.20}: {err:.500}");
+        }
+        assert!(start.elapsed() < std::time::Duration::from_secs(10));
+        assert_eq!(shown("ab"), "\"ab\"");
+        let long = shown(&"x".repeat(1000));
+        assert!(
+            long.ends_with("... (1000 bytes)") && long.len() < 120,
+            "{long}"
+        );
     }
 }

@@ -201,17 +201,33 @@ impl Visit for SameText {
     fn record_bool(&mut self, _: &Field, _: bool) {}
 }
 
-/// `scheme://user:password@host` → `scheme://<secret>@host`, wherever it appears in `text`.
+/// Every URL in `text` through [`crate::config::redact_url`] (its password and secret query values as
+/// `<secret>`), wherever it appears: an error may quote the URL it failed on.
 pub fn scrub_credentials(text: &str) -> std::borrow::Cow<'_, str> {
-    static USERINFO: OnceLock<regex::Regex> = OnceLock::new();
-    if !text.contains('@') {
+    static URL: OnceLock<regex::Regex> = OnceLock::new();
+    if !text.contains("://") {
         return text.into();
     }
-    let re = USERINFO.get_or_init(|| {
-        regex::Regex::new(r"([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#@\s\\\x22']+@")
+    // A URL ends where a quoted or bracketed log value would: at a blank, quote, backslash (a JSON
+    // escape) or bracket.
+    let re = URL.get_or_init(|| {
+        regex::Regex::new(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s\\\x22'<>()\[\]{}]+")
             .expect("a valid regex")
     });
-    re.replace_all(text, "${1}<secret>@")
+    let mut out = String::new();
+    let mut copied = 0;
+    for url in re.find_iter(text) {
+        if let std::borrow::Cow::Owned(redacted) = crate::config::redact_url(url.as_str()) {
+            out.push_str(&text[copied..url.start()]);
+            out.push_str(&redacted);
+            copied = url.end();
+        }
+    }
+    if copied == 0 {
+        return text.into();
+    }
+    out.push_str(&text[copied..]);
+    out.into()
 }
 
 /// One event per line: `level=… ts=… caller=<module> msg="…" key=value …`, values quoted when needed.
@@ -290,8 +306,15 @@ mod tests {
         let line = r#"msg="error sending request for url (http://shipper:hunter2@loki:3100/loki/api/v1/push)" url=https://u:p%40ss@es.example/_bulk"#;
         let out = scrub_credentials(line);
         assert!(!out.contains("hunter2") && !out.contains("p%40ss"), "{out}");
-        assert!(out.contains("http://<secret>@loki:3100/"), "{out}");
-        assert!(out.contains("https://<secret>@es.example/_bulk"), "{out}");
+        assert!(out.contains("http://shipper:<secret>@loki:3100/"), "{out}");
+        assert!(out.contains("https://u:<secret>@es.example/_bulk"), "{out}");
+        let line = r#"{"error":"error sending request for url (http://loki/push?api_key=k1&x=1): refused","to":"http://es/?token=k2\"}"#;
+        let out = scrub_credentials(line);
+        assert!(!out.contains("k1") && !out.contains("k2"), "{out}");
+        assert!(
+            out.contains("(http://loki/push?api_key=<secret>&x=1): refused"),
+            "{out}"
+        );
         // No credentials: unchanged, not copied.
         let plain = "user@example.com wrote to http://loki:3100/push";
         assert!(matches!(

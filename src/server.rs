@@ -1,7 +1,8 @@
 //! The agent's HTTP server: `/metrics` (Prometheus text), `/ready` (Promtail's readiness rule),
 //! `/config` (the effective config, secrets redacted, as Promtail serves it), `/targets` (what is read
-//! and how far behind, as HTML or JSON), `/reload` (with `server.enable_runtime_reload`, as in Promtail)
-//! and a redirect from `/` to `/metrics`.
+//! and how far behind, as HTML or JSON), `POST /reload` (with `server.enable_runtime_reload`, as in
+//! Promtail) and a redirect from `/` to `/metrics`. None of them asks for authentication, as in
+//! Promtail: the agent warns when it serves them on every interface.
 //!
 //! The server must not be a way to use up the agent's descriptors (every one it holds is one a file or
 //! a push cannot have): it serves at most [`ConnectionLimits::max`] connections at once, the others
@@ -18,7 +19,7 @@ use std::time::Duration;
 use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{any, get};
+use axum::routing::{get, post};
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -143,8 +144,9 @@ async fn targets(
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// `/reload` (any method, as in Promtail): read the config again and apply it. 500 with the errors when
-/// the new config is refused (the running one goes on).
+/// `POST /reload`: read the config again and apply it. 500 with the errors when the new config is
+/// refused (the running one goes on). Promtail takes any method; POST only means that a link, a
+/// prefetch or a crawler following `/` cannot reload the agent (other methods answer 405).
 async fn reload(State(s): State<ServerState>) -> Response {
     let Some(reload) = s.reload else {
         let msg =
@@ -179,7 +181,7 @@ pub async fn serve(
         .route("/ready", get(ready))
         .route("/config", get(config))
         .route("/targets", get(targets))
-        .route("/reload", any(reload))
+        .route("/reload", post(reload))
         .route("/", get(|| async { Redirect::to("/metrics") }))
         .with_state(state);
     let listener = TcpListener::bind(addr).await?;

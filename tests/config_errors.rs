@@ -153,6 +153,41 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
             key_path: "scrape_configs[0].relabel_configs[0].action",
             names: &["\"frobnicate\""],
         },
+        // `__path__` of about 500 000 characters: the probe's case, which panicked compiling the glob
+        // (exit 101), and one short enough to be compiled, too big for the matcher's size limit.
+        Case {
+            name: "huge __path__ glob",
+            text: config_text(dir, "", "", "", "")
+                .replace("/logs/*.log", &format!("/logs/{}.log", "a*".repeat(250_000))),
+            at: ("__path__", 1, "/"),
+            key_path: "scrape_configs[0].static_configs[0].labels.__path__",
+            names: &["invalid glob", "at most 262144", "(job \"app\")"],
+        },
+        Case {
+            name: "__path__ glob too big to match",
+            text: config_text(dir, "", "", "", "")
+                .replace("/logs/*.log", &format!("/logs/{}.log", "a*".repeat(100_000))),
+            at: ("__path__", 1, "/"),
+            key_path: "scrape_configs[0].static_configs[0].labels.__path__",
+            names: &["invalid glob", "too long or complex"],
+        },
+        Case {
+            name: "huge relabel regex",
+            text: config_text(
+                dir,
+                "",
+                "",
+                &format!(
+                    "    relabel_configs:\n      - source_labels: [job]\n        regex: '{}'\n        \
+                     target_label: x\n",
+                    "a*".repeat(250_000)
+                ),
+                "",
+            ),
+            at: ("regex:", 1, "'"),
+            key_path: "scrape_configs[0].relabel_configs[0].regex",
+            names: &["invalid 'regex'", "at most 262144"],
+        },
     ]
 }
 
@@ -226,5 +261,59 @@ fn the_agent_refuses_to_start_with_a_bad_config() {
             case.name,
             finished.stderr
         );
+    }
+}
+
+/// YAML nested 100 000 levels deep (200 KB) took the parsers close to a minute to reject; it is refused
+/// at once, at the bracket or dash that passes the limit.
+#[test]
+fn deeply_nested_yaml_is_refused_at_once_naming_the_depth_limit() {
+    let dir = TestDir::new();
+    let levels = 100_000;
+    let flow = format!(
+        "{}deep: {}{}\n",
+        config_text(&dir, "", "", "", ""),
+        "[".repeat(levels),
+        "]".repeat(levels)
+    );
+    let block = format!(
+        "{}deep:\n{}x\n",
+        config_text(&dir, "", "", "", ""),
+        "- ".repeat(levels)
+    );
+    let line = flow.lines().count();
+    // `deep:` is depth 1 (the top-level mapping), so the 128th bracket is the 129th level; in the
+    // block case `deep:`'s list starts at column 1, its items nest one per `- `.
+    let cases = [
+        ("flow", flow, format!("{line}:{}", 7 + 127)),
+        ("block", block, format!("{}:{}", line + 1, 2 * 127 + 1)),
+    ];
+    for (name, text, at) in cases {
+        let path = dir.write_file(format!("deep-{name}.yaml"), &text);
+        for how in ["check-config", "run"] {
+            let start = std::time::Instant::now();
+            let finished = if how == "run" {
+                Agent::builder().config_file(&path).run(WAIT)
+            } else {
+                check_config(&path)
+            };
+            let took = start.elapsed();
+            assert_eq!(
+                finished.status.code(),
+                Some(1),
+                "{name} ({how}): {finished:?}"
+            );
+            let want = format!("{}:{at}: ", path.display());
+            assert!(
+                finished.stderr.contains(&want)
+                    && finished.stderr.contains("nests deeper than 128 levels"),
+                "{name} ({how}): wanted `{want}` and the limit in: {}",
+                finished.stderr
+            );
+            assert!(
+                took < Duration::from_secs(10),
+                "{name} ({how}) took {took:?}"
+            );
+        }
     }
 }

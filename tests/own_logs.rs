@@ -7,7 +7,13 @@ use std::time::Duration;
 
 use common::{lines_range, start_agent, TestDir};
 
-const SECRETS: [&str; 3] = ["url-pa55word", "hunter2-password", "s3cr3t-bearer-token"];
+const SECRETS: [&str; 5] = [
+    "url-pa55word",
+    "hunter2-password",
+    "s3cr3t-bearer-token",
+    "query-s3cr3t",
+    "header-s3cr3t",
+];
 
 fn config(dir: &TestDir, format: &str, dead: u16) -> std::path::PathBuf {
     let root = dir.path().display();
@@ -17,7 +23,8 @@ fn config(dir: &TestDir, format: &str, dead: u16) -> std::path::PathBuf {
          log_format: {format}\n  graceful_shutdown_timeout: 1s\n\
          positions:\n  filename: {root}/positions.yaml\n\
          clients:\n\
-         \x20 - url: http://shipper:url-pa55word@127.0.0.1:{dead}/loki/api/v1/push\n\
+         \x20 - url: http://shipper:url-pa55word@127.0.0.1:{dead}/loki/api/v1/push?api_key=query-s3cr3t&org=acme\n\
+         \x20   headers: {{X-Api-Key: header-s3cr3t}}\n\
          \x20   batchwait: 50ms\n    backoff_config:\n      min_period: 20ms\n      max_period: 50ms\n\
          \x20 - url: http://127.0.0.1:{dead}/loki/api/v1/push\n\
          \x20   tenant_id: two\n    basic_auth:\n      username: shipper\n      password: hunter2-password\n\
@@ -54,7 +61,11 @@ fn no_credential_is_logged_in_either_format_even_when_every_push_fails() {
         for secret in SECRETS {
             assert!(!logs.contains(secret), "{format}: {secret} logged:\n{logs}");
         }
-        // The failing URL is still named, without its password.
+        // The failing URL is still named, without its password and secret query values.
         assert!(logs.contains("127.0.0.1"), "{logs}");
+        assert!(
+            logs.contains("api_key=<secret>&org=acme"),
+            "{format}: {logs}"
+        );
     }
 }

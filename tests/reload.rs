@@ -307,3 +307,70 @@ fn an_invalid_config_is_refused_with_its_errors_and_the_running_one_goes_on() {
     );
     assert!(agent.terminate(WAIT).unwrap().success());
 }
+
+/// Configs that used to kill the agent (a `__path__` of 500 000 characters panicked compiling its
+/// glob) or hold it for a minute (YAML nested 100 000 levels deep) are refused like any other: the
+/// answer says why and where, and the running config goes on. `/reload` takes POST only.
+#[test]
+fn a_reload_with_a_huge_glob_or_deep_nesting_is_refused_and_the_agent_goes_on() {
+    let dir = TestDir::new();
+    let loki = LokiReceiver::start();
+    let root = dir.path();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let server = "  enable_runtime_reload: true\n";
+    let sink = client("main", &loki.url());
+    let good = config(&dir, server, &sink, &[file_job(root, "a", "")]);
+    let path = dir.write_config(&good);
+    let mut agent = start_agent(&path);
+    append_lines(dir.join("logs/a.log"), &lines_range("a", 0, 10));
+    assert!(loki.wait_until(|r| r.entries.len() >= 10, WAIT));
+    let reload_url = format!("{}/reload", agent.http_url());
+
+    let huge_glob = good.replace(
+        "/logs/a.log",
+        &format!("/logs/{}.log", "a*".repeat(250_000)),
+    );
+    let levels = 100_000;
+    let deep = format!("{good}deep: {}{}\n", "[".repeat(levels), "]".repeat(levels));
+    let file = path.display().to_string();
+    let glob_line = good.lines().position(|l| l.contains("__path__")).unwrap() + 1;
+    let deep_line = deep.lines().count();
+    for (name, text, want) in [
+        ("huge __path__", &huge_glob, format!("{file}:{glob_line}:")),
+        ("deep nesting", &deep, format!("{file}:{deep_line}:")),
+    ] {
+        std::fs::write(&path, text).unwrap();
+        let page = http::post(&reload_url, &[], b"")
+            .unwrap_or_else(|e| panic!("{name}: no answer ({e}); logs:\n{}", agent.logs()));
+        assert_eq!(page.status, 500, "{name}: {}", page.text());
+        let answer = page.text();
+        assert!(
+            answer.contains(&want),
+            "{name}: wanted {want} in {answer:.2000}"
+        );
+        assert!(
+            answer.len() < 2000,
+            "{name}: the answer repeats the config: {answer:.2000}"
+        );
+        assert!(
+            agent.is_running(),
+            "{name}: the agent stopped; logs:\n{}",
+            agent.logs()
+        );
+    }
+
+    // Only POST reloads.
+    for method in ["GET", "PUT", "DELETE"] {
+        let page = http::request(method, &reload_url, &[], &[]).unwrap();
+        assert_eq!(page.status, 405, "{method}: {}", page.text());
+    }
+
+    // The running config goes on.
+    append_lines(dir.join("logs/a.log"), &lines_range("a", 10, 20));
+    assert!(loki.wait_until(|r| r.entries.len() >= 20, WAIT));
+    assert_eq!(metric(&agent, "promtail_config_reload_fail_total"), 2.0);
+    std::fs::write(&path, &good).unwrap();
+    let page = http::post(&reload_url, &[], b"").unwrap();
+    assert_eq!(page.status, 200, "{}", page.text());
+    assert!(agent.terminate(WAIT).unwrap().success());
+}

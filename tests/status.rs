@@ -51,6 +51,80 @@ fn config_shows_the_effective_config_without_secrets() {
     assert!(agent.terminate(WAIT).unwrap().success());
 }
 
+/// Header values and URL query parameters that can carry credentials are `<secret>` on `/config` and
+/// in the log ("sink started", retries); the others stay readable. Without `server.http_listen_address`
+/// the server listens on every interface, as Promtail's does, and says so.
+#[test]
+fn header_and_query_secrets_are_hidden_on_config_and_in_the_log() {
+    let dir = TestDir::new();
+    let root = dir.path().display();
+    // Nothing listens there: every push fails with a transport error that quotes the URL.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let config = dir.write_config(&format!(
+        "server:\n  http_listen_port: 0\n  graceful_shutdown_timeout: 1s\n\
+         positions:\n  filename: {root}/positions.yaml\n\
+         clients:\n\
+         \x20 - url: http://127.0.0.1:{port}/loki/api/v1/push?api_key=query-s3cret-1&org=acme&X-Amz-Signature=query-s3cret-2\n\
+         \x20   backoff_config: {{min_period: 50ms, max_period: 200ms}}\n\
+         \x20   headers:\n\
+         \x20     Authorization: Bearer header-s3cret-1\n\
+         \x20     X-Api-Key: header-s3cret-2\n\
+         \x20     X-Source: promtail\n\
+         \x20   http_headers:\n\
+         \x20     X-Auth-Token: {{values: [header-s3cret-3]}}\n\
+         \x20     X-Team: {{values: [ops]}}\n\
+         elasticsearch:\n\
+         \x20 - endpoints: [http://shipper:url-s3cret@127.0.0.1:{port}]\n\
+         \x20   index: logs\n\
+         \x20   backoff_config: {{min_period: 50ms, max_period: 200ms}}\n\
+         \x20   headers: {{X-Session-Id: header-s3cret-4, X-Tag: visible}}\n\
+         scrape_configs:\n  - job_name: app\n    static_configs:\n      - targets: [localhost]\n        \
+         labels:\n          job: app\n          __path__: {root}/logs/*.log\n"
+    ));
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    std::fs::write(dir.join("logs/app.log"), "one line\n").unwrap();
+    let mut agent = start_agent(&config);
+
+    let page = http::get(&format!("{}/config", agent.http_url())).unwrap();
+    assert_eq!(page.status, 200);
+    let body = page.text();
+    assert!(!body.contains("s3cret"), "a secret shown: {body}");
+    for shown in [
+        "api_key=<secret>&org=acme&X-Amz-Signature=<secret>",
+        "Authorization: <secret>",
+        "X-Api-Key: <secret>",
+        "X-Source: promtail",
+        "X-Session-Id: <secret>",
+        "X-Tag: visible",
+        "- ops",
+        "http://shipper:<secret>@127.0.0.1",
+    ] {
+        assert!(body.contains(shown), "{shown:?} not in {body}");
+    }
+
+    // Both sinks start, fail and retry; none of it puts a secret in the log.
+    assert!(
+        agent.wait_for_log("error sending batch, will retry", WAIT)
+            && agent.wait_for_log("error sending to Elasticsearch, will retry", WAIT),
+        "{}",
+        agent.logs()
+    );
+    let logs = agent.logs();
+    assert!(logs.contains("sink started"), "{logs}");
+    assert!(
+        logs.contains("api_key=<secret>&org=acme"),
+        "the URL is still recognisable: {logs}"
+    );
+    assert!(!logs.contains("s3cret"), "a secret in the log: {logs}");
+    assert!(
+        logs.contains("/config and /reload are served on every interface"),
+        "{logs}"
+    );
+    assert!(agent.terminate(WAIT).unwrap().success());
+}
+
 /// `/targets` as a browser asks for it.
 fn targets_page(agent: &common::Agent, query: &str) -> http::HttpResponse {
     let url = format!("{}/targets{query}", agent.http_url());

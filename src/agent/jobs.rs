@@ -282,7 +282,7 @@ pub(super) fn build_job(
     let relabeler = job_relabeler(index, sc, cfg)?;
     let pipeline = build_pipeline(cfg, index, sc, metrics)?;
     let mut targets = Vec::new();
-    for stat in &sc.static_configs {
+    for (i, stat) in sc.static_configs.iter().enumerate() {
         let addresses: Vec<String> = if stat.targets.is_empty() {
             vec!["localhost".into()]
         } else {
@@ -304,8 +304,20 @@ pub(super) fn build_job(
                 continue;
             };
             let exclude = labels.get("__path_exclude__").cloned();
-            let glob = PathGlob::new(&path, exclude.as_deref())
-                .map_err(|e| fail(&format!("{here}.static_configs"), e))?;
+            let glob = PathGlob::new(&path, exclude.as_deref()).map_err(|e| {
+                // At the label when it is written there (rather than made by a relabel rule).
+                let label = if e.exclude {
+                    "__path_exclude__"
+                } else {
+                    "__path__"
+                };
+                let at = if stat.labels.contains_key(label) {
+                    format!("{here}.static_configs[{i}].labels.{label}")
+                } else {
+                    format!("{here}.static_configs[{i}]")
+                };
+                fail(&at, e.message)
+            })?;
             labels.retain(|k, _| !k.starts_with("__"));
             targets.push(FileTarget { glob, labels });
         }

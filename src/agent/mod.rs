@@ -252,6 +252,13 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         tracing::info!(addr = %bound, "listening");
+        if bound.ip().is_unspecified() {
+            // Promtail's default (no `server` block: 0.0.0.0:80), kept for compatibility.
+            tracing::warn!(addr = %bound,
+                "/config and /reload are served on every interface, without authentication \
+                 (/reload with server.enable_runtime_reload); set server.http_listen_address, \
+                 e.g. to 127.0.0.1, to keep them local");
+        }
         Some(join)
     };
     drop(reload_tx);

@@ -19,8 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::ack::Delivery;
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
-    redact_url_password, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig,
-    LimitsConfig,
+    redact_url, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
 };
 use crate::metrics::Metrics;
 use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
@@ -114,7 +113,7 @@ fn plan_loki(
     let settings = loki_settings(c, cfg)?;
     let name = sink_name(c);
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
-    let to = format!("Loki {}", redact_url_password(&settings.url));
+    let to = format!("Loki {}", redact_url(&settings.url));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
     let sink = LokiSink::new(settings, metrics.clone())
         .map_err(anyhow::Error::msg)?
@@ -145,11 +144,7 @@ fn plan_elasticsearch(
     };
     let name = settings.name.clone();
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
-    let endpoints: Vec<_> = settings
-        .endpoints
-        .iter()
-        .map(|e| redact_url_password(e))
-        .collect();
+    let endpoints: Vec<_> = settings.endpoints.iter().map(|e| redact_url(e)).collect();
     let to = format!("Elasticsearch {}", endpoints.join(","));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
     let sink = EsSink::new(settings, metrics.clone())

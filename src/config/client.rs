@@ -45,7 +45,7 @@ pub struct ClientConfig {
     #[serde(default)]
     pub external_labels: LabelSet,
     /// Extra request headers. `Content-Type`, `User-Agent` and `X-Scope-OrgID` cannot be overridden.
-    #[serde(default)]
+    #[serde(default, serialize_with = "yaml::headers")]
     pub headers: BTreeMap<String, String>,
     /// logferry extension: this client's buffer (disk by default).
     #[serde(default, skip_serializing_if = "BufferConfig::is_default")]
@@ -90,7 +90,7 @@ pub struct ClientConfig {
     /// Prometheus `http_headers` (values, secrets, files per header), kept as written.
     #[serde(
         default,
-        serialize_with = "yaml::redacted_value",
+        serialize_with = "yaml::http_headers",
         skip_serializing_if = "Option::is_none"
     )]
     pub http_headers: Option<Value>,
@@ -310,5 +310,32 @@ mod tests {
             "{printed}"
         );
         assert_eq!(printed.matches("<secret>").count(), 3, "{printed}");
+    }
+
+    #[test]
+    fn secret_headers_and_query_parameters_are_redacted_when_printed() {
+        let c: ClientConfig = serde_yaml_ng::from_str(
+            "url: http://l/p?api_key=k1&org=acme\n\
+             headers: {Authorization: Bearer k2, x-api-key: k3, X-Source: promtail}\n\
+             http_headers: {X-Auth-Token: {values: [k4]}, X-Team: {values: [ops], secrets: [k5]}}",
+        )
+        .unwrap();
+        let printed = serde_yaml_ng::to_string(&c).unwrap();
+        assert!(
+            !printed.contains("k1") && !printed.contains("k2"),
+            "{printed}"
+        );
+        for k in ["k3", "k4", "k5"] {
+            assert!(!printed.contains(k), "{k}: {printed}");
+        }
+        for shown in [
+            "url: http://l/p?api_key=<secret>&org=acme",
+            "Authorization: <secret>",
+            "x-api-key: <secret>",
+            "X-Source: promtail",
+            "- ops",
+        ] {
+            assert!(printed.contains(shown), "{shown}: {printed}");
+        }
     }
 }

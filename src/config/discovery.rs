@@ -127,7 +127,7 @@ pub struct DockerSdConfig {
     pub enable_http2: bool,
     #[serde(
         default,
-        serialize_with = "yaml::redacted_value",
+        serialize_with = "yaml::http_headers",
         skip_serializing_if = "Option::is_none"
     )]
     pub http_headers: Option<Value>,

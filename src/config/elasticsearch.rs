@@ -82,7 +82,11 @@ pub struct ElasticsearchConfig {
     #[serde(default)]
     pub backoff_config: BackoffConfig,
     /// Extra request headers. `Content-Type`, `Content-Encoding` and `User-Agent` cannot be overridden.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        serialize_with = "yaml::headers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub headers: BTreeMap<String, String>,
     /// This sink's buffer (disk by default), as for `clients[].buffer`.
     #[serde(default, skip_serializing_if = "BufferConfig::is_default")]

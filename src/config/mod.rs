@@ -5,20 +5,22 @@
 //!
 //! 1. [`envsubst`], only with `-config.expand-env=true`: drone/envsubst's `${VAR}` expansion over the raw
 //!    text, comments included, quirks and all.
-//! 2. A syntax pass over the whole document, so a YAML error anywhere wins over typed errors before it
+//! 2. A nesting cap ([`nesting`]), checked on the text before any parser sees it: both YAML parsers
+//!    take minutes on very deep nesting.
+//! 3. A syntax pass over the whole document, so a YAML error anywhere wins over typed errors before it
 //!    (yaml.v2 also parses everything first).
-//! 3. `locate`: a second, marked parse with yaml-rust2 that records where every key path starts, and
+//! 4. `locate`: a second, marked parse with yaml-rust2 that records where every key path starts, and
 //!    every duplicate key: yaml.v2's strict mode rejects them, serde's maps would merge them silently.
-//! 4. serde_yaml_ng, wrapped in serde_path_to_error, into [`Config`]. Every block is
+//! 5. serde_yaml_ng, wrapped in serde_path_to_error, into [`Config`]. Every block is
 //!    `#[serde(deny_unknown_fields)]` like yaml.v2's `UnmarshalStrict`, and each field carries its
 //!    Promtail default in `#[serde(default = ...)]` beside its doc comment, so option, default and
 //!    documentation live in one place. Scalars with Promtail-specific syntax ([`GoDuration`],
 //!    [`ModelDuration`], [`ByteSize`], YAML 1.1 booleans) parse in their own visitors. Merge keys
 //!    (`<<: *anchor`) are resolved first when the document has any.
-//! 5. `validate`: what Promtail checks while unmarshalling (unique non-empty job names, HTTP auth
+//! 6. `validate`: what Promtail checks while unmarshalling (unique non-empty job names, HTTP auth
 //!    exclusivity, relabel rules, Docker `host`) plus a few checks that keep the runtime from misbehaving;
-//!    each failure names a key path, which step 3's map turns into line:column.
-//! 6. Deprecations: the single `client:` block joins `clients`, `options.stream_lag_labels` is dropped,
+//!    each failure names a key path, which step 4's map turns into line:column.
+//! 7. Deprecations: the single `client:` block joins `clients`, `options.stream_lag_labels` is dropped,
 //!    each with a warning.
 //!
 //! Every failure is a [`ConfigError`], printed `<file>:<line>:<col>: <key.path>: <what is wrong, and what
@@ -40,6 +42,8 @@ mod flags;
 mod http;
 mod limits;
 mod locate;
+mod nesting;
+mod redact;
 mod scrape;
 mod server;
 mod stages;
@@ -69,11 +73,12 @@ pub use error::{ConfigError, ErrorKind};
 pub use flags::FlagOverrides;
 pub use http::{Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
 pub use limits::LimitsConfig;
+pub use redact::{is_secret_name, redact_header, redact_url};
 pub use scrape::{DecompressionConfig, JournalConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
 pub use stages::{StageConfig, STAGE_NAMES};
 pub use tailing::{FileWatchConfig, GlobalConfig, PositionsConfig, TargetConfig};
-pub use yaml::{redact_url_password, LabelSet};
+pub use yaml::LabelSet;
 
 use error::{Anchor, Invalid};
 use locate::{DuplicateKey, SourceMap};
@@ -184,6 +189,14 @@ fn parse_text(text: &str, file: &str, env: Option<EnvLookup<'_>>) -> Result<Conf
         None => text,
     };
     let hint = |err| expand_env_hint(err, text, env.is_none());
+    // Before either YAML parser: both take minutes on deep enough nesting.
+    if let Some(at) = nesting::too_deep(text, nesting::MAX_DEPTH) {
+        let message = format!(
+            "the config nests deeper than {} levels (mappings, lists and brackets inside each other)",
+            nesting::MAX_DEPTH
+        );
+        return Err(ConfigError::new(ErrorKind::Syntax, file, "", message).at(Some(at)));
+    }
     // Like yaml.v2, read the whole document before decoding anything, so that a syntax error anywhere is
     // reported as such rather than as whatever typed error precedes it.
     let syntax: Result<serde::de::IgnoredAny, _> =

@@ -9,6 +9,8 @@ use std::str::FromStr;
 use serde::de::{self, DeserializeOwned, Visitor};
 use serde::{Deserializer, Serializer};
 
+use super::redact::{is_secret_name, redact_header, redact_url, SECRET};
+
 /// A Prometheus label set (`labels:`, `external_labels:`), sorted by name.
 pub type LabelSet = BTreeMap<String, String>;
 
@@ -104,33 +106,15 @@ pub(crate) fn secret<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match value {
-        Some(v) if !v.is_empty() => serializer.serialize_str("<secret>"),
+        Some(v) if !v.is_empty() => serializer.serialize_str(SECRET),
         Some(_) => serializer.serialize_str(""),
         None => serializer.serialize_none(),
     }
 }
 
-/// A URL with the password of its `user:password@` part replaced by `<secret>`, as Promtail prints
-/// client URLs; a URL without one is unchanged.
-pub fn redact_url_password(url: &str) -> std::borrow::Cow<'_, str> {
-    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
-        return url.into();
-    };
-    let rest = &url[scheme_end..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let Some(at) = authority.rfind('@') else {
-        return url.into();
-    };
-    let Some(colon) = authority[..at].find(':') else {
-        return url.into();
-    };
-    let (start, end) = (scheme_end + colon + 1, scheme_end + at);
-    format!("{}<secret>{}", &url[..start], &url[end..]).into()
-}
-
-/// Serializes a URL through [`redact_url_password`].
+/// Serializes a URL through [`redact_url`].
 pub(crate) fn url<S: Serializer>(value: &str, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&redact_url_password(value))
+    serializer.serialize_str(&redact_url(value))
 }
 
 /// [`url`] for an optional URL (`proxy_url`).
@@ -146,7 +130,35 @@ pub(crate) fn optional_url<S: Serializer>(
 
 /// [`url`] for a list of URLs (Elasticsearch `endpoints`).
 pub(crate) fn urls<S: Serializer>(values: &[String], serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(values.iter().map(|v| redact_url_password(v)))
+    serializer.collect_seq(values.iter().map(|v| redact_url(v)))
+}
+
+/// Request headers (`headers` of clients and Elasticsearch sinks), each value through [`redact_header`].
+pub(crate) fn headers<S: Serializer>(
+    headers: &BTreeMap<String, String>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(headers.iter().map(|(k, v)| (k, redact_header(k, v))))
+}
+
+/// Prometheus `http_headers` (`{Name: {values: [...], secrets: [...], files: [...]}}`): everything
+/// under a header whose name may carry a credential is `<secret>`, `secrets` under any header too.
+pub(crate) fn http_headers<S: Serializer>(
+    value: &Option<serde_yaml_ng::Value>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use serde_yaml_ng::Value;
+    let Some(Value::Mapping(map)) = value else {
+        return redacted_value(value, serializer);
+    };
+    let redacted: serde_yaml_ng::Mapping = map
+        .iter()
+        .map(|(name, spec)| {
+            let secret = name.as_str().is_some_and(is_secret_name);
+            (name.clone(), if secret { hide(spec) } else { redact(spec) })
+        })
+        .collect();
+    serializer.serialize_some(&Value::Mapping(redacted))
 }
 
 /// Keys whose values are redacted inside free-form blocks (the sources logferry keeps as raw YAML, and
@@ -167,35 +179,39 @@ pub(crate) fn redacted_value<S: Serializer>(
     value: &Option<serde_yaml_ng::Value>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    use serde_yaml_ng::Value;
-    /// Every string under a secret key becomes `<secret>`; the shape (lists, maps) is kept.
-    fn hide(value: &Value) -> Value {
-        match value {
-            Value::String(_) => Value::String("<secret>".into()),
-            Value::Sequence(items) => Value::Sequence(items.iter().map(hide).collect()),
-            Value::Mapping(map) => {
-                Value::Mapping(map.iter().map(|(k, v)| (k.clone(), hide(v))).collect())
-            }
-            other => other.clone(),
-        }
-    }
-    fn redact(value: &Value) -> Value {
-        match value {
-            Value::Mapping(map) => Value::Mapping(
-                map.iter()
-                    .map(|(k, v)| {
-                        let secret = k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k));
-                        (k.clone(), if secret { hide(v) } else { redact(v) })
-                    })
-                    .collect(),
-            ),
-            Value::Sequence(items) => Value::Sequence(items.iter().map(redact).collect()),
-            other => other.clone(),
-        }
-    }
     match value {
         Some(v) => serializer.serialize_some(&redact(v)),
         None => serializer.serialize_none(),
+    }
+}
+
+/// Every string in `value` becomes `<secret>`; the shape (lists, maps) is kept.
+fn hide(value: &serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::String(_) => Value::String(SECRET.into()),
+        Value::Sequence(items) => Value::Sequence(items.iter().map(hide).collect()),
+        Value::Mapping(map) => {
+            Value::Mapping(map.iter().map(|(k, v)| (k.clone(), hide(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+/// `value` with everything under a [`SECRET_KEYS`] key hidden.
+fn redact(value: &serde_yaml_ng::Value) -> serde_yaml_ng::Value {
+    use serde_yaml_ng::Value;
+    match value {
+        Value::Mapping(map) => Value::Mapping(
+            map.iter()
+                .map(|(k, v)| {
+                    let secret = k.as_str().is_some_and(|k| SECRET_KEYS.contains(&k));
+                    (k.clone(), if secret { hide(v) } else { redact(v) })
+                })
+                .collect(),
+        ),
+        Value::Sequence(items) => Value::Sequence(items.iter().map(redact).collect()),
+        other => other.clone(),
     }
 }
 
@@ -203,22 +219,6 @@ pub(crate) fn redacted_value<S: Serializer>(
 mod tests {
     use super::*;
     use serde::{Deserialize, Serialize};
-
-    #[test]
-    fn a_password_in_a_url_is_redacted() {
-        for (url, want) in [
-            (
-                "http://u:pw@loki:3100/push",
-                "http://u:<secret>@loki:3100/push",
-            ),
-            ("https://u:p@ss@es:9200", "https://u:<secret>@es:9200"),
-            ("http://u@loki/push", "http://u@loki/push"),
-            ("http://loki/push?next=a@b:c", "http://loki/push?next=a@b:c"),
-            ("loki:3100", "loki:3100"),
-        ] {
-            assert_eq!(redact_url_password(url), want, "{url}");
-        }
-    }
 
     #[derive(Deserialize, Serialize)]
     struct Probe {

@@ -115,7 +115,8 @@ pub enum RelabelErrorKind {
          keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, lowercase, uppercase)"
     )]
     UnknownAction { action: String },
-    #[error("invalid 'regex' {regex:?}: {reason}")]
+    /// `regex` is the pattern as [`goregex::shown`] quotes it (abbreviated when long).
+    #[error("invalid 'regex' {regex}: {reason}")]
     InvalidRegex { regex: String, reason: String },
     #[error("\"hashmod\" action requires a non-zero modulus")]
     ZeroModulus,
@@ -329,7 +330,7 @@ impl Rule {
                 .clone()
         } else {
             goregex::compile_anchored(pattern).map_err(|err| RelabelErrorKind::InvalidRegex {
-                regex: pattern.to_owned(),
+                regex: goregex::shown(pattern),
                 reason: regex_error_reason(&err),
             })?
         };

@@ -139,6 +139,16 @@ pub fn retriable_status(status: u16) -> bool {
     matches!(status, 401 | 403 | 429) || (500..600).contains(&status)
 }
 
+/// A failed request as it is logged and answered: [`error_chain`], with the secrets of the URL reqwest
+/// quotes (`error sending request for url (...)`) redacted by [`crate::config::redact_url`].
+pub fn transport_error(e: &reqwest::Error) -> String {
+    let text = error_chain(e);
+    match e.url().map(reqwest::Url::as_str) {
+        Some(url) => text.replace(url, &crate::config::redact_url(url)),
+        None => text,
+    }
+}
+
 /// An error with its sources, `outer: inner: innermost`, as transport errors are logged.
 pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::bulk::{describe_error, read_response, ItemOutcome};
 use super::config::EsSettings;
-use crate::sink::http::{self, error_chain, USER_AGENT_VALUE};
+use crate::sink::http::{self, transport_error, USER_AGENT_VALUE};
 use crate::sink::loki::config::host_of;
 
 /// How long an endpoint that failed is left alone while others are available.
@@ -201,7 +201,7 @@ impl Service {
         let resp = match req.send().await {
             Ok(r) => r,
             Err(e) => {
-                let error = error_chain(&e);
+                let error = transport_error(&e);
                 return (Answer::Retry { status: -1, error }, -1);
             }
         };
@@ -210,7 +210,7 @@ impl Service {
         let text = match resp.bytes().await {
             Ok(b) => b,
             Err(e) => {
-                let error = format!("reading the answer: {}", error_chain(&e));
+                let error = format!("reading the answer: {}", transport_error(&e));
                 return (Answer::Retry { status: -1, error }, -1);
             }
         };
@@ -277,9 +277,9 @@ impl Service {
         if let Some(v) = http::auth_header(&self.settings.auth)? {
             req = req.header(AUTHORIZATION, v);
         }
-        let resp = req.send().await.map_err(|e| error_chain(&e))?;
+        let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| error_chain(&e))?;
+        let body = resp.bytes().await.map_err(|e| transport_error(&e))?;
         if !status.is_success() {
             return Err(format!("GET / answered {status}: {}", error_text(&body)));
         }

@@ -11,7 +11,7 @@ use reqwest::header::{
 };
 
 use super::config::LokiSettings;
-use crate::sink::http::{self, error_chain};
+use crate::sink::http::{self, transport_error};
 pub use crate::sink::http::{backoff, USER_AGENT_VALUE};
 
 /// What one attempt came to.
@@ -99,7 +99,7 @@ impl Service {
         let outcome = match req.send().await {
             Err(e) => Outcome::Retry {
                 status: -1,
-                error: error_chain(&e),
+                error: transport_error(&e),
             },
             Ok(resp) => {
                 let status = resp.status();

@@ -5,13 +5,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::GlobBuilder;
+use regex::bytes::{Regex, RegexBuilder};
 
 #[derive(Debug, Clone)]
 pub struct PathGlob {
     pattern: String,
-    matcher: GlobMatcher,
-    exclude: Option<GlobMatcher>,
+    matcher: Regex,
+    exclude: Option<Regex>,
     /// The literal directory the walk starts from.
     base: PathBuf,
     /// How deep below `base` a match can be; `None` with `**`.
@@ -22,13 +23,66 @@ fn is_meta(component: &str) -> bool {
     component.contains(['*', '?', '[', '{'])
 }
 
-fn compile(pattern: &str) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(pattern)
+/// The glob's regex, compiled here rather than by `Glob::compile_matcher`, which panics when the regex
+/// exceeds globset's size limit (a `__path__` of a few hundred thousand characters): here that is a
+/// config error. The regex is the one `GlobMatcher` would match paths' bytes with.
+fn compile(pattern: &str) -> Result<Regex, String> {
+    let invalid = |e: &dyn std::fmt::Display| {
+        let shown = crate::goregex::shown(pattern);
+        format!("invalid glob {shown}: {e}")
+    };
+    if pattern.len() > crate::goregex::MAX_PATTERN_LEN {
+        return Err(invalid(&format_args!(
+            "too long: at most {} bytes are allowed",
+            crate::goregex::MAX_PATTERN_LEN
+        )));
+    }
+    // globset turns nested `{a,{b,c}}` into a regex recursively: deep enough nesting would overflow
+    // the stack. Real globs nest one or two levels.
+    if alternate_depth(pattern) > MAX_ALTERNATE_DEPTH {
+        return Err(invalid(&format_args!(
+            "`{{...}}` alternatives nest deeper than {MAX_ALTERNATE_DEPTH} levels"
+        )));
+    }
+    let glob = GlobBuilder::new(pattern)
         .literal_separator(true)
         .backslash_escape(true)
         .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid glob {pattern:?}: {e}"))
+        .map_err(|e| invalid(e.kind()))?;
+    RegexBuilder::new(glob.regex())
+        .dot_matches_new_line(true)
+        .size_limit(crate::goregex::SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(_) => invalid(&format_args!(
+                "too long or complex: its matcher would exceed {} bytes",
+                crate::goregex::SIZE_LIMIT
+            )),
+            other => invalid(&other),
+        })
+}
+
+/// How deeply `{` alternatives may nest in a glob.
+const MAX_ALTERNATE_DEPTH: usize = 32;
+
+/// The deepest nesting of `{` in `pattern` (escaped braces aside).
+fn alternate_depth(pattern: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0);
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                chars.next();
+            }
+            '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Make a path absolute against the working directory, as Promtail does with matches.
@@ -42,12 +96,26 @@ pub fn absolute(path: &str) -> String {
         .unwrap_or_else(|_| path.to_owned())
 }
 
+/// A `__path__` (or, with `exclude`, a `__path_exclude__`) glob that does not compile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct GlobError {
+    pub exclude: bool,
+    pub message: String,
+}
+
 impl PathGlob {
-    pub fn new(pattern: &str, exclude: Option<&str>) -> Result<Self, String> {
+    pub fn new(pattern: &str, exclude: Option<&str>) -> Result<Self, GlobError> {
         let pattern = absolute(pattern);
-        let matcher = compile(&pattern)?;
+        let matcher = compile(&pattern).map_err(|message| GlobError {
+            exclude: false,
+            message,
+        })?;
         let exclude = match exclude.filter(|e| !e.is_empty()) {
-            Some(e) => Some(compile(&absolute(e))?),
+            Some(e) => Some(compile(&absolute(e)).map_err(|message| GlobError {
+                exclude: true,
+                message,
+            })?),
             None => None,
         };
         let mut base = PathBuf::from("/");
@@ -84,6 +152,8 @@ impl PathGlob {
 
     /// Whether `path` (absolute) is a match that is not excluded.
     pub fn matches(&self, path: &Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let path = path.as_os_str().as_bytes();
         self.matcher.is_match(path) && !self.exclude.as_ref().is_some_and(|e| e.is_match(path))
     }
 
@@ -203,5 +273,27 @@ mod tests {
             paths.is_empty() && hidden.is_none(),
             "a missing directory hides nothing"
         );
+    }
+
+    #[test]
+    fn a_huge_or_deeply_nested_glob_is_an_error_not_a_panic() {
+        let huge = format!("/var/log/{}.log", "a*".repeat(250_000));
+        let err = PathGlob::new(&huge, None).unwrap_err().message;
+        assert!(err.contains("at most 262144"), "{err:.500}");
+        assert!(err.len() < 500, "the message does not repeat the glob");
+        // Under the length limit, but too big for the matcher: globset's `compile_matcher` panicked.
+        let big = format!("/var/log/{}.log", "a*".repeat(100_000));
+        let err = PathGlob::new(&big, None).unwrap_err().message;
+        assert!(err.contains("too long or complex"), "{err:.500}");
+        let nested = format!("/var/log/{}a{}", "{".repeat(100_000), "}".repeat(100_000));
+        let err = PathGlob::new(&nested, None).unwrap_err();
+        assert!(
+            !err.exclude && err.message.contains("nest deeper than 32"),
+            "{err:.500}"
+        );
+        let err = PathGlob::new("/var/log/*.log", Some("/var/log/[")).unwrap_err();
+        assert!(err.exclude, "{err}");
+        assert!(PathGlob::new("/var/log/{a,{b,c}}/*.log", None).is_ok());
+        assert!(PathGlob::new("/var/log/[", None).is_err());
     }
 }

@@ -375,8 +375,10 @@ impl Parser<'_> {
                 _ => return Err(self.unexpected(&op, "=, !=, =~ or !~")),
             };
             let regex = |v: &str| {
-                crate::goregex::compile_anchored(v)
-                    .map_err(|e| format!("invalid regex {v:?} for label {name:?}: {e}"))
+                crate::goregex::compile_anchored(v).map_err(|e| {
+                    let v = crate::goregex::shown(v);
+                    format!("invalid regex {v} for label {name:?}: {e}")
+                })
             };
             let test = match op.tok {
                 Tok::Eq => LabelTest::Equal(value),
@@ -402,7 +404,10 @@ impl Parser<'_> {
             };
             let value = self.string()?;
             let regex = |v: &str| {
-                compile_go_regex(v).map_err(|e| format!("invalid line filter regex {v:?}: {e}"))
+                compile_go_regex(v).map_err(|e| {
+                    let v = crate::goregex::shown(v);
+                    format!("invalid line filter regex {v}: {e}")
+                })
             };
             filters.push(match op {
                 Tok::PipeExact => LineFilter::Contains(Finder::new(value.as_bytes()).into_owned()),

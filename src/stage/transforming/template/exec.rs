@@ -76,9 +76,7 @@ impl Env {
             if self.regexes.len() >= REGEX_CACHE_MAX {
                 self.regexes.clear();
             }
-            let mut translated = String::with_capacity(pattern.len());
-            crate::goregex::translate(pattern, &mut translated);
-            let compiled = Regex::new(&translated).map_err(|e| format!("regexp: {e}"));
+            let compiled = crate::goregex::compile(pattern).map_err(|e| format!("regexp: {e}"));
             self.regexes.insert(pattern.to_string(), compiled);
         }
         match &self.regexes[pattern] {
