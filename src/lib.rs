@@ -32,6 +32,7 @@ pub mod descriptors;
 pub mod entry;
 pub mod goregex;
 pub mod logging;
+pub mod memory;
 pub mod metrics;
 pub mod positions;
 pub mod relabel;

@@ -135,6 +135,7 @@ fn normalize_args(args: impl Iterator<Item = String>) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
+    logferry::memory::tune_allocator();
     let cli = Cli::parse_from(normalize_args(std::env::args()));
     match real_main(cli) {
         Ok(code) => code,

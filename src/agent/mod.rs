@@ -229,6 +229,8 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         })
     };
 
+    let trimmer = crate::memory::spawn_trimmer(stop_rx.clone());
+
     // HTTP server.
     let started = Arc::new(AtomicBool::new(false));
     let shown_config = Arc::new(RwLock::new(running.config().to_redacted_yaml().into()));
@@ -319,6 +321,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     }
     running.shutdown(&env, deadline, &abort_tx).await;
     let _ = sync_positions.await;
+    let _ = trimmer.await;
     save_positions(&env.positions, &env.metrics);
     let _ = server_stop_tx.send(true);
     if let Some(s) = server {

@@ -210,6 +210,7 @@ impl LogWriter {
         segment::frame(payload, &mut frame);
         let r = self.append_frame(&mut frame, lines);
         self.scratch = frame;
+        crate::memory::release_if_large(&mut self.scratch);
         r
     }
 
@@ -339,6 +340,8 @@ impl LogReader {
         loop {
             let head = self.head.get();
             if self.read >= head {
+                // Caught up: a record of huge lines is not kept for the next read.
+                crate::memory::release_if_large(&mut self.scratch);
                 return Ok(Read::End);
             }
             let seq = self.read.seq;

@@ -154,6 +154,7 @@ impl Writer {
                 }
             }
         };
+        crate::memory::release_if_large(&mut self.payload);
         if self.error_logged {
             self.error_logged = false;
             self.shared.metrics.buffer_writable(true);

@@ -199,7 +199,8 @@ impl EsSink {
                 Delivered::Aborted => return false,
             }
         }
-        let buffer = pending.finish();
+        let mut buffer = pending.finish();
+        crate::memory::release_beyond(&mut buffer, 2 * self.settings().batch_size);
         if self.pending.body.capacity() < buffer.capacity() {
             self.pending.body = buffer;
         }

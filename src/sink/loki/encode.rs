@@ -48,6 +48,13 @@ impl PushEncoder {
             .expect("snappy output buffer sized by max_compress_len");
         (self.proto.len(), &self.compressed[..n])
     }
+
+    /// Frees the buffers if a push of huge lines grew them past `keep` bytes (see
+    /// [`crate::memory`]); smaller ones are kept for the next push.
+    pub fn release_beyond(&mut self, keep: usize) {
+        crate::memory::release_beyond(&mut self.proto, keep);
+        crate::memory::release_beyond(&mut self.compressed, keep);
+    }
 }
 
 fn stream_len<P: PushSource + ?Sized>(push: &P, s: usize) -> usize {

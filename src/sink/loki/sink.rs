@@ -218,6 +218,8 @@ impl LokiSink {
     ) -> bool {
         let (_, body) = self.encoder.encode(&push);
         let body = Bytes::copy_from_slice(body);
+        self.encoder
+            .release_beyond(2 * self.service.settings().batch_size);
         self.metrics
             .encoded_bytes
             .get_or_create(&self.host)

@@ -123,6 +123,12 @@ impl Reader {
             return Ok(0);
         }
         let want = (available as usize).clamp(4096, CHUNK);
+        if self.buf.len() > crate::memory::KEEP_BYTES && self.filled < CHUNK {
+            // A huge line is done: give its buffer back rather than keep it for every later read.
+            self.buf.truncate(self.filled);
+            self.buf.shrink_to_fit();
+            crate::memory::note_large();
+        }
         if self.buf.len() < self.filled + want {
             self.buf.resize(self.filled + want, 0);
         }
@@ -210,6 +216,9 @@ impl Reader {
 
     /// Give back the read buffer while idle (1,000 idle files must not hold 1,000 chunks).
     pub fn shrink(&mut self) {
+        if self.buf.len() > crate::memory::KEEP_BYTES {
+            crate::memory::note_large();
+        }
         if self.filled == 0 {
             self.buf = Vec::new();
         } else {

@@ -5,13 +5,20 @@
 //!   duration, default `3s`); `max_lines` (default 128, 0 for no limit).
 //! * Blocks are kept per stream (label set). Until a stream has seen a first line, its lines pass
 //!   through untouched. After that every line joins the stream's block, with `"\n"` between lines.
-//! * A block is emitted when the next first line arrives, when it reaches `max_lines`, when the stream
-//!   has been idle for `max_wait_time` ([`Stage::next_deadline`] / [`Stage::flush_expired`], so it is
-//!   emitted even if the file stays idle), and at the end ([`Stage::flush_all`]).
+//! * `max_bytes` (logferry's; a byte size such as `1MB`, default 1 MiB, 0 for no limit) bounds the
+//!   text a block holds, which `max_lines` alone does not (128 lines of 4 MB are half a gigabyte per
+//!   stream): a line that would take a non-empty block past it emits the block first, and a block
+//!   that reaches it (a single line larger than the limit) is emitted at once. Loki refuses entries
+//!   far shorter anyway (its `max_line_size` defaults to 256 KB). A block cut this way goes on as
+//!   after `max_lines`: the next lines join a new block with the same first-line entry.
+//! * A block is emitted when the next first line arrives, when it reaches `max_lines` or `max_bytes`,
+//!   when the stream has been idle for `max_wait_time` ([`Stage::next_deadline`] /
+//!   [`Stage::flush_expired`], so it is emitted even if the file stays idle), and at the end
+//!   ([`Stage::flush_all`]).
 //! * The emitted entry has the first line's timestamp, labels, extracted values and structured
 //!   metadata. (Promtail drops the structured metadata of joined entries; logferry keeps the first
 //!   line's.)
-//! * Promtail's quirk is kept: after a block is emitted by timeout or `max_lines`, a following line
+//! * Promtail's quirk is kept: after a block is emitted by timeout, `max_lines` or `max_bytes`, a following line
 //!   that is not a first line starts a new block that reuses the previous first line's timestamp,
 //!   labels and extracted values.
 //! * Held blocks report where their first line starts ([`Stage::held_origin`]).
@@ -31,18 +38,22 @@ use crate::stage::{decode, Item, Stage, StageFactory};
 
 const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(3);
 const DEFAULT_MAX_LINES: u64 = 128;
+const DEFAULT_MAX_BYTES: u64 = 1024 * 1024;
 
 #[derive(Deserialize)]
 struct Config {
     firstline: Option<serde_yaml_ng::Value>,
     max_wait_time: Option<serde_yaml_ng::Value>,
     max_lines: Option<serde_yaml_ng::Value>,
+    max_bytes: Option<serde_yaml_ng::Value>,
 }
 
 struct Settings {
     firstline: Regex,
     max_wait: Duration,
     max_lines: u64,
+    /// 0 for no limit.
+    max_bytes: u64,
 }
 
 pub fn factory(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>, String> {
@@ -73,11 +84,26 @@ pub fn factory(body: &serde_yaml_ng::Value) -> Result<Arc<dyn StageFactory>, Str
         Some(serde_yaml_ng::Value::Null) | None => DEFAULT_MAX_LINES,
         Some(v) => weak::unsigned("max_lines", v).map_err(invalid)?,
     };
+    let max_bytes = match &cfg.max_bytes {
+        Some(serde_yaml_ng::Value::Null) | None => DEFAULT_MAX_BYTES,
+        Some(serde_yaml_ng::Value::Number(n)) => n.as_u64().ok_or_else(|| {
+            invalid(format_args!(
+                "multiline stage `max_bytes` must be a byte size, got {n}"
+            ))
+        })?,
+        Some(v) => {
+            let text = weak::string("max_bytes", v).map_err(invalid)?;
+            crate::config::parse_byte_size(&text).map_err(|e| {
+                invalid(format_args!("multiline stage `max_bytes` parse error: {e}"))
+            })?
+        }
+    };
     Ok(Arc::new(MultilineFactory {
         settings: Arc::new(Settings {
             firstline,
             max_wait,
             max_lines,
+            max_bytes,
         }),
     }))
 }
@@ -149,15 +175,23 @@ impl Block {
         }
     }
 
-    /// Add a line; the block is emitted when it reaches `max_lines`.
+    /// Add a line; the block is emitted when it reaches `max_lines` or `max_bytes`, and before the
+    /// line if the line would take it past `max_bytes`.
     fn add(
         &mut self,
         line: &str,
         origin: u64,
         deadline: Instant,
-        max_lines: u64,
+        settings: &Settings,
         out: &mut Vec<Item>,
     ) {
+        let max_bytes = usize::try_from(settings.max_bytes).unwrap_or(usize::MAX);
+        if max_bytes > 0
+            && !self.buffer.is_empty()
+            && self.buffer.len() + 1 + line.len() > max_bytes
+        {
+            self.flush(out);
+        }
         if self.buffer.is_empty() {
             self.origin = origin;
         } else {
@@ -166,7 +200,7 @@ impl Block {
         self.buffer.push_str(line);
         self.lines += 1;
         self.deadline = deadline;
-        if self.lines == max_lines {
+        if self.lines == settings.max_lines || (max_bytes > 0 && self.buffer.len() >= max_bytes) {
             self.flush(out);
         }
     }
@@ -180,14 +214,13 @@ impl Stage for Multiline {
     fn process(&mut self, mut item: Item, out: &mut Vec<Item>) {
         let first = self.settings.firstline.is_match(&item.line);
         let deadline = Instant::now() + self.settings.max_wait;
-        let max_lines = self.settings.max_lines;
         let line = std::mem::take(&mut item.line);
         let origin = item.origin;
         if let Some(block) = self.streams.get_mut(item.labels.map()) {
             if first {
                 block.restart(item, out);
             }
-            block.add(&line, origin, deadline, max_lines, out);
+            block.add(&line, origin, deadline, &self.settings, out);
             return;
         }
         if !first {
@@ -204,7 +237,7 @@ impl Stage for Multiline {
             origin,
             deadline,
         };
-        block.add(&line, origin, deadline, max_lines, out);
+        block.add(&line, origin, deadline, &self.settings, out);
         self.streams.insert(labels, block);
     }
 

@@ -44,6 +44,14 @@ fn config_errors_table() {
             "`max_wait_time` parse error",
         ),
         ("- multiline: {firstline: x, max_lines: many}", "max_lines"),
+        (
+            "- multiline: {firstline: x, max_bytes: lots}",
+            "multiline stage `max_bytes` parse error",
+        ),
+        (
+            "- multiline: {firstline: x, max_bytes: -1}",
+            "multiline stage `max_bytes` must be a byte size, got -1",
+        ),
         ("- cri: {max_partial_lines: lots}", "max_partial_lines"),
         (
             "- cri: {max_partial_line_size_truncate: perhaps}",

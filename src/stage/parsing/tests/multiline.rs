@@ -6,6 +6,11 @@ use super::*;
 
 const START: &str = "- multiline: {firstline: '^START', max_wait_time: 3s}";
 
+/// A line past the default `max_bytes` (1 MiB), and a block of "START a" and two of them.
+static LONG: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| "x".repeat(600 * 1024));
+static LONG_BLOCK: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("START a\n{}\n{}", *LONG, *LONG));
+
 /// Feed (label value, line) pairs one by one, then flush everything; return (label, line) emitted.
 fn run_stream(yaml: &str, inputs: &[(&str, &str)]) -> Vec<(String, String)> {
     let mut p = build(yaml);
@@ -89,6 +94,37 @@ fn multiline_table() {
                 ("l", "START b"),
             ],
             vec![("l", "START a\n  1"), ("l", "  2\n  3"), ("l", "START b")],
+        ),
+        // max_bytes: a line that would take the block past 16 bytes emits the block first; a line
+        // of 16 bytes or more is a block of its own at once; then the quirk again.
+        (
+            "- multiline: {firstline: '^START', max_bytes: 16}",
+            vec![
+                ("l", "START a"),
+                ("l", "  12345"),
+                ("l", "  1"),
+                ("l", "  0123456789abcdef"),
+                ("l", "  2"),
+                ("l", "START b"),
+            ],
+            vec![
+                ("l", "START a\n  12345"),
+                ("l", "  1"),
+                ("l", "  0123456789abcdef"),
+                ("l", "  2"),
+                ("l", "START b"),
+            ],
+        ),
+        // A byte size as Promtail's other sizes are written; 0 is no limit.
+        (
+            "- multiline: {firstline: '^START', max_bytes: 1kb}",
+            vec![("l", "START a"), ("l", "  12345"), ("l", "  1")],
+            vec![("l", "START a\n  12345\n  1")],
+        ),
+        (
+            "- multiline: {firstline: '^START', max_bytes: 0, max_lines: 0}",
+            vec![("l", "START a"), ("l", &*LONG), ("l", &*LONG)],
+            vec![("l", &*LONG_BLOCK)],
         ),
     ];
     for (yaml, inputs, want) in cases {
@@ -223,4 +259,18 @@ fn multiline_sample_java_stack_traces() {
     // The last line is held until the next first line or the timeout.
     let last_origin: u64 = lines[..8].iter().map(|l| l.len() as u64 + 1).sum();
     assert_eq!(p.held_origin(), Some(last_origin));
+}
+
+/// By default a block holds at most 1 MiB of text: non-first lines of 600 KiB (a block of 128 of
+/// them would be 75 MiB per stream) are emitted one block per line past the first.
+#[test]
+fn multiline_blocks_are_bounded_in_bytes_by_default() {
+    let inputs: Vec<(&str, &str)> = std::iter::once(("l", "START a"))
+        .chain(std::iter::repeat_n(("l", LONG.as_str()), 6))
+        .collect();
+    let out = run_stream("- multiline: {firstline: '^START'}", &inputs);
+    let sizes: Vec<usize> = out.iter().map(|(_, l)| l.len()).collect();
+    let long = LONG.len();
+    assert_eq!(sizes, [8 + long, long, long, long, long, long]);
+    assert_eq!(out[0].1, format!("START a\n{}", *LONG));
 }
