@@ -12,7 +12,7 @@
 //!   threshold to twice that), and a thread's heap gives back nothing below that: after a burst of
 //!   8 MiB lines the agent kept 250 MB it no longer used (malloc's own count: 0.7 MB in use).
 //!   [`tune_allocator`] fixes both thresholds instead: a block of [`KEEP_BYTES`] or more is mapped
-//!   on its own and unmapped when freed, and a heap keeps at most twice that free at its top. Blocks
+//!   on its own and unmapped when freed, and a heap keeps at most 2 MiB free at its top. Blocks
 //!   below, which a steady flow allocates (batches, chunks), are served from the heaps as before.
 //! * Freed blocks below the threshold in the middle of a heap stay with malloc. Once huge lines were
 //!   seen and a few seconds passed without another one (their entries were sent and dropped too),
@@ -26,6 +26,10 @@ use tokio::sync::watch;
 
 /// Scratch buffers larger than this (a batch is 1 MiB by default) are freed after use.
 pub const KEEP_BYTES: usize = 4 * 1024 * 1024;
+
+/// Free bytes a heap keeps at its top for the next blocks (glibc's default is 128 KiB, raised with
+/// its dynamic threshold).
+const TRIM_BYTES: usize = 2 * 1024 * 1024;
 
 /// How long after the last huge block the free memory is trimmed.
 const QUIET: Duration = Duration::from_secs(2);
@@ -77,14 +81,25 @@ pub fn trim_if_quiet() -> bool {
     true
 }
 
-/// Sets glibc malloc's mmap and trim thresholds (see the module doc); call it first thing in
-/// `main`, before threads start. Other allocators (musl's) need nothing.
+/// Sets glibc malloc's mmap and trim thresholds (see the module doc) unless the operator set them
+/// (`MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` or `GLIBC_TUNABLES`, which then stand); call
+/// it first thing in `main`, before threads start. Other allocators (musl's) need nothing.
 pub fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets malloc's parameters; called before any other thread exists.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP_BYTES as libc::c_int);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 2 * KEEP_BYTES as libc::c_int);
+    {
+        let set_by_operator = |name: &str| {
+            std::env::var_os(name).is_some()
+                || std::env::var("GLIBC_TUNABLES").is_ok_and(|t| t.contains("malloc."))
+        };
+        // SAFETY: mallopt only sets malloc's parameters; called before any other thread exists.
+        unsafe {
+            if !set_by_operator("MALLOC_MMAP_THRESHOLD_") {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, KEEP_BYTES as libc::c_int);
+            }
+            if !set_by_operator("MALLOC_TRIM_THRESHOLD_") {
+                libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_BYTES as libc::c_int);
+            }
+        }
     }
 }
 
