@@ -496,3 +496,29 @@ fn memory_grown_for_huge_lines_is_given_back() {
         "{rss:.0} MiB kept after the huge lines were sent"
     );
 }
+
+/// `batchwait` counts from a push's first entry: a line written after a quiet spell longer than
+/// `batchwait` waits for it like any other, rather than going out at the next tick because the empty
+/// push had been "waiting" since the previous one left.
+#[test]
+fn batchwait_counts_from_the_first_entry_of_a_push() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let yaml = TestConfig::new(receiver.url())
+        .render(&dir)
+        .replace("batchwait: 100ms", "batchwait: 2s");
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let config = dir.write_config(&yaml);
+    let log = dir.append_lines("logs/a.log", &["first"]);
+    let _agent = start_agent(&config);
+    assert!(receiver.wait_for_lines(1, WAIT));
+    std::thread::sleep(Duration::from_secs(3));
+    common::append_lines(&log, &["after a quiet spell"]);
+    let written = Instant::now();
+    assert!(receiver.wait_for_lines(2, WAIT));
+    let waited = written.elapsed();
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "sent {waited:?} after it was written, before batchwait"
+    );
+}

@@ -298,3 +298,61 @@ fn a_promtail_positions_file_is_taken_over() {
         "no `tailing file … offset={offset}` log line"
     );
 }
+
+/// Loki refuses a push with 400 when one entry is too long but stores the other ones. Only that
+/// entry goes to the dead-letter file and counts as dropped (the push is resent in halves until the
+/// refused entry stands alone), and every other line is stored exactly once.
+#[test]
+fn a_push_refused_for_one_long_line_dead_letters_only_that_line() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.set_max_entry_size(Some(256 * 1024));
+    let config = TestConfig::new(receiver.url()).write(&dir);
+    // 720 lines of 1 KB and one of 300 KB: one push of about 1 MB.
+    let ok: Vec<String> = (0..720)
+        .map(|i| format!("ok {i:04} {}", "x".repeat(1000)))
+        .collect();
+    let long = format!("long {}", "z".repeat(300_000));
+    let mut lines = ok.clone();
+    lines.insert(360, long.clone());
+    dir.append_lines("logs/a.log", &lines);
+    let agent = start_agent(&config);
+    let base = agent.http_url();
+    assert!(
+        http::wait_for_metric(&base, "promtail_dropped_entries_total", WAIT, |v| v >= 1.0),
+        "nothing dropped: {}",
+        agent.logs()
+    );
+    assert!(receiver.wait_for_all_lines(&ok, WAIT), "{}", agent.logs());
+    let counts = receiver.line_counts();
+    assert!(
+        ok.iter().all(|l| counts.get(l) == Some(&1)),
+        "a line stored twice or never"
+    );
+    assert!(!counts.contains_key(&long));
+    assert_eq!(
+        http::metric_sum(&base, "promtail_dropped_entries_total"),
+        1.0
+    );
+    assert_eq!(
+        http::metric_sum(&base, "promtail_sent_entries_total"),
+        720.0
+    );
+    let letters = dir.dead_letter_files();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let text = std::fs::read_to_string(&letters[0]).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "dead letters: {} lines",
+        text.lines().count()
+    );
+    assert!(
+        text.contains("zzzz") && text.contains("Max entry size"),
+        "{:.300}",
+        text
+    );
+    // A 400 for one entry is not logged as a loss of the whole push.
+    let logs = agent.logs();
+    assert!(logs.contains("sending it again in halves"), "{logs}");
+}

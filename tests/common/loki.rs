@@ -118,6 +118,8 @@ struct Record {
     stats: Stats,
     faults: Faults,
     count_only: bool,
+    /// Loki's `max_line_size` (see [`LokiReceiver::set_max_entry_size`]).
+    max_entry_size: Option<usize>,
 }
 
 #[derive(Default)]
@@ -210,6 +212,14 @@ impl LokiReceiver {
     /// Delays every answer (before it is decided and recorded). `Duration::ZERO` to clear.
     pub fn set_delay(&self, delay: Duration) {
         self.shared.lock().faults.delay = delay;
+    }
+
+    /// Validates entries as Loki's distributor does with `limits_config.max_line_size: n`: a push
+    /// holding longer lines stores its other entries and answers 400 naming the last refused one
+    /// (Loki's message), and, as Loki's ingester, an entry whose stream, timestamp and line were
+    /// already stored is not stored again. `None` (the default) accepts everything.
+    pub fn set_max_entry_size(&self, n: Option<usize>) {
+        self.shared.lock().max_entry_size = n;
     }
 
     /// Count-only mode, for benchmarks: requests are decoded and counted in [`Stats`], but neither
@@ -448,22 +458,31 @@ async fn push(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (delay, count_only) = {
+    let (delay, count_only, max_entry_size) = {
         let record = shared.lock();
-        (record.faults.delay, record.count_only)
+        (
+            record.faults.delay,
+            record.count_only,
+            record.max_entry_size,
+        )
     };
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
     let mut request = describe(&method, &uri, &headers, &body);
 
-    let (status, message, decoded) = match take_fault(&shared) {
+    let (mut status, mut message, mut decoded) = match take_fault(&shared) {
         Some((status, message)) => (status, message, None),
         None => match decode(&headers, &body) {
             Ok(push) => (204, String::new(), Some(push)),
             Err(message) => (400, message, None),
         },
     };
+    if let (Some(max), Some(push)) = (max_entry_size, decoded.as_mut()) {
+        if let Some(refused) = validate_like_loki(&shared, push, max) {
+            (status, message) = (400, refused);
+        }
+    }
     request.status = status;
 
     let mut entries = Vec::new();
@@ -565,6 +584,34 @@ fn decode(headers: &HeaderMap, body: &[u8]) -> Result<PushRequest, String> {
 }
 
 /// Books one answered request; `entries` is empty in count-only mode, the totals never are.
+/// Loki's checks for [`LokiReceiver::set_max_entry_size`]: removes from `push` the lines longer than
+/// `max` and the entries already stored; Loki's message for the last line refused, if any.
+fn validate_like_loki(shared: &Shared, push: &mut PushRequest, max: usize) -> Option<String> {
+    let record = shared.lock();
+    let stored: std::collections::HashSet<(&str, i128, &str)> = record
+        .entries
+        .iter()
+        .map(|e| (e.labels.as_str(), e.timestamp_ns, e.line.as_str()))
+        .collect();
+    let mut refused = None;
+    for stream in &mut push.streams {
+        stream.entries.retain(|e| {
+            if e.line.len() > max {
+                refused = Some(format!(
+                    "Max entry size '{max}' bytes exceeded for stream '{}' while adding an entry \
+                     with length '{}' bytes\n",
+                    stream.labels,
+                    e.line.len()
+                ));
+                return false;
+            }
+            let ts = e.timestamp.as_ref().map_or(0, |t| t.unix_nanos());
+            !stored.contains(&(stream.labels.as_str(), ts, e.line.as_str()))
+        });
+    }
+    refused
+}
+
 fn record(
     shared: &Shared,
     request: ReceivedRequest,

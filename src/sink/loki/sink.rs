@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use rustc_hash::FxHashMap;
 
-use super::batch::{PartAck, PendingPush};
+use super::batch::{Part, PartAck, PartOf, PendingPush};
 use super::config::LokiSettings;
 use super::encode::{PushEncoder, PushSource};
 use super::service::{backoff, Outcome, Service};
@@ -210,13 +210,67 @@ impl LokiSink {
     }
 
     /// Send one push until it is accepted or given up for good. False if aborted first.
+    ///
+    /// Loki answers 400 to a push when any of its entries is invalid (too long, too old) but stores the
+    /// valid ones. So a push refused with 400 is sent again in halves, each half on its own, until
+    /// what is refused is single entries: only those go to the dead-letter file and count as dropped,
+    /// not their hundreds of neighbours. Resending what Loki stored does not duplicate it (Loki drops
+    /// an entry whose stream, timestamp and line it already has).
     async fn send(
         &mut self,
         tenant: &str,
         push: PendingPush,
         abort: &watch::Receiver<bool>,
     ) -> bool {
-        let (_, body) = self.encoder.encode(&push);
+        let mut parts = vec![Part::whole(&push)];
+        while let Some(part) = parts.pop() {
+            match self.send_part(tenant, part.of(&push), abort).await {
+                Sent::Accepted => {
+                    self.metrics
+                        .sent_entries
+                        .get_or_create(&self.host)
+                        .inc_by(part.entries as u64);
+                    self.metrics
+                        .sent_bytes
+                        .get_or_create(&self.host)
+                        .inc_by(part.bytes as u64);
+                }
+                Sent::Aborted => return false,
+                Sent::Rejected { status, error } => {
+                    if status == 400 {
+                        if let Some((first, second)) = part.halves(&push) {
+                            if part.entries == push.entries {
+                                tracing::info!(host = %self.host.host, tenant, entries = part.entries, %error,
+                                    "Loki refused some entries of a push (400); sending it again in halves to find them");
+                            }
+                            parts.push(second);
+                            parts.push(first);
+                            continue;
+                        }
+                    }
+                    let kept =
+                        self.dead_letter(&part.of(&push), &format!("status {status}: {error}"));
+                    if self.logged.insert(status) {
+                        tracing::error!(host = %self.host.host, status, tenant, %error, dead_letter = kept.as_deref().unwrap_or("none"),
+                            "Loki rejected entries for good; they go to the dead-letter file (logged once per status)");
+                    }
+                    self.count_drop(&part, tenant, "ingester_error");
+                }
+                Sent::Dropped(reason) => self.count_drop(&part, tenant, reason),
+            }
+        }
+        push.finish();
+        true
+    }
+
+    /// Send one request of `part` until Loki accepts it, refuses it for good, or retrying ends.
+    async fn send_part(
+        &mut self,
+        tenant: &str,
+        part: PartOf<'_>,
+        abort: &watch::Receiver<bool>,
+    ) -> Sent {
+        let (_, body) = self.encoder.encode(&part);
         let body = Bytes::copy_from_slice(body);
         self.encoder
             .release_beyond(2 * self.service.settings().batch_size);
@@ -230,7 +284,7 @@ impl LokiSink {
             attempt += 1;
             let (outcome, took) = tokio::select! {
                 r = self.service.push(body.clone(), tenant) => r,
-                _ = abort.wait_for(|a| *a) => return false,
+                _ = abort.wait_for(|a| *a) => return Sent::Aborted,
             };
             let status = match &outcome {
                 Outcome::Accepted => 204,
@@ -245,35 +299,17 @@ impl LokiSink {
                 .observe(took.as_secs_f64());
             match outcome {
                 Outcome::Accepted => {
-                    self.metrics
-                        .sent_entries
-                        .get_or_create(&self.host)
-                        .inc_by(push.entries as u64);
-                    self.metrics
-                        .sent_bytes
-                        .get_or_create(&self.host)
-                        .inc_by(push.bytes as u64);
                     if self.logged.remove(&0) {
                         tracing::info!(host = %self.host.host, "sending to Loki works again");
                     }
-                    push.finish();
-                    return true;
+                    return Sent::Accepted;
                 }
-                Outcome::Rejected { status, error } => {
-                    let kept = self.dead_letter(&push, &format!("status {status}: {error}"));
-                    if self.logged.insert(status) {
-                        tracing::error!(host = %self.host.host, status, tenant, %error, dead_letter = kept.as_deref().unwrap_or("none"),
-                            "Loki rejected a batch for good; its entries go to the dead-letter file (logged once per status)");
-                    }
-                    self.drop_push(push, tenant, "ingester_error");
-                    return true;
-                }
+                Outcome::Rejected { status, error } => return Sent::Rejected { status, error },
                 Outcome::Retry { status, error } => {
                     if status == 429 && self.service.settings().drop_rate_limited_batches {
                         tracing::warn!(host = %self.host.host, tenant,
                             "dropping batch due to rate limiting applied at ingester");
-                        self.drop_push(push, tenant, "rate_limited");
-                        return true;
+                        return Sent::Dropped("rate_limited");
                     }
                     self.metrics
                         .batch_retries
@@ -290,13 +326,11 @@ impl LokiSink {
                     {
                         tracing::error!(host = %self.host.host, status, tenant, %error,
                             "final error sending batch");
-                        let reason = if status == 429 {
+                        return Sent::Dropped(if status == 429 {
                             "rate_limited"
                         } else {
                             "ingester_error"
-                        };
-                        self.drop_push(push, tenant, reason);
-                        return true;
+                        });
                     }
                     if self.logged.insert(0) || attempt == 1 {
                         tracing::warn!(host = %self.host.host, status, tenant, %error,
@@ -306,15 +340,15 @@ impl LokiSink {
                     let wait = backoff(attempt, s.min_backoff, s.max_backoff);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
-                        _ = abort.wait_for(|a| *a) => return false,
+                        _ = abort.wait_for(|a| *a) => return Sent::Aborted,
                     }
                 }
             }
         }
     }
 
-    /// Write a rejected push's entries to the dead-letter file; returns its path if they were kept.
-    fn dead_letter(&mut self, push: &PendingPush, reason: &str) -> Option<String> {
+    /// Write rejected entries to the dead-letter file; returns its path if they were kept.
+    fn dead_letter(&mut self, push: &impl PushSource, reason: &str) -> Option<String> {
         let (dl, label) = self.dead_letter.as_mut()?;
         let entries = (0..push.stream_count()).flat_map(|s| {
             (0..push.entry_count(s)).map(move |i| {
@@ -339,18 +373,30 @@ impl LokiSink {
         }
     }
 
-    fn drop_push(&self, push: PendingPush, tenant: &str, reason: &str) {
+    fn count_drop(&self, part: &Part, tenant: &str, reason: &str) {
         let label = Metrics::drop_label(&self.host.host, tenant, reason);
         self.metrics
             .dropped_entries
             .get_or_create(&label)
-            .inc_by(push.entries as u64);
+            .inc_by(part.entries as u64);
         self.metrics
             .dropped_bytes
             .get_or_create(&label)
-            .inc_by(push.bytes as u64);
-        push.finish();
+            .inc_by(part.bytes as u64);
     }
+}
+
+/// How one request of a push ended.
+enum Sent {
+    Accepted,
+    /// Refused for good (a 4xx other than 429 and, unless configured, 401 and 403).
+    Rejected {
+        status: i32,
+        error: String,
+    },
+    /// Given up on: `max_retries` reached, or a 429 with `drop_rate_limited_batches`. The reason label.
+    Dropped(&'static str),
+    Aborted,
 }
 
 /// The largest index ≤ `max` that is a char boundary of `s`.
