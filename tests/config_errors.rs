@@ -119,6 +119,21 @@ fn bad_configs(dir: &TestDir) -> Vec<Case> {
             key_path: "clients[0].url",
             names: &["99999", "port"],
         },
+        // Headers the HTTP client would refuse at start: check-config builds the sinks too.
+        Case {
+            name: "header value with a control character",
+            text: config_text(dir, "    headers:\n      X-Team: \"ops\\u0001\"\n", "", "", ""),
+            at: ("X-Team", 1, "\"ops"),
+            key_path: "clients[0].headers.X-Team",
+            names: &["invalid header \"X-Team\"", "control character"],
+        },
+        Case {
+            name: "header name with a space",
+            text: config_text(dir, "    headers:\n      Bad Name: x\n", "", "", ""),
+            at: ("Bad Name", 1, "x"),
+            key_path: "clients[0].headers.Bad Name",
+            names: &["invalid header \"Bad Name\"", "not a valid header name"],
+        },
         Case {
             name: "duplicate job_name",
             text: config_text(dir, "", "", "", duplicate_job),

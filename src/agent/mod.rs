@@ -36,7 +36,6 @@ use crate::source::stdin::StdinSource;
 use crate::targets::Targets;
 use jobs::{build_job, stdin_job};
 use reload::{Reloaded, Running};
-use sinks::loki_settings;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -87,21 +86,16 @@ impl Env {
     }
 }
 
-/// `check-config`: everything a start would check, without starting anything.
+/// `check-config`: everything a start would check, without starting anything: the jobs and the
+/// sinks are built as a start builds them (HTTP clients, headers, TLS files), then dropped.
 pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     let cfg = crate::config::load_first_existing(paths, expand_env)?;
     check_limits(&cfg)?;
-    let metrics = Metrics::new();
+    let metrics = Arc::new(Metrics::new());
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         build_job(i, sc, &cfg, &metrics)?;
     }
-    for (i, c) in cfg.clients.iter().enumerate() {
-        loki_settings(c, &cfg).with_context(|| format!("clients[{i}]"))?;
-    }
-    for (i, c) in cfg.elasticsearch.iter().enumerate() {
-        crate::sink::elasticsearch::config::EsSettings::from_config(c)
-            .map_err(|e| anyhow::anyhow!("elasticsearch[{i}]: {e}"))?;
-    }
+    sinks::plan_sinks(&cfg, false, false, &metrics)?;
     Ok(())
 }
 

@@ -5,12 +5,22 @@
 
 use std::time::Duration;
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::config::{Authorization, BasicAuth, TlsConfig};
 use crate::sink::loki::config::{Auth, Secret, TlsSettings};
 
 pub const USER_AGENT_VALUE: &str = concat!("logferry/", env!("CARGO_PKG_VERSION"));
+
+/// A configured header as HTTP takes it, or why it cannot be sent.
+pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), &'static str> {
+    let name = HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")?;
+    let value = HeaderValue::from_str(value).map_err(|_| {
+        "the value holds a character a header cannot carry (a newline or control character)"
+    })?;
+    Ok((name, value))
+}
 
 /// An HTTP/1.1 client with `timeout` per request and the given TLS settings.
 pub fn client(timeout: Duration, tls: &TlsSettings) -> Result<reqwest::Client, String> {

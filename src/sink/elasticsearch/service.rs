@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, USER_AGENT,
 };
 use serde::Deserialize;
 
@@ -89,14 +89,11 @@ impl Service {
                 tracing::warn!(header = %name, sink = %settings.name, "custom header key already exists, skipping");
                 continue;
             }
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                (Ok(n), Ok(v)) => {
+            match http::header(name, value) {
+                Ok((n, v)) => {
                     headers.insert(n, v);
                 }
-                _ => return Err(format!("invalid header {name:?}")),
+                Err(why) => return Err(format!("invalid header {name:?}: {why}")),
             }
         }
         let mut query = vec!["filter_path=errors,items.*.error,items.*.status,items.*._index"];

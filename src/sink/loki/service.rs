@@ -6,9 +6,7 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use reqwest::header::{
-    HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT,
-};
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
 use super::config::LokiSettings;
 use crate::sink::http::{self, transport_error};
@@ -51,14 +49,11 @@ impl Service {
                 tracing::warn!(header = %name, "custom header key already exists, skipping");
                 continue;
             }
-            match (
-                HeaderName::from_bytes(name.as_bytes()),
-                HeaderValue::from_str(value),
-            ) {
-                (Ok(n), Ok(v)) => {
+            match http::header(name, value) {
+                Ok((n, v)) => {
                     static_headers.insert(n, v);
                 }
-                _ => return Err(format!("invalid header {name:?}")),
+                Err(why) => return Err(format!("invalid header {name:?}: {why}")),
             }
         }
         Ok(Service {
