@@ -431,3 +431,35 @@ fn agent_run_and_stdin() {
     cat.close_stdin();
     assert_eq!(cat.wait(WAIT).and_then(|s| s.code()), Some(0));
 }
+
+/// With a max entry size the receiver answers as Loki's distributor: the valid entries of a push are
+/// stored, the push is answered 400 with Loki's message for the long one, and an entry already
+/// stored (same stream, timestamp and line) is not stored again.
+#[test]
+fn max_entry_size_stores_the_valid_entries_and_refuses_the_long_one() {
+    let receiver = LokiReceiver::start();
+    receiver.set_max_entry_size(Some(10));
+    let body = request(vec![stream(
+        r#"{job="t"}"#,
+        vec![
+            entry(1, 0, "short"),
+            entry(2, 0, "much too long"),
+            entry(3, 0, "ok"),
+        ],
+    )]);
+    let response = push(&receiver, &body, &[]);
+    assert_eq!(response.status, 400);
+    assert_eq!(
+        response.text(),
+        "Max entry size '10' bytes exceeded for stream '{job=\"t\"}' while adding an entry with \
+         length '13' bytes\n"
+    );
+    assert_eq!(receiver.lines(), ["short", "ok"]);
+    // Sent again: nothing new is stored, the long one is refused again.
+    assert_eq!(push(&receiver, &body, &[]).status, 400);
+    assert_eq!(receiver.lines(), ["short", "ok"]);
+    // The same line at another time is another entry.
+    let again = request(vec![stream(r#"{job="t"}"#, vec![entry(4, 0, "ok")])]);
+    assert_eq!(push(&receiver, &again, &[]).status, 204);
+    assert_eq!(receiver.lines(), ["short", "ok", "ok"]);
+}
