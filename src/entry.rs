@@ -147,7 +147,7 @@ impl Entry {
 }
 
 /// Entries read together from one target. Shared (`Arc`) by every sink it goes to; the
-/// acknowledgement travels beside it (`ack::Delivery`).
+/// acknowledgement travels beside it (`delivery::Delivery`).
 #[derive(Debug, Default)]
 pub struct Batch {
     pub entries: Vec<Entry>,

@@ -2,8 +2,8 @@
 //!
 //! The architecture and the contracts are in the team's DESIGN.md; the modules mirror its picture:
 //! sources ([`source`]) read targets and run [`relabel`] and the [`stage`] pipeline on their own task,
-//! the [`sink::Router`] hands each [`entry::Batch`] to every sink, and a batch's position is committed
-//! ([`ack`], [`positions`]) only once every sink holds it.
+//! the [`delivery::Router`] hands each [`entry::Batch`] to every sink, and a batch's position is
+//! committed ([`delivery`], [`positions`]) only once every sink holds it.
 //!
 //! ## Why these crates
 //! * **tokio**: the runtime every other piece here (reqwest, axum, notify's async use) is built on.
@@ -24,10 +24,10 @@
 //!   trickling connections are closed (src/server.rs).
 //! * **clap**: subcommands and `--help`; Promtail's single-dash Go flags are normalised before it.
 
-pub mod ack;
 pub mod agent;
 pub mod buffer;
 pub mod config;
+pub mod delivery;
 pub mod descriptors;
 pub mod entry;
 pub mod goregex;

@@ -64,7 +64,7 @@ pub fn release_beyond<T>(buf: &mut Vec<T>, keep: usize) {
     }
 }
 
-/// Returns free heap pages to the kernel if huge blocks were freed and none for [`QUIET`]; whether
+/// Returns free heap pages to the kernel if huge blocks were freed and none for `QUIET` (2 s); whether
 /// it did.
 pub fn trim_if_quiet() -> bool {
     let last = LAST_LARGE_MS.load(Ordering::Relaxed);

@@ -9,7 +9,7 @@
 //! list, `files`, holding the identities. A Promtail positions file (no `files` list) is taken over: each
 //! of its path offsets is used once, by the first file found at that path, exactly as Promtail would.
 //!
-//! Only acknowledged checkpoints arrive here ([`crate::ack`]); writes are atomic (temp file, fsync,
+//! Only acknowledged checkpoints arrive here ([`crate::delivery`]); writes are atomic (temp file, fsync,
 //! rename, fsync of the directory) every `positions.sync_period` and at shutdown.
 
 use std::collections::{BTreeMap, HashMap};

@@ -16,11 +16,11 @@ use crate::config::{
     Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
     TargetConfig,
 };
+use crate::delivery::Router;
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
 use crate::relabel::Relabeler;
-use crate::sink::Router;
 use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
 use crate::source::file::glob::PathGlob;
 use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};

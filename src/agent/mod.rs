@@ -26,10 +26,10 @@ use anyhow::Context;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::config::{Config, ServerConfig};
+use crate::delivery::Router;
 use crate::metrics::Metrics;
 use crate::positions::{Positions, PositionsError};
 use crate::server::{self, ReloadRequest, ServerState};
-use crate::sink::Router;
 use crate::source::file::open_files::OpenFiles;
 use crate::source::file::Claims;
 use crate::source::stdin::StdinSource;

@@ -16,16 +16,16 @@ use anyhow::Context;
 use tokio::sync::{mpsc, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::ack::Delivery;
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
     redact_url, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
 };
+use crate::delivery::Delivery;
+use crate::delivery::Route;
 use crate::metrics::Metrics;
 use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
 use crate::sink::loki::config::{Auth, LokiSettings, TlsSettings};
 use crate::sink::loki::sink::LokiSink;
-use crate::sink::router::Route;
 use crate::sink::stdout;
 use crate::stage::filtering::selector::Selector;
 

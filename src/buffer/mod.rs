@@ -40,8 +40,8 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::ack::Delivery;
 use crate::config::{FsyncPolicy, WhenFull};
+use crate::delivery::Delivery;
 use crate::entry::Batch;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkReasonLabel};
 use log::Position;
@@ -292,7 +292,7 @@ fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ack::AckToken;
+    use crate::delivery::AckToken;
     use crate::entry::{Entry, LabelSet, Labels};
     use crate::positions::{Checkpoint, Positions};
 

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::log::{frame_bytes, LogReader, Position, Read};
 use super::segment::{self, Tally};
 use super::{codec, unix_ms, BufferSettings, Shared};
-use crate::ack::{AckToken, Delivery};
+use crate::delivery::{AckToken, Delivery};
 use crate::entry::Batch;
 
 /// A record handed to the sink (or skipped), in reading order.

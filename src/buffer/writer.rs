@@ -14,8 +14,8 @@ use tokio::sync::mpsc;
 
 use super::log::{frame_bytes, LogWriter};
 use super::{codec, segment, unix_ms, BufferSettings, Cached, Shared, CACHE_BYTES};
-use crate::ack::{AckToken, Delivery};
 use crate::config::{FsyncPolicy, WhenFull};
+use crate::delivery::{AckToken, Delivery};
 
 /// A buffer that fills up again and again is reported at most this often.
 const FULL_REPORT_EVERY: Duration = Duration::from_secs(300);

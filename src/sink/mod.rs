@@ -1,11 +1,8 @@
-//! Sinks: where entries go. Each sink owns its batching and its HTTP client; the [`Router`] hands every
-//! batch to every sink and arms the batch's acknowledgement with the number of sinks.
+//! Sinks: where entries go. Each sink owns its batching and its HTTP client; the
+//! [`Router`](crate::delivery::Router) hands every batch to every sink and arms the batch's
+//! acknowledgement with the number of sinks.
 
 pub mod elasticsearch;
 pub mod http;
 pub mod loki;
-pub mod part_ack;
-pub mod router;
 pub mod stdout;
-
-pub use router::Router;

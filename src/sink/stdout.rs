@@ -5,7 +5,7 @@ use std::io::Write;
 
 use tokio::sync::mpsc;
 
-use crate::ack::Delivery;
+use crate::delivery::Delivery;
 
 pub async fn run(mut input: mpsc::Receiver<Delivery>) {
     let mut out = Vec::with_capacity(64 * 1024);

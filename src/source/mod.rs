@@ -1,5 +1,5 @@
 //! Sources: where lines come from. Each discovers its targets, relabels them, runs the pipeline on
-//! its own task and hands batches to the [`Router`](crate::sink::Router) with their checkpoint.
+//! its own task and hands batches to the [`Router`](crate::delivery::Router) with their checkpoint.
 
 pub mod docker;
 pub mod file;

@@ -8,8 +8,8 @@ use std::io::BufRead;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::delivery::Router;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
-use crate::sink::Router;
 use crate::stage::PipelineSpec;
 
 /// Lines per batch handed to the pipeline.

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
+use crate::delivery::PartAck;
 use crate::entry::{Batch, Entry};
-use crate::sink::part_ack::PartAck;
 
 /// One document: its bytes in the body (action line and source) and the entry it came from.
 struct Item {

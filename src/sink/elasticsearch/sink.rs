@@ -26,11 +26,11 @@ use super::config::{EsSettings, Target};
 use super::document::DocEncoder;
 use super::index::IndexNamer;
 use super::service::{Answer, Attempt, ServerInfo, Service};
-use crate::ack::Delivery;
 use crate::buffer::deadletter::DeadLetter;
+use crate::delivery::Delivery;
+use crate::delivery::PartAck;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
 use crate::sink::http::backoff;
-use crate::sink::part_ack::PartAck;
 
 /// How often the version check is tried again while no endpoint answered it.
 const PROBE_EVERY: Duration = Duration::from_secs(30);

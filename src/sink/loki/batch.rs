@@ -10,8 +10,8 @@ use std::time::Instant;
 use rustc_hash::FxHashMap;
 
 use super::encode::PushSource;
+pub use crate::delivery::PartAck;
 use crate::entry::{Batch, Entry};
-pub use crate::sink::part_ack::PartAck;
 
 struct EntryRef {
     batch: u32,

@@ -20,8 +20,8 @@ use super::batch::{Part, PartAck, PartOf, PendingPush};
 use super::config::LokiSettings;
 use super::encode::{PushEncoder, PushSource};
 use super::service::{backoff, Outcome, Service};
-use crate::ack::Delivery;
 use crate::buffer::deadletter::DeadLetter;
+use crate::delivery::Delivery;
 use crate::entry::{LabelSet, Labels};
 use crate::metrics::{Escaped, HostLabel, HostTenantLabel, Metrics, RequestLabel, SinkLabel};
 

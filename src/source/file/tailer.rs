@@ -22,11 +22,11 @@ use tokio::sync::{watch, Notify};
 
 use super::open_files::{open_by_identity, OpenFiles, Slot};
 use super::reader::{fingerprint_of, ChunkStats, LineLimit, Output, Reader};
+use crate::delivery::Router;
 use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
 use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX, SAVED_POSITION};
-use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
 use crate::targets::Targets;
 

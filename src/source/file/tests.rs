@@ -15,10 +15,10 @@ use super::open_files::OpenFiles;
 use super::reader::{LineLimit, HARD_LINE_LIMIT};
 use super::tailer::JobContext;
 use super::{FileSource, FileTarget};
+use crate::delivery::Router;
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
-use crate::sink::Router;
 use crate::stage::PipelineSpec;
 
 fn append(path: &Path, text: &str) {
@@ -31,7 +31,7 @@ fn append(path: &Path, text: &str) {
 }
 
 struct Harness {
-    rx: mpsc::Receiver<crate::ack::Delivery>,
+    rx: mpsc::Receiver<crate::delivery::Delivery>,
     stop: watch::Sender<bool>,
     join: tokio::task::JoinHandle<()>,
     positions: Positions,

@@ -38,11 +38,11 @@ use std::time::Instant;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::JournalConfig;
+use crate::delivery::Router;
 use crate::entry::{Entry, Labels};
 use crate::metrics::Metrics;
 use crate::positions::{Checkpoint, Positions};
 use crate::relabel::Relabeler;
-use crate::sink::Router;
 use crate::stage::{Pipeline, PipelineSpec};
 use crate::targets::Targets;
 use format::Formatter;

@@ -1,8 +1,8 @@
 //! The checkpoint a batch carries, fed frame by frame without a daemon.
 
 use super::*;
-use crate::ack::Delivery;
 use crate::config::StageConfig;
+use crate::delivery::Delivery;
 use crate::stage::BuildContext;
 use tokio::sync::mpsc;
 

@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::ack::AckToken;
+use crate::delivery::AckToken;
 
 /// Shares one batch's acknowledgement between the requests its entries went into: the token is acked
 /// when the last of them is done.

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::ack::{AckToken, Delivery};
+use crate::delivery::{AckToken, Delivery};
 use crate::entry::{Batch, Entry};
 use crate::positions::{Checkpoint, Positions};
 use crate::stage::filtering::selector::Selector;
