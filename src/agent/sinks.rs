@@ -24,7 +24,8 @@ use crate::delivery::Delivery;
 use crate::delivery::Route;
 use crate::metrics::Metrics;
 use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
-use crate::sink::loki::config::{Auth, LokiSettings, TlsSettings};
+use crate::sink::http::{Auth, HttpSettings, TlsSettings};
+use crate::sink::loki::config::LokiSettings;
 use crate::sink::loki::sink::LokiSink;
 use crate::sink::stdout;
 use crate::stage::filtering::selector::Selector;
@@ -334,15 +335,17 @@ fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings>
     s.tenant_id = c.tenant_id.clone();
     s.batch_wait = c.batchwait.get();
     s.batch_size = c.batchsize.get() as usize;
-    s.timeout = c.timeout.get();
-    s.min_backoff = c.backoff_config.min_period.get();
-    s.max_backoff = c.backoff_config.max_period.get();
-    s.max_retries = c.backoff_config.max_retries_explicit();
+    s.http = HttpSettings {
+        timeout: c.timeout.get(),
+        min_backoff: c.backoff_config.min_period.get(),
+        max_backoff: c.backoff_config.max_period.get(),
+        max_retries: c.backoff_config.max_retries_explicit(),
+        headers: c.headers.clone().into_iter().collect(),
+        auth: auth_of(c)?,
+        tls: tls_of(c)?,
+    };
     s.drop_rate_limited_batches = c.drop_rate_limited_batches;
     s.external_labels = c.external_labels.clone().into_iter().collect();
-    s.headers = c.headers.clone().into_iter().collect();
-    s.auth = auth_of(c)?;
-    s.tls = tls_of(c)?;
     s.max_line_size = cfg.limits_config.max_line_size.get() as usize;
     s.truncate_long_lines = cfg.limits_config.max_line_size_truncate;
     Ok(s)
@@ -368,7 +371,7 @@ fn sink_name(c: &ClientConfig) -> String {
     if !c.name.is_empty() {
         return c.name.clone();
     }
-    let host = crate::sink::loki::config::host_of(&c.url);
+    let host = crate::sink::http::host_of(&c.url);
     crate::sink::http::default_sink_name("loki", &host, &format!("{}\n{}", c.url, c.tenant_id))
 }
 

@@ -8,9 +8,79 @@ use std::time::Duration;
 use reqwest::header::{HeaderName, HeaderValue};
 
 use crate::config::{Authorization, BasicAuth, TlsConfig};
-use crate::sink::loki::config::{Auth, Secret, TlsSettings};
 
 pub const USER_AGENT_VALUE: &str = concat!("logferry/", env!("CARGO_PKG_VERSION"));
+
+/// What every HTTP sink is configured with alike: the per-request timeout, the retry backoff, custom
+/// headers, credentials and TLS. Secrets are kept as where-to-read-them, so credential files are
+/// read again per request, as Promtail does.
+#[derive(Clone, Debug)]
+pub struct HttpSettings {
+    pub timeout: Duration,
+    pub min_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Total send attempts before a request is given up on; `None` retries for as long as it takes
+    /// (logferry's default: only Promtail's `max_retries` set explicitly gives up).
+    pub max_retries: Option<u32>,
+    pub headers: Vec<(String, String)>,
+    pub auth: Auth,
+    pub tls: TlsSettings,
+}
+
+impl Default for HttpSettings {
+    /// Promtail's client defaults: 10 s timeout, backoff from 500 ms to 5 min.
+    fn default() -> Self {
+        HttpSettings {
+            timeout: Duration::from_secs(10),
+            min_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(300),
+            max_retries: None,
+            headers: Vec::new(),
+            auth: Auth::None,
+            tls: TlsSettings::default(),
+        }
+    }
+}
+
+/// A secret given inline or by file (`password` / `password_file`, `bearer_token_file`, …).
+#[derive(Clone, Debug)]
+pub enum Secret {
+    Inline(String),
+    File(std::path::PathBuf),
+}
+
+impl Secret {
+    pub fn read(&self) -> Result<String, String> {
+        match self {
+            Secret::Inline(s) => Ok(s.clone()),
+            Secret::File(p) => std::fs::read_to_string(p)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("reading credentials file {}: {e}", p.display())),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub enum Auth {
+    None,
+    Basic {
+        username: Secret,
+        password: Secret,
+    },
+    /// `Authorization: <kind> <credentials>`; `bearer_token[_file]` become kind `Bearer`.
+    Authorization {
+        kind: String,
+        credentials: Secret,
+    },
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct TlsSettings {
+    pub ca_pem: Option<Vec<u8>>,
+    /// Client certificate followed by its key, PEM.
+    pub identity_pem: Option<Vec<u8>>,
+    pub insecure_skip_verify: bool,
+}
 
 /// A configured header as HTTP takes it, or why it cannot be sent.
 pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), &'static str> {
@@ -203,9 +273,25 @@ pub fn backoff(n: u32, min: Duration, max: Duration) -> Duration {
     low + Duration::from_nanos(if span == 0 { 0 } else { fastrand::u64(0..span) })
 }
 
+/// `host:port` of a URL, for metric labels (never the credentials of a `user:pass@` URL).
+pub fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority.rsplit('@').next().unwrap_or("").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_label_hides_credentials() {
+        assert_eq!(
+            host_of("https://u:p@loki.example:3100/loki/api/v1/push"),
+            "loki.example:3100"
+        );
+        assert_eq!(host_of("http://127.0.0.1:9/x"), "127.0.0.1:9");
+    }
 
     #[test]
     fn base64_matches_rfc4648() {

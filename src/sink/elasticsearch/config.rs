@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::config::{Compression, ElasticsearchConfig, ExtractedFields, OpType};
 use crate::sink::http;
-use crate::sink::loki::config::{host_of, Auth, TlsSettings};
+use crate::sink::http::{host_of, Auth, HttpSettings};
 
 use super::index::IndexTemplate;
 
@@ -35,14 +35,8 @@ pub struct EsSettings {
     pub batch_size: usize,
     pub batch_entries: usize,
     pub gzip: bool,
-    pub timeout: Duration,
-    pub min_backoff: Duration,
-    pub max_backoff: Duration,
-    /// Total attempts before the documents still failing are dropped; `None` retries forever.
-    pub max_retries: Option<u32>,
-    pub headers: Vec<(String, String)>,
-    pub auth: Auth,
-    pub tls: TlsSettings,
+    /// `max_retries`: total attempts before the documents still failing are dropped.
+    pub http: HttpSettings,
 }
 
 impl EsSettings {
@@ -72,13 +66,15 @@ impl EsSettings {
             batch_size: c.batchsize.get() as usize,
             batch_entries: c.batch_entries as usize,
             gzip: c.compression == Compression::Gzip,
-            timeout: c.timeout.get(),
-            min_backoff: c.backoff_config.min_period.get(),
-            max_backoff: c.backoff_config.max_period.get(),
-            max_retries: c.backoff_config.max_retries_explicit(),
-            headers: c.headers.clone().into_iter().collect(),
-            auth: auth_of(c)?,
-            tls: http::tls_settings(c.tls_config.as_ref())?,
+            http: HttpSettings {
+                timeout: c.timeout.get(),
+                min_backoff: c.backoff_config.min_period.get(),
+                max_backoff: c.backoff_config.max_period.get(),
+                max_retries: c.backoff_config.max_retries_explicit(),
+                headers: c.headers.clone().into_iter().collect(),
+                auth: auth_of(c)?,
+                tls: http::tls_settings(c.tls_config.as_ref())?,
+            },
         })
     }
 }

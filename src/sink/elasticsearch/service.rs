@@ -17,7 +17,6 @@ use serde::Deserialize;
 use super::bulk::{describe_error, read_response, ItemOutcome};
 use super::config::EsSettings;
 use crate::sink::http::{self, transport_error, USER_AGENT_VALUE};
-use crate::sink::loki::config::host_of;
 
 /// How long an endpoint that failed is left alone while others are available.
 pub const REST: Duration = Duration::from_secs(10);
@@ -69,7 +68,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: EsSettings) -> Result<Self, String> {
-        let client = http::client(settings.timeout, &settings.tls)?;
+        let client = http::client(settings.http.timeout, &settings.http.tls)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,
@@ -79,7 +78,7 @@ impl Service {
         if settings.gzip {
             headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
         }
-        for (name, value) in &settings.headers {
+        for (name, value) in &settings.http.headers {
             let reserved = [
                 CONTENT_TYPE.as_str(),
                 CONTENT_ENCODING.as_str(),
@@ -109,7 +108,7 @@ impl Service {
             .map(|base| Endpoint {
                 base: base.clone(),
                 bulk_url: format!("{base}/_bulk?{query}"),
-                host: host_of(base),
+                host: http::host_of(base),
                 resting_until: None,
             })
             .collect();
@@ -190,7 +189,7 @@ impl Service {
             .post(&self.endpoints[i].bulk_url)
             .headers(self.headers.clone())
             .body(body);
-        match http::auth_header(&self.settings.auth) {
+        match http::auth_header(&self.settings.http.auth) {
             Ok(Some(v)) => req = req.header(AUTHORIZATION, v),
             Ok(None) => {}
             Err(error) => return (Answer::Retry { status: -1, error }, -1),
@@ -265,13 +264,13 @@ impl Service {
         let mut req = self
             .client
             .get(format!("{}/", e.base))
-            .timeout(self.settings.timeout.min(Duration::from_secs(10)));
+            .timeout(self.settings.http.timeout.min(Duration::from_secs(10)));
         for (name, value) in &self.headers {
             if name != CONTENT_TYPE && name != CONTENT_ENCODING {
                 req = req.header(name, value);
             }
         }
-        if let Some(v) = http::auth_header(&self.settings.auth)? {
+        if let Some(v) = http::auth_header(&self.settings.http.auth)? {
             req = req.header(AUTHORIZATION, v);
         }
         let resp = req.send().await.map_err(|e| transport_error(&e))?;

@@ -254,7 +254,12 @@ impl EsSink {
                 }
                 Answer::Retry { status, error } => (status, error),
             };
-            if self.settings().max_retries.is_some_and(|m| attempt >= m) {
+            if self
+                .settings()
+                .http
+                .max_retries
+                .is_some_and(|m| attempt >= m)
+            {
                 tracing::error!(sink = %self.label.sink.0, status, %error, documents = items.len(),
                     "final error sending documents: dropped after backoff_config.max_retries attempts");
                 self.metrics
@@ -272,7 +277,7 @@ impl EsSink {
                 continue;
             }
             let s = self.settings();
-            let wait = backoff(attempt, s.min_backoff, s.max_backoff);
+            let wait = backoff(attempt, s.http.min_backoff, s.http.max_backoff);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = abort.wait_for(|a| *a) => return Delivered::Aborted,

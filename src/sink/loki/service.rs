@@ -36,14 +36,14 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: LokiSettings) -> Result<Self, String> {
-        let client = http::client(settings.timeout, &settings.tls)?;
+        let client = http::client(settings.http.timeout, &settings.http.tls)?;
         let mut static_headers = HeaderMap::new();
         static_headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("application/x-protobuf"),
         );
         static_headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
-        for (name, value) in &settings.headers {
+        for (name, value) in &settings.http.headers {
             let reserved = [CONTENT_TYPE.as_str(), USER_AGENT.as_str(), "x-scope-orgid"];
             if reserved.contains(&name.to_ascii_lowercase().as_str()) {
                 tracing::warn!(header = %name, "custom header key already exists, skipping");
@@ -125,6 +125,6 @@ impl Service {
 
     /// The Authorization header, credential files read on every request as Promtail does.
     fn auth_header(&self) -> Result<Option<HeaderValue>, String> {
-        http::auth_header(&self.settings.auth)
+        http::auth_header(&self.settings.http.auth)
     }
 }

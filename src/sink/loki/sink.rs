@@ -321,6 +321,7 @@ impl LokiSink {
                     if self
                         .service
                         .settings()
+                        .http
                         .max_retries
                         .is_some_and(|m| attempt >= m)
                     {
@@ -337,7 +338,7 @@ impl LokiSink {
                             "error sending batch, will retry");
                     }
                     let s = self.service.settings();
-                    let wait = backoff(attempt, s.min_backoff, s.max_backoff);
+                    let wait = backoff(attempt, s.http.min_backoff, s.http.max_backoff);
                     tokio::select! {
                         _ = tokio::time::sleep(wait) => {}
                         _ = abort.wait_for(|a| *a) => return Sent::Aborted,
