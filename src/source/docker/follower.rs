@@ -406,8 +406,10 @@ impl Container {
         self.drop_unlabeled(&mut entries, &ctx.metrics);
         let checkpoint = self.checkpoint();
         if entries.is_empty() {
-            // The router would commit an empty batch's checkpoint at once, ahead of earlier batches
-            // still in the sinks; the next batch with entries carries this position instead.
+            // Nothing to hand over. (The router would commit an empty batch's checkpoint in order,
+            // after the batches still in the sinks, so sending it would be safe too; the next batch
+            // with entries carries this position. Until one comes, a container whose every line its
+            // stages drop keeps its older cursor, and those lines are read again after a restart.)
             return true;
         }
         let checkpoint = Checkpoint::Cursor {
