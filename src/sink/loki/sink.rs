@@ -42,7 +42,8 @@ pub struct LokiSink {
     labels: FxHashMap<usize, ResolvedLabels>,
     /// The last label set resolved: a chunk's entries share one.
     last: Option<ResolvedLabels>,
-    logged: HashSet<i32>,
+    /// Kinds of failure already logged (once each, as the delivery contract asks).
+    logged: HashSet<Logged>,
     host: HostLabel,
     /// Where permanently rejected entries go, and the sink's name in metrics.
     dead_letter: Option<(DeadLetter, SinkLabel)>,
@@ -250,7 +251,7 @@ impl LokiSink {
                     }
                     let kept =
                         self.dead_letter(&part.of(&push), &format!("status {status}: {error}"));
-                    if self.logged.insert(status) {
+                    if self.logged.insert(Logged::Rejected(status)) {
                         tracing::error!(host = %self.host.host, status, tenant, %error, dead_letter = kept.as_deref().unwrap_or("none"),
                             "Loki rejected entries for good; they go to the dead-letter file (logged once per status)");
                     }
@@ -299,7 +300,7 @@ impl LokiSink {
                 .observe(took.as_secs_f64());
             match outcome {
                 Outcome::Accepted => {
-                    if self.logged.remove(&0) {
+                    if self.logged.remove(&Logged::Retrying) {
                         tracing::info!(host = %self.host.host, "sending to Loki works again");
                     }
                     return Sent::Accepted;
@@ -333,7 +334,7 @@ impl LokiSink {
                             "ingester_error"
                         });
                     }
-                    if self.logged.insert(0) || attempt == 1 {
+                    if self.logged.insert(Logged::Retrying) || attempt == 1 {
                         tracing::warn!(host = %self.host.host, status, tenant, %error,
                             "error sending batch, will retry");
                     }
@@ -385,6 +386,15 @@ impl LokiSink {
             .get_or_create(&label)
             .inc_by(part.bytes as u64);
     }
+}
+
+/// A kind of failure the sink logs once (until it recovers, for `Retrying`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Logged {
+    /// Requests fail and are retried.
+    Retrying,
+    /// Entries were refused for good with this status.
+    Rejected(i32),
 }
 
 /// How one request of a push ended.
