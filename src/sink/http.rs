@@ -273,6 +273,45 @@ pub fn backoff(n: u32, min: Duration, max: Duration) -> Duration {
     low + Duration::from_nanos(if span == 0 { 0 } else { fastrand::u64(0..span) })
 }
 
+/// One request's retrying, alike in every HTTP sink: attempts counted against Promtail's
+/// `max_retries` (when set), and [`backoff`] between them, cut short when the agent aborts.
+pub struct Retry {
+    attempt: u32,
+    min: Duration,
+    max: Duration,
+    max_retries: Option<u32>,
+}
+
+impl Retry {
+    pub fn new(http: &HttpSettings) -> Self {
+        Retry {
+            attempt: 0,
+            min: http.min_backoff,
+            max: http.max_backoff,
+            max_retries: http.max_retries,
+        }
+    }
+
+    /// Counts the next attempt; its number (1 for the first).
+    pub fn next_attempt(&mut self) -> u32 {
+        self.attempt += 1;
+        self.attempt
+    }
+
+    /// Whether the attempts made reach `max_retries`: the request is given up on.
+    pub fn exhausted(&self) -> bool {
+        self.max_retries.is_some_and(|m| self.attempt >= m)
+    }
+
+    /// Waits the backoff due after the attempts made; false if `abort` turned true first.
+    pub async fn wait(&self, abort: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+        tokio::select! {
+            _ = tokio::time::sleep(backoff(self.attempt, self.min, self.max)) => true,
+            _ = abort.wait_for(|a| *a) => false,
+        }
+    }
+}
+
 /// `host:port` of a URL, for metric labels (never the credentials of a `user:pass@` URL).
 pub fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map(|(_, r)| r).unwrap_or(url);

@@ -30,7 +30,7 @@ use crate::buffer::deadletter::DeadLetter;
 use crate::delivery::Delivery;
 use crate::delivery::PartAck;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
-use crate::sink::http::backoff;
+use crate::sink::http::Retry;
 
 /// How often the version check is tried again while no endpoint answered it.
 const PROBE_EVERY: Duration = Duration::from_secs(30);
@@ -217,9 +217,9 @@ impl EsSink {
         abort: &watch::Receiver<bool>,
     ) -> Delivered {
         let mut abort = abort.clone();
-        let mut attempt: u32 = 0;
+        let mut retry = Retry::new(&self.settings().http);
         loop {
-            attempt += 1;
+            let attempt = retry.next_attempt();
             let sent = tokio::select! {
                 a = self.service.bulk(body.clone(), items.len()) => a,
                 _ = abort.wait_for(|a| *a) => return Delivered::Aborted,
@@ -254,12 +254,7 @@ impl EsSink {
                 }
                 Answer::Retry { status, error } => (status, error),
             };
-            if self
-                .settings()
-                .http
-                .max_retries
-                .is_some_and(|m| attempt >= m)
-            {
+            if retry.exhausted() {
                 tracing::error!(sink = %self.label.sink.0, status, %error, documents = items.len(),
                     "final error sending documents: dropped after backoff_config.max_retries attempts");
                 self.metrics
@@ -276,11 +271,8 @@ impl EsSink {
             if status != 429 && self.service.other_endpoint_ready(&host) {
                 continue;
             }
-            let s = self.settings();
-            let wait = backoff(attempt, s.http.min_backoff, s.http.max_backoff);
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = abort.wait_for(|a| *a) => return Delivered::Aborted,
+            if !retry.wait(&mut abort).await {
+                return Delivered::Aborted;
             }
         }
     }

@@ -9,8 +9,8 @@ use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 
 use super::config::LokiSettings;
+use crate::sink::http::USER_AGENT_VALUE;
 use crate::sink::http::{self, transport_error};
-pub use crate::sink::http::{backoff, USER_AGENT_VALUE};
 
 /// What one attempt came to.
 #[derive(Debug)]

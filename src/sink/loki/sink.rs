@@ -19,11 +19,12 @@ use rustc_hash::FxHashMap;
 use super::batch::{Part, PartAck, PartOf, PendingPush};
 use super::config::LokiSettings;
 use super::encode::{PushEncoder, PushSource};
-use super::service::{backoff, Outcome, Service};
+use super::service::{Outcome, Service};
 use crate::buffer::deadletter::DeadLetter;
 use crate::delivery::Delivery;
 use crate::entry::{LabelSet, Labels};
 use crate::metrics::{Escaped, HostLabel, HostTenantLabel, Metrics, RequestLabel, SinkLabel};
+use crate::sink::http::Retry;
 
 /// How many distinct label sets the merge cache remembers before it starts over.
 const LABEL_CACHE_MAX: usize = 10_000;
@@ -280,9 +281,9 @@ impl LokiSink {
             .get_or_create(&self.host)
             .inc_by(body.len() as u64);
         let mut abort = abort.clone();
-        let mut attempt: u32 = 0;
+        let mut retry = Retry::new(&self.service.settings().http);
         loop {
-            attempt += 1;
+            let attempt = retry.next_attempt();
             let (outcome, took) = tokio::select! {
                 r = self.service.push(body.clone(), tenant) => r,
                 _ = abort.wait_for(|a| *a) => return Sent::Aborted,
@@ -319,13 +320,7 @@ impl LokiSink {
                             tenant: Escaped(tenant.to_owned()),
                         })
                         .inc();
-                    if self
-                        .service
-                        .settings()
-                        .http
-                        .max_retries
-                        .is_some_and(|m| attempt >= m)
-                    {
+                    if retry.exhausted() {
                         tracing::error!(host = %self.host.host, status, tenant, %error,
                             "final error sending batch");
                         return Sent::Dropped(if status == 429 {
@@ -338,11 +333,8 @@ impl LokiSink {
                         tracing::warn!(host = %self.host.host, status, tenant, %error,
                             "error sending batch, will retry");
                     }
-                    let s = self.service.settings();
-                    let wait = backoff(attempt, s.http.min_backoff, s.http.max_backoff);
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = abort.wait_for(|a| *a) => return Sent::Aborted,
+                    if !retry.wait(&mut abort).await {
+                        return Sent::Aborted;
                     }
                 }
             }
