@@ -13,9 +13,9 @@ use super::client::BackoffConfig;
 use super::duration::GoDuration;
 use super::error::Invalid;
 use super::http::{self, Authorization, BasicAuth, HttpSettings, TlsConfig};
+use super::index_template::{check_index_name, IndexTemplate};
 use super::locate::{join_index, join_key};
 use super::yaml;
-use crate::sink::elasticsearch::index::{check_index_name, IndexTemplate};
 use crate::stage::filtering::selector::Selector;
 use crate::stage::KeepExtracted;
 

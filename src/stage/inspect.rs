@@ -306,7 +306,7 @@ fn go_float(f: f64) -> String {
 fn go_time(nanos: i64) -> String {
     let secs = nanos.div_euclid(1_000_000_000);
     let frac = nanos.rem_euclid(1_000_000_000);
-    let (y, m, d) = crate::sink::stdout::civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = crate::entry::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400);
     let mut out = format!(
         "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",

@@ -7,7 +7,7 @@ use crate::config::{Compression, ElasticsearchConfig, ExtractedFields, OpType};
 use crate::sink::http;
 use crate::sink::http::{host_of, Auth, HttpSettings};
 
-use super::index::IndexTemplate;
+use crate::config::IndexTemplate;
 
 /// Where documents go.
 #[derive(Clone, Debug)]

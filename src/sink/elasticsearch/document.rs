@@ -23,8 +23,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use crate::config::{ExtractedFields, OpType};
+use crate::entry::civil_from_days;
 use crate::entry::{Entry, LabelSet};
-use crate::sink::stdout::civil_from_days;
 use crate::stage::gojson;
 
 /// How many distinct label sets the cache keeps before it starts over.

@@ -15,6 +15,5 @@
 pub mod bulk;
 pub mod config;
 pub mod document;
-pub mod index;
 pub mod service;
 pub mod sink;

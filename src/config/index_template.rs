@@ -1,12 +1,13 @@
-//! The index a document goes to: `index: logs-%Y.%m.%d` with the date taken from the entry's own
-//! timestamp (UTC), or a fixed data stream name.
+//! Elasticsearch's index template (`elasticsearch[].index`), a config value the sink renders per
+//! entry: the index a document goes to, `index: logs-%Y.%m.%d` with the date taken from the entry's
+//! own timestamp (UTC), or a fixed data stream name.
 //!
 //! The template knows a strftime subset, `%Y` (4-digit year), `%m`, `%d`, `%H` (2 digits) and `%%`;
 //! anything else after `%` is a config error rather than a surprise index name. Entries mostly come in
 //! time order, so the rendered name is kept for the last hour seen and recomputed only when an entry
 //! falls in another hour (an old line, or midnight passing).
 
-use crate::sink::stdout::civil_from_days;
+use crate::entry::civil_from_days;
 
 const NANOS_PER_HOUR: i64 = 3_600_000_000_000;
 
