@@ -9,7 +9,7 @@
 //! list, `files`, holding the identities. A Promtail positions file (no `files` list) is taken over: each
 //! of its path offsets is used once, by the first file found at that path, exactly as Promtail would.
 //!
-//! Only acknowledged checkpoints arrive here ([`crate::delivery`]); writes are atomic (temp file, fsync,
+//! Only acknowledged checkpoints arrive here, in order ([`crate::delivery`]); writes are atomic (temp file, fsync,
 //! rename, fsync of the directory) every `positions.sync_period` and at shutdown.
 
 use std::collections::{BTreeMap, HashMap};
@@ -105,46 +105,7 @@ struct State {
     /// Cursors of targets gone for good (removed containers): acknowledgements still in flight for them
     /// must not bring them back.
     retired: std::collections::HashSet<String>,
-    /// Checkpoints handed out and not yet committed, per file or cursor, in the order their batches
-    /// were sent (see [`Positions::begin`]).
-    in_flight: HashMap<OrderKey, InFlight>,
-    generations: u64,
     dirty: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum OrderKey {
-    File(FileId),
-    Cursor(String),
-}
-
-impl OrderKey {
-    fn of(checkpoint: &Checkpoint) -> Self {
-        match checkpoint {
-            Checkpoint::File { id, .. } => OrderKey::File(*id),
-            Checkpoint::Cursor { key, .. } => OrderKey::Cursor(key.clone()),
-        }
-    }
-}
-
-/// One source's batches on their way through the sinks: `slots[i]` is batch `first + i`.
-#[derive(Debug, Default)]
-struct InFlight {
-    /// Tells this queue from a later one for the same key (a queue is removed once empty).
-    generation: u64,
-    first: u64,
-    slots: std::collections::VecDeque<(Checkpoint, bool)>,
-}
-
-/// The batches in flight at one moment, to wait for (see [`Positions::settle`]).
-#[derive(Debug)]
-pub struct InFlightMarks(Vec<(OrderKey, u64, u64)>);
-
-/// A batch's place in its source's order, from [`Positions::begin`].
-#[derive(Debug)]
-pub struct Ticket {
-    key: OrderKey,
-    seq: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -352,96 +313,8 @@ impl Positions {
         epoch
     }
 
-    /// A batch with `checkpoint` is on its way to the sinks. Its checkpoint is committed by
-    /// [`Positions::complete`], but only once every earlier batch of the same file or cursor is
-    /// complete too: sinks may finish batches out of order (tenants, routes, batches with nothing
-    /// left to send), and a position must never pass a batch that is not safe yet.
-    pub fn begin(&self, checkpoint: Checkpoint) -> Ticket {
-        let key = OrderKey::of(&checkpoint);
-        let mut st = self.shared.state.lock().unwrap();
-        st.generations += 1;
-        let generation = st.generations;
-        let queue = st.in_flight.entry(key.clone()).or_insert_with(|| InFlight {
-            generation,
-            ..InFlight::default()
-        });
-        let seq = queue.first + queue.slots.len() as u64;
-        queue.slots.push_back((checkpoint, false));
-        Ticket { key, seq }
-    }
-
-    /// The batch of `ticket` is safe in every sink: commit the newest checkpoint of its source whose
-    /// batch and all earlier ones are.
-    pub fn complete(&self, ticket: Ticket) {
-        let ready = {
-            let mut st = self.shared.state.lock().unwrap();
-            let Some(queue) = st.in_flight.get_mut(&ticket.key) else {
-                return;
-            };
-            let Some(slot) = ticket
-                .seq
-                .checked_sub(queue.first)
-                .and_then(|i| queue.slots.get_mut(i as usize))
-            else {
-                return;
-            };
-            slot.1 = true;
-            let mut ready = None;
-            while queue.slots.front().is_some_and(|s| s.1) {
-                ready = queue.slots.pop_front().map(|s| s.0);
-                queue.first += 1;
-            }
-            if queue.slots.is_empty() {
-                st.in_flight.remove(&ticket.key);
-            }
-            ready
-        };
-        if let Some(c) = ready {
-            self.commit(&c);
-        }
-    }
-
-    /// The batches on their way now, to wait for with [`Positions::settle`].
-    pub fn in_flight_marks(&self) -> InFlightMarks {
-        let st = self.shared.state.lock().unwrap();
-        let marks = st.in_flight.iter().map(|(key, q)| {
-            let end = q.first + q.slots.len() as u64;
-            (key.clone(), q.generation, end)
-        });
-        InFlightMarks(marks.collect())
-    }
-
-    /// Whether every batch of `marks` is complete (its checkpoint committed, or passed by a later one).
-    pub fn settled(&self, marks: &InFlightMarks) -> bool {
-        let st = self.shared.state.lock().unwrap();
-        marks.0.iter().all(|(key, generation, end)| {
-            st.in_flight
-                .get(key)
-                .map_or(true, |q| q.generation != *generation || q.first >= *end)
-        })
-    }
-
-    /// Wait until the batches on their way now are safe in every sink, so that a source started next
-    /// resumes after them (a job restarted by a reload neither skips nor repeats a line). False if
-    /// `timeout` passed first.
-    pub async fn settle(&self, timeout: std::time::Duration) -> bool {
-        let marks = self.in_flight_marks();
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !self.settled(&marks) {
-            if tokio::time::Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-        true
-    }
-
-    /// A batch that needs no sink (nothing left to send): commit in order with the others.
-    pub fn commit_in_order(&self, checkpoint: Checkpoint) {
-        let ticket = self.begin(checkpoint);
-        self.complete(ticket);
-    }
-
+    /// Store an acknowledged checkpoint. Callers commit a source's checkpoints in order
+    /// ([`crate::delivery::Commits`]).
     pub fn commit(&self, checkpoint: &Checkpoint) {
         let mut st = self.shared.state.lock().unwrap();
         match checkpoint {
@@ -676,57 +549,6 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn checkpoints_commit_in_the_order_their_batches_were_sent() {
-        let p = Positions::in_memory();
-        let cursor = |v: &str| Checkpoint::Cursor {
-            key: "cursor-a".into(),
-            value: v.into(),
-        };
-        let t1 = p.begin(cursor("1"));
-        let t2 = p.begin(cursor("2"));
-        let other = p.begin(Checkpoint::Cursor {
-            key: "cursor-b".into(),
-            value: "9".into(),
-        });
-        p.complete(t2);
-        p.commit_in_order(cursor("3"));
-        assert_eq!(p.cursor("cursor-a"), None, "batch 1 is not safe yet");
-        p.complete(other);
-        assert_eq!(
-            p.cursor("cursor-b").as_deref(),
-            Some("9"),
-            "sources are independent"
-        );
-        p.complete(t1);
-        assert_eq!(p.cursor("cursor-a").as_deref(), Some("3"));
-        assert!(p.shared.state.lock().unwrap().in_flight.is_empty());
-    }
-
-    #[test]
-    fn settling_waits_for_the_batches_in_flight_then_not_for_later_ones() {
-        let p = Positions::in_memory();
-        let cursor = |key: &str, v: &str| Checkpoint::Cursor {
-            key: key.into(),
-            value: v.into(),
-        };
-        let a1 = p.begin(cursor("cursor-a", "1"));
-        let b1 = p.begin(cursor("cursor-b", "1"));
-        let marks = p.in_flight_marks();
-        let a2 = p.begin(cursor("cursor-a", "2"));
-        p.complete(a1);
-        assert!(!p.settled(&marks), "b1 is still on its way");
-        p.complete(b1);
-        assert!(p.settled(&marks), "a2 came later: not waited for");
-        p.complete(a2);
-        // A queue emptied and begun again for the same key is a later one.
-        let b2 = p.begin(cursor("cursor-b", "2"));
-        let marks = p.in_flight_marks();
-        p.complete(b2);
-        let _b3 = p.begin(cursor("cursor-b", "3"));
-        assert!(p.settled(&marks));
-    }
-
     use super::*;
 
     fn id(ino: u64) -> FileId {

@@ -83,13 +83,13 @@ impl RunningJob {
         let (stop, stop_rx) = watch::channel(false);
         let name = job.name.clone();
         let sources = sources_of(job, cfg, env, &stop_rx);
-        let positions = env.positions.clone();
+        let commits = env.router.commits().clone();
         let grace = cfg.server.graceful_shutdown_timeout.get();
         let job_name = name.clone();
         let task = tokio::spawn(async move {
             if let Some(previous) = after {
                 wait_for(previous.task, &job_name).await;
-                if !positions.settle(grace).await {
+                if !commits.settle(grace).await {
                     tracing::warn!(job = %job_name,
                         "the restarted job's last batches are not safe in the sinks yet; starting anyway \
                          (lines since its last committed position may be sent twice)");

@@ -323,7 +323,11 @@ mod tests {
         };
         Delivery {
             batch: Arc::new(Batch { entries }),
-            ack: Some(AckToken::new(positions.clone(), checkpoint, 1)),
+            ack: Some(AckToken::new(
+                crate::delivery::Commits::new(positions.clone()),
+                checkpoint,
+                1,
+            )),
         }
     }
 

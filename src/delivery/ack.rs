@@ -17,8 +17,9 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
+use super::order::{Commits, Ticket};
 use crate::entry::Batch;
-use crate::positions::{Checkpoint, Positions, Ticket};
+use crate::positions::Checkpoint;
 
 /// A batch on its way to one sink, with the token that sink acks once the batch is safe on its side.
 #[derive(Debug, Clone)]
@@ -48,7 +49,7 @@ struct Inner {
 enum Commit {
     /// A source's read position, committed in the order its batches were sent.
     Position {
-        positions: Positions,
+        commits: Commits,
         ticket: std::sync::Mutex<Option<Ticket>>,
     },
     /// A disk buffer's record, numbered in the order it was read.
@@ -72,12 +73,12 @@ impl std::fmt::Debug for AckToken {
 
 impl AckToken {
     /// A token that commits `checkpoint` once it has been acked `holders` times, and every batch of
-    /// the same source sent before it is committed (see `Positions::begin`).
-    pub fn new(positions: Positions, checkpoint: Checkpoint, holders: usize) -> Self {
-        let ticket = positions.begin(checkpoint);
+    /// the same source sent before it is committed (see [`Commits::begin`]).
+    pub fn new(commits: Commits, checkpoint: Checkpoint, holders: usize) -> Self {
+        let ticket = commits.begin(checkpoint);
         Self::with(
             Commit::Position {
-                positions,
+                commits,
                 ticket: std::sync::Mutex::new(Some(ticket)),
             },
             holders,
@@ -104,9 +105,9 @@ impl AckToken {
             return;
         }
         match &self.inner.commit {
-            Commit::Position { positions, ticket } => {
+            Commit::Position { commits, ticket } => {
                 if let Some(t) = ticket.lock().unwrap().take() {
-                    positions.complete(t);
+                    commits.complete(t);
                 }
             }
             Commit::Record { id, done } => {

@@ -11,11 +11,9 @@
 //!    acknowledged positions only.** A disk buffer's writer (`buffer::writer`) acks its [`Delivery`]
 //!    once the record is fsynced per policy; a sink without one (`buffer: {type: memory}`, stdout) acks
 //!    once the receiver accepted the entries, a batch spread over several requests through
-//!    [`PartAck`]. The token's last ack commits the checkpoint, in the order the batches were sent
-//!    ([`Positions::begin`](crate::positions::Positions::begin) /
-//!    [`Positions::complete`](crate::positions::Positions::complete): that in-order commit still lives
-//!    inside the positions store, under its lock), and the store writes atomically
-//!    ([`Positions::save`](crate::positions::Positions::save)).
+//!    [`PartAck`]. The token's last ack commits the checkpoint, in the order the source sent its
+//!    batches ([`Commits::begin`] / [`Commits::complete`]), to the positions store, which writes
+//!    atomically ([`Positions::save`](crate::positions::Positions::save)).
 //! 3. **A sink deletes buffered data only after the receiver accepted it.** The buffer's reader hands
 //!    each record to the sink with a record token ([`AckToken::record`]); a segment is deleted once
 //!    every record in it was acked (`buffer::log`).
@@ -31,9 +29,11 @@
 //!    again), and a buffer reopened after a crash sends what was durable and not yet accepted.
 
 mod ack;
+mod order;
 mod part_ack;
 mod router;
 
 pub use ack::{AckToken, Delivery};
+pub use order::{Commits, InFlightMarks, Ticket};
 pub use part_ack::PartAck;
 pub use router::{Route, Router};

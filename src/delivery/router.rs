@@ -12,6 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
+use super::order::Commits;
 use crate::delivery::{AckToken, Delivery};
 use crate::entry::{Batch, Entry};
 use crate::positions::{Checkpoint, Positions};
@@ -29,7 +30,7 @@ pub struct Route {
 #[derive(Clone)]
 pub struct Router {
     routes: Arc<RwLock<Routes>>,
-    positions: Positions,
+    commits: Commits,
 }
 
 /// The sinks batches go to now.
@@ -72,7 +73,7 @@ impl Router {
     pub fn with_routes(routes: Vec<Route>, positions: Positions) -> Self {
         Router {
             routes: Arc::new(RwLock::new(Routes::new(routes))),
-            positions,
+            commits: Commits::new(positions),
         }
     }
 
@@ -82,8 +83,13 @@ impl Router {
         *self.routes.write().unwrap() = Routes::new(routes);
     }
 
+    /// Where batches' checkpoints are committed in order.
+    pub fn commits(&self) -> &Commits {
+        &self.commits
+    }
+
     pub fn positions(&self) -> &Positions {
-        &self.positions
+        self.commits.positions()
     }
 
     /// Send `entries` to every sink; once all of them hold the batch, `checkpoint` is committed. Waits
@@ -104,11 +110,11 @@ impl Router {
             // Nothing to deliver (all filtered out): the position may move on at once.
             if let Some(c) = checkpoint {
                 // In order: earlier batches of this source may still be on their way.
-                self.positions.commit_in_order(c);
+                self.commits.commit_in_order(c);
             }
             return Ok(());
         }
-        let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, routes.len()));
+        let ack = checkpoint.map(|c| AckToken::new(self.commits.clone(), c, routes.len()));
         let batch = Arc::new(Batch { entries });
         for route in routes.iter() {
             let delivery = Delivery {
@@ -138,11 +144,11 @@ impl Router {
         if holders == 0 {
             if let Some(c) = checkpoint {
                 // In order: earlier batches of this source may still be on their way.
-                self.positions.commit_in_order(c);
+                self.commits.commit_in_order(c);
             }
             return Ok(());
         }
-        let ack = checkpoint.map(|c| AckToken::new(self.positions.clone(), c, holders));
+        let ack = checkpoint.map(|c| AckToken::new(self.commits.clone(), c, holders));
         let shared = Arc::new(Batch { entries });
         for (route, own) in routes.iter().zip(own) {
             let batch = match own {
