@@ -153,6 +153,21 @@ pub struct Batch {
     pub entries: Vec<Entry>,
 }
 
+/// RFC 3339 in UTC with nanoseconds, e.g. `2026-02-02T13:00:00.123456789Z`.
+pub fn format_rfc3339_nanos(ts: i64) -> String {
+    let secs = ts.div_euclid(1_000_000_000);
+    let nanos = ts.rem_euclid(1_000_000_000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -177,6 +192,18 @@ pub fn now_nanos() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn formats_timestamps() {
+        assert_eq!(
+            super::format_rfc3339_nanos(1_556_590_361_844_351_500),
+            "2019-04-30T02:12:41.844351500Z"
+        );
+        assert_eq!(
+            super::format_rfc3339_nanos(0),
+            "1970-01-01T00:00:00.000000000Z"
+        );
+    }
+
     use super::*;
 
     #[test]

@@ -27,7 +27,7 @@ use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::sink::stdout::format_rfc3339_nanos;
+use crate::entry::format_rfc3339_nanos;
 
 /// A repeating warning or error is written at most once per window.
 pub const REPEAT_WINDOW: Duration = Duration::from_secs(60);

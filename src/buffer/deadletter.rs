@@ -14,7 +14,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use crate::sink::stdout::format_rfc3339_nanos;
+use crate::entry::format_rfc3339_nanos;
 
 pub const FILE: &str = "dead-letter.ndjson";
 const OLD: &str = "dead-letter.1.ndjson";
@@ -65,6 +65,28 @@ impl DeadLetter {
             fs::rename(self.dir.join(FILE), self.dir.join(OLD))?;
         }
         Ok(n)
+    }
+
+    /// Write `entries` rejected for good for `reason`, as [`DeadLetter::write`], and count them in
+    /// `kept` (the sink's `logferry_dead_letter_entries_total`). The file's path if they were written;
+    /// a write that fails is logged, and the entries are then only counted as dropped by the sink.
+    pub fn keep<'a>(
+        &mut self,
+        reason: &str,
+        entries: impl IntoIterator<Item = (i64, &'a str, &'a str)>,
+        kept: &prometheus_client::metrics::counter::Counter,
+    ) -> Option<String> {
+        match self.write(reason, entries) {
+            Ok(n) => {
+                kept.inc_by(n);
+                Some(self.path().display().to_string())
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path().display(), error = %e,
+                    "cannot write the dead-letter file; the rejected entries are only counted");
+                None
+            }
+        }
     }
 
     fn open(&mut self) -> io::Result<&mut (File, u64)> {

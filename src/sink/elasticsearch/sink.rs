@@ -327,25 +327,16 @@ impl EsSink {
                 let e = pending.entry(i);
                 (e.timestamp, e.labels.rendered(), e.line.as_str())
             });
-            match dl.write(error, entries) {
-                Ok(n) => Some((dl.path().display().to_string(), n)),
-                Err(err) => {
-                    tracing::error!(path = %dl.path().display(), error = %err,
-                        "cannot write the dead-letter file; the rejected documents are only counted");
-                    None
-                }
-            }
-        });
-        if let Some((_, n)) = &kept {
-            self.metrics
+            let counter = self
+                .metrics
                 .buffer
                 .dead_letter_entries
-                .get_or_create(&self.label)
-                .inc_by(*n);
-        }
+                .get_or_create(&self.label);
+            dl.keep(error, entries, &counter)
+        });
         if self.logged.insert(format!("reject-{status}")) {
             tracing::error!(sink = %self.label.sink.0, status, %error,
-                dead_letter = kept.as_ref().map_or("none", |(p, _)| p.as_str()),
+                dead_letter = kept.as_deref().unwrap_or("none"),
                 "Elasticsearch rejected documents for good; they go to the dead-letter file (logged once per status)");
         }
     }

@@ -350,21 +350,8 @@ impl LokiSink {
                 (e.timestamp, push.labels(s), &e.line[..len])
             })
         });
-        match dl.write(reason, entries) {
-            Ok(n) => {
-                self.metrics
-                    .buffer
-                    .dead_letter_entries
-                    .get_or_create(label)
-                    .inc_by(n);
-                Some(dl.path().display().to_string())
-            }
-            Err(e) => {
-                tracing::error!(path = %dl.path().display(), error = %e,
-                    "cannot write the dead-letter file; the rejected entries are only counted");
-                None
-            }
-        }
+        let kept = self.metrics.buffer.dead_letter_entries.get_or_create(label);
+        dl.keep(reason, entries, &kept)
     }
 
     fn count_drop(&self, part: &Part, tenant: &str, reason: &str) {
