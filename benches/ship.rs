@@ -12,7 +12,8 @@
 //!
 //! `cargo bench --bench ship` (release build). Size with `LOGFERRY_BENCH_MB` (default 1024 = 1 GiB;
 //! 8 MiB when run as a smoke test by `cargo test --all-targets`).
-//! Prints MiB per CPU-second, CPU seconds per GiB, wall MiB/s and the agent's peak RSS (VmHWM).
+//! Prints MiB per CPU-second, CPU seconds per GiB, wall MiB/s, the agent's peak RSS (VmHWM) and the
+//! MiB it wrote to storage per MiB of log (`write_bytes` of `/proc/<pid>/io`: the disk buffer).
 //!
 //! `LOGFERRY_BENCH_ONLY=JSON` keeps only the runs whose name contains that text.
 //! `LOGFERRY_BENCH_BEFORE=/path/to/logferry` runs each kept run a second time with that binary (an
@@ -90,6 +91,8 @@ struct Run {
     cpu: f64,
     wall: f64,
     rss: f64,
+    /// MiB the agent wrote to storage (its disk buffer, positions), from `/proc/<pid>/io`.
+    written: f64,
 }
 
 /// Run the agent with `sinks` (its `clients` or `elasticsearch` YAML) on `glob` from its start, with
@@ -135,6 +138,7 @@ positions:
         wall: t0.elapsed().as_secs_f64(),
         cpu: process::cpu_seconds(pid),
         rss: process::peak_rss_mib(pid),
+        written: process::written_bytes(pid) as f64 / 1048576.0,
     };
     drop(agent);
     assert!(finished, "{name}: not everything arrived");
@@ -297,24 +301,26 @@ fn main() {
     let buffer = only.is_empty().then(|| buffer_alone(&dir, &file));
 
     println!();
-    println!("| run                                               | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB |");
-    println!("|---------------------------------------------------|---------------|---------------|------------|--------------|");
+    println!("| run                                               | MiB per CPU-s | CPU s per GiB | wall MiB/s | peak RSS MiB | written per MiB |");
+    println!("|---------------------------------------------------|---------------|---------------|------------|--------------|-----------------|");
     println!(
-        "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} |",
+        "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12} | {:>15} |",
         "baseline: read + memchr",
         size_mib / b_cpu,
         b_cpu / size_mib * 1024.0,
         size_mib / b_wall,
+        "-",
         "-"
     );
     for (name, mib, r) in &runs {
         println!(
-            "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} |",
+            "| {:<49} | {:>13.0} | {:>13.3} | {:>10.0} | {:>12.1} | {:>15.2} |",
             name,
             mib / r.cpu,
             r.cpu / mib * 1024.0,
             mib / r.wall,
-            r.rss
+            r.rss,
+            r.written / mib
         );
     }
     let find = |name: &str| runs.iter().find(|r| r.0 == name);

@@ -51,3 +51,14 @@ fn status_mib(pid: u32, field: &str) -> f64 {
         .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
         .map_or(0.0, |kib| kib / 1024.0)
 }
+
+/// Bytes process `pid` has caused to be written to storage (`write_bytes` of `/proc/<pid>/io`,
+/// counted when pages are dirtied; 0 once it is gone).
+pub fn written_bytes(pid: u32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
