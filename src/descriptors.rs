@@ -23,8 +23,6 @@ pub const RETRY_MAX: Duration = Duration::from_secs(5);
 /// The descriptor budget of the process, derived from its open files limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// The soft `RLIMIT_NOFILE`.
-    pub nofile: u64,
     /// Files tailers may hold open at once.
     pub files: usize,
     /// HTTP server connections served at once when `server.http_listen_conn_limit` is not set.
@@ -39,41 +37,36 @@ impl Limits {
         let n = usize::try_from(nofile).unwrap_or(usize::MAX);
         let reserve = (n / 4).clamp(48, 1024);
         Limits {
-            nofile,
             files: n.saturating_sub(reserve).max(8),
             http_connections: (n / 16).clamp(4, 256),
         }
     }
-
-    /// The budget for this process's limit now.
-    pub fn current() -> Self {
-        Self::from_nofile(soft_limit().unwrap_or(1024))
-    }
 }
 
-fn soft_limit() -> Option<u64> {
+/// Raise the soft open-files limit to the hard one, as Go's runtime does for Promtail: a thousand
+/// tailed files need a thousand descriptors, and systemd's default soft limit is 1024. Returns the
+/// soft limit in force afterwards (1024 if it cannot be read).
+pub fn raise_soft_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit fills the local struct.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0).then_some(lim.rlim_cur)
-}
-
-/// Raise the soft open-files limit to the hard one, as Go's runtime does for Promtail: a thousand
-/// tailed files need a thousand descriptors, and systemd's default soft limit is 1024.
-pub fn raise_soft_limit() {
     // SAFETY: plain getrlimit/setrlimit on a local struct.
     unsafe {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                ..lim
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
         }
     }
+    lim.rlim_cur
 }
 
 /// Whether `e` says "no descriptor free now" (the process's or the system's), not anything about the

@@ -141,8 +141,7 @@ fn open_positions(cfg: &Config, mode: Mode) -> anyhow::Result<Positions> {
 
 pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let mut signals = Signals::install().context("installing signal handlers")?;
-    crate::descriptors::raise_soft_limit();
-    let fd_limits = crate::descriptors::Limits::current();
+    let fd_limits = crate::descriptors::Limits::from_nofile(crate::descriptors::raise_soft_limit());
     if opts.print_config {
         eprintln!("{}", cfg.to_redacted_yaml());
     }

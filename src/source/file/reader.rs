@@ -45,6 +45,8 @@ pub struct ChunkStats {
     pub invalid_utf8: u64,
     pub truncated: u64,
     pub dropped: u64,
+    /// The file's fingerprint grew with this chunk (it does up to `FINGERPRINT_MAX` bytes).
+    pub fingerprint_grew: bool,
 }
 
 pub struct Reader {
@@ -182,7 +184,7 @@ impl Reader {
             self.buf.copy_within(start..end, 0);
             self.filled = rest;
         }
-        self.grow_fingerprint();
+        stats.fingerprint_grew = self.grow_fingerprint();
         Ok(n)
     }
 
@@ -241,7 +243,8 @@ impl Reader {
         Ok(fingerprint_of(file, self.fingerprint.len)? != self.fingerprint)
     }
 
-    fn grow_fingerprint(&mut self) {
+    /// Whether the fingerprint grew.
+    fn grow_fingerprint(&mut self) -> bool {
         if self.fingerprint.len < FINGERPRINT_MAX
             && self.read_pos() > u64::from(self.fingerprint.len)
         {
@@ -250,9 +253,12 @@ impl Reader {
                 .as_ref()
                 .and_then(|f| fingerprint_of(f, FINGERPRINT_MAX).ok())
             {
+                let grew = fp != self.fingerprint;
                 self.fingerprint = fp;
+                return grew;
             }
         }
+        false
     }
 }
 

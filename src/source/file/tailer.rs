@@ -419,10 +419,14 @@ impl Tailer {
         m.read_lines.get_or_create(path_label).inc_by(stats.lines);
         if let Some(reader) = &self.reader {
             // The fingerprint grows with the file up to FINGERPRINT_MAX: save it, so that after a
-            // restart it still tells this file from another that got its inode.
-            self.ctx
-                .positions
-                .update_fingerprint(self.id, reader.fingerprint);
+            // restart it still tells this file from another that got its inode. (Only when it grew:
+            // the store's lock is everyone's, and a chunk's read is not the place to take it for
+            // nothing.)
+            if stats.fingerprint_grew {
+                self.ctx
+                    .positions
+                    .update_fingerprint(self.id, reader.fingerprint);
+            }
             m.read_bytes
                 .get_or_create(path_label)
                 .set(reader.read_pos() as i64);
