@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use super::segment::{
-    self, list_segments, list_sums, open_sum, read_sum, repair_tail, segment_path, sum_path,
+    self, list_files, list_segments, open_sum, read_sum, repair_tail, segment_path, sum_path,
     write_sum, Frame, SegmentWriter, Tally,
 };
 
@@ -392,9 +392,7 @@ impl LogReader {
                 // A torn tail in a finished segment: the rest of it is lost.
                 Frame::End { .. } | Frame::Record { .. } => rest.len() as u64,
             };
-            let lost = &rest[..skipped as usize];
-            let magic = segment::MAGIC.to_le_bytes();
-            let records = lost.windows(4).filter(|w| *w == magic).count().max(1) as u64;
+            let records = segment::frame_starts(&rest[..skipped as usize]);
             self.read.offset = at + skipped;
             return Ok(Read::Damaged {
                 bytes: skipped,
@@ -503,8 +501,8 @@ impl LogReader {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         };
-        let segments = list_segments(&self.dir)?;
-        for s in list_sums(&self.dir)? {
+        let (segments, sums) = list_files(&self.dir)?;
+        for s in sums {
             // Orphans too: a missing segment is reported before the ledger moves past it.
             if s < seq && s != head_seq {
                 remove(sum_path(&self.dir, s))?;

@@ -232,13 +232,7 @@ fn report_recovery(
     }
     let lost = &recovery.lost;
     if lost.bytes > 0 {
-        b.damaged_records.get_or_create(label).inc_by(lost.records);
-        b.damaged_bytes.get_or_create(label).inc_by(lost.bytes);
-        let reason = SinkReasonLabel {
-            sink: label.sink.clone(),
-            reason: "damaged".into(),
-        };
-        b.dropped_entries.get_or_create(&reason).inc_by(lost.lines);
+        b.count_lost(label, lost.records, lost.bytes, lost.lines);
         let at_most = if recovery.lost_at_most {
             "at most "
         } else {

@@ -321,15 +321,7 @@ impl Reader {
                 "buffer: a segment file is missing and so is its summary: its lines are lost and cannot be counted (see logferry_buffer_missing_segments_total)");
             return;
         };
-        b.damaged_records
-            .get_or_create(&self.shared.label)
-            .inc_by(lost.records);
-        b.damaged_bytes
-            .get_or_create(&self.shared.label)
-            .inc_by(lost.bytes);
-        b.dropped_entries
-            .get_or_create(&self.shared.reason("damaged"))
-            .inc_by(lost.lines);
+        b.count_lost(&self.shared.label, lost.records, lost.bytes, lost.lines);
         tracing::error!(sink = %self.settings.name, segment = %path.display(), records = lost.records, lines = lost.lines, bytes = lost.bytes,
             "buffer: a segment file is missing (deleted?): its lines are lost; their positions were committed, so no source sends them again (see logferry_buffer_dropped_entries_total{{reason=\"damaged\"}})");
     }

@@ -32,16 +32,36 @@ pub fn segment_path(dir: &Path, seq: u64) -> PathBuf {
 
 /// The sequences of the segments in `dir`, sorted; other files are ignored.
 pub fn list_segments(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut seqs = Vec::new();
+    Ok(list_files(dir)?.0)
+}
+
+/// The sequences of the segments and of the summaries in `dir`, each sorted, from one listing.
+pub fn list_files(dir: &Path) -> io::Result<(Vec<u64>, Vec<u64>)> {
+    let (mut segments, mut sums) = (Vec::new(), Vec::new());
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let name = name.to_string_lossy();
-        if let Some(seq) = name.strip_suffix(".seg").and_then(|s| s.parse().ok()) {
-            seqs.push(seq);
+        let Some((seq, ext)) = name.split_once('.') else {
+            continue;
+        };
+        let list = match ext {
+            "seg" => &mut segments,
+            "sum" => &mut sums,
+            _ => continue,
+        };
+        if let Ok(seq) = seq.parse() {
+            list.push(seq);
         }
     }
-    seqs.sort_unstable();
-    Ok(seqs)
+    segments.sort_unstable();
+    sums.sort_unstable();
+    Ok((segments, sums))
+}
+
+/// About how many records `lost` (damaged bytes) held: the frame starts seen in it, at least one.
+pub fn frame_starts(lost: &[u8]) -> u64 {
+    let magic = MAGIC.to_le_bytes();
+    lost.windows(4).filter(|w| *w == magic).count().max(1) as u64
 }
 
 /// Frame `payload` into `out`.
@@ -188,10 +208,7 @@ pub fn repair_tail(path: &Path, lines: impl Fn(&[u8]) -> u64) -> io::Result<Repa
                 offset = end;
             }
             Frame::Damaged { resume, .. } => {
-                let lost = &data[offset as usize..resume as usize];
-                let magic = MAGIC.to_le_bytes();
-                repaired.damaged_records +=
-                    lost.windows(4).filter(|w| *w == magic).count().max(1) as u64;
+                repaired.damaged_records += frame_starts(&data[offset as usize..resume as usize]);
                 offset = resume;
             }
             Frame::End { torn } => {
@@ -210,20 +227,6 @@ pub fn repair_tail(path: &Path, lines: impl Fn(&[u8]) -> u64) -> io::Result<Repa
 
 pub fn sum_path(dir: &Path, seq: u64) -> PathBuf {
     dir.join(format!("{seq:020}.sum"))
-}
-
-/// The sequences of the summaries in `dir`, sorted.
-pub fn list_sums(dir: &Path) -> io::Result<Vec<u64>> {
-    let mut seqs = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let name = entry?.file_name();
-        let name = name.to_string_lossy();
-        if let Some(seq) = name.strip_suffix(".sum").and_then(|s| s.parse().ok()) {
-            seqs.push(seq);
-        }
-    }
-    seqs.sort_unstable();
-    Ok(seqs)
 }
 
 /// Segment `seq`'s summary, if it has a readable one.

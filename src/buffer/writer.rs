@@ -314,19 +314,15 @@ impl Writer {
         self.sync();
         let wait =
             (Duration::from_millis(100) * 2u32.saturating_pow(attempt.min(6))).min(MAX_RETRY_WAIT);
-        let deadline = Instant::now() + wait;
         let (lock, cvar) = &self.shared.room;
-        let mut guard = lock.lock().unwrap();
-        loop {
-            if self.shared.aborted.load(Ordering::Acquire) {
-                return false;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return true;
-            }
-            guard = cvar.wait_timeout(guard, deadline - now).unwrap().0;
+        let guard = lock.lock().unwrap();
+        if self.shared.aborted.load(Ordering::Acquire) {
+            return false;
         }
+        // One wait: room freed by the reader (or any other wake-up) retries at once, which is
+        // harmless; otherwise the timer does.
+        drop(cvar.wait_timeout(guard, wait).unwrap());
+        !self.shared.aborted.load(Ordering::Acquire)
     }
 
     /// fsync, then ack every record appended so far. A failed fsync acks nothing (retried at the

@@ -33,6 +33,18 @@ pub struct BufferMetrics {
 }
 
 impl BufferMetrics {
+    /// Lines lost from sink `sink`'s buffer for good (a deleted or cut segment): their records and
+    /// bytes as damage, their lines as dropped with reason `damaged`.
+    pub fn count_lost(&self, sink: &SinkLabel, records: u64, bytes: u64, lines: u64) {
+        self.damaged_records.get_or_create(sink).inc_by(records);
+        self.damaged_bytes.get_or_create(sink).inc_by(bytes);
+        let reason = SinkReasonLabel {
+            sink: sink.sink.clone(),
+            reason: "damaged".into(),
+        };
+        self.dropped_entries.get_or_create(&reason).inc_by(lines);
+    }
+
     /// Create a sink's series at zero when its buffer opens, so that `rate()`s and alerts such as
     /// `logferry_buffer_full == 1` see them before the first event, as Promtail does for its clients.
     pub fn init_sink(&self, sink: &SinkLabel) {
