@@ -78,13 +78,13 @@ pub enum Checkpoint {
     },
 }
 
-/// [`Resume::reason`] of a file that goes on from its saved position.
-pub const SAVED_POSITION: &str = "saved position";
-
 /// Where a newly opened file starts, and why (logged at debug level by the tailer).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
     pub offset: u64,
+    /// It goes on from this file's own saved position (not a new file, a reused inode or a
+    /// Promtail path offset).
+    pub saved: bool,
     pub reason: &'static str,
 }
 
@@ -227,13 +227,15 @@ impl Positions {
             if same && rec.offset <= size {
                 return Resume {
                     offset: rec.offset,
-                    reason: SAVED_POSITION,
+                    saved: true,
+                    reason: "saved position",
                 };
             }
             st.files.remove(&id);
             st.dirty = true;
             return Resume {
                 offset: 0,
+                saved: false,
                 reason: "inode reused by a different file",
             };
         }
@@ -242,16 +244,19 @@ impl Positions {
             if offset <= size {
                 return Resume {
                     offset,
+                    saved: false,
                     reason: "taken over from a Promtail positions file",
                 };
             }
             return Resume {
                 offset: 0,
+                saved: false,
                 reason: "Promtail position beyond end of file",
             };
         }
         Resume {
             offset: 0,
+            saved: false,
             reason: "new file",
         }
     }

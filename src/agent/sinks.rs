@@ -335,15 +335,13 @@ fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings>
     s.tenant_id = c.tenant_id.clone();
     s.batch_wait = c.batchwait.get();
     s.batch_size = c.batchsize.get() as usize;
-    s.http = HttpSettings {
-        timeout: c.timeout.get(),
-        min_backoff: c.backoff_config.min_period.get(),
-        max_backoff: c.backoff_config.max_period.get(),
-        max_retries: c.backoff_config.max_retries_explicit(),
-        headers: c.headers.clone().into_iter().collect(),
-        auth: auth_of(c)?,
-        tls: tls_of(c)?,
-    };
+    s.http = HttpSettings::from_config(
+        &c.timeout,
+        &c.backoff_config,
+        &c.headers,
+        auth_of(c)?,
+        tls_of(c)?,
+    );
     s.drop_rate_limited_batches = c.drop_rate_limited_batches;
     s.external_labels = c.external_labels.clone().into_iter().collect();
     s.max_line_size = cfg.limits_config.max_line_size.get() as usize;

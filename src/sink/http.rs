@@ -27,6 +27,28 @@ pub struct HttpSettings {
     pub tls: TlsSettings,
 }
 
+impl HttpSettings {
+    /// From the keys `clients[]` and `elasticsearch[]` share; `auth` and `tls` are resolved by the
+    /// caller (their keys differ).
+    pub fn from_config(
+        timeout: &crate::config::GoDuration,
+        backoff: &crate::config::BackoffConfig,
+        headers: &std::collections::BTreeMap<String, String>,
+        auth: Auth,
+        tls: TlsSettings,
+    ) -> Self {
+        HttpSettings {
+            timeout: timeout.get(),
+            min_backoff: backoff.min_period.get(),
+            max_backoff: backoff.max_period.get(),
+            max_retries: backoff.max_retries_explicit(),
+            headers: headers.clone().into_iter().collect(),
+            auth,
+            tls,
+        }
+    }
+}
+
 impl Default for HttpSettings {
     /// Promtail's client defaults: 10 s timeout, backoff from 500 ms to 5 min.
     fn default() -> Self {

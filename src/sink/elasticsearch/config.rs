@@ -66,15 +66,13 @@ impl EsSettings {
             batch_size: c.batchsize.get() as usize,
             batch_entries: c.batch_entries as usize,
             gzip: c.compression == Compression::Gzip,
-            http: HttpSettings {
-                timeout: c.timeout.get(),
-                min_backoff: c.backoff_config.min_period.get(),
-                max_backoff: c.backoff_config.max_period.get(),
-                max_retries: c.backoff_config.max_retries_explicit(),
-                headers: c.headers.clone().into_iter().collect(),
-                auth: auth_of(c)?,
-                tls: http::tls_settings(c.tls_config.as_ref())?,
-            },
+            http: HttpSettings::from_config(
+                &c.timeout,
+                &c.backoff_config,
+                &c.headers,
+                auth_of(c)?,
+                http::tls_settings(c.tls_config.as_ref())?,
+            ),
         })
     }
 }

@@ -26,7 +26,7 @@ use crate::delivery::Router;
 use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::{Entry, LabelSet};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
-use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX, SAVED_POSITION};
+use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX};
 use crate::stage::{Pipeline, PipelineSpec};
 use crate::targets::Targets;
 
@@ -151,11 +151,7 @@ impl Tailer {
             let fingerprint = fingerprint_of(&file, FINGERPRINT_MAX)?;
             Ok((resume, fingerprint))
         });
-        if self.resume_only
-            && start
-                .as_ref()
-                .is_ok_and(|(resume, _)| resume.reason != SAVED_POSITION)
-        {
+        if self.resume_only && start.as_ref().is_ok_and(|(resume, _)| !resume.saved) {
             // The inode is another file's now (resume_file forgot the record): not ours to read.
             self.slot = None;
             return false;
