@@ -369,7 +369,6 @@ impl Positions {
         st.cursors.keys().cloned().collect()
     }
 
-    /// The acknowledged offset of a tracked file.
     /// The files with a saved position whose fingerprint covers some content (an empty file's tells
     /// nothing apart), with the path each was last seen at.
     pub fn fingerprinted_files(&self) -> Vec<(FileId, String)> {
@@ -378,6 +377,7 @@ impl Positions {
         files.map(|(id, r)| (*id, r.path.clone())).collect()
     }
 
+    /// The acknowledged offset of a tracked file.
     pub fn file_offset(&self, id: FileId) -> Option<u64> {
         let st = self.shared.state.lock().unwrap();
         st.files.get(&id).map(|r| r.offset)
@@ -483,14 +483,10 @@ fn temp_path(path: &Path, pid: u32) -> PathBuf {
 /// container's agent is pid 1 every time) and those of processes that no longer exist. A live
 /// process's is left alone.
 fn remove_stale_temp_files(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+    let Some(name) = path.file_name() else {
         return;
     };
-    let dir = if dir.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        dir
-    };
+    let dir = parent_dir(path);
     let prefix = format!("{}.tmp-", name.to_string_lossy());
     let Ok(entries) = fs::read_dir(dir) else {
         return;
@@ -525,12 +521,16 @@ fn process_exists(pid: u32) -> bool {
     r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The directory `path` is in (`.` for a bare file name).
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent_dir(path);
     fs::create_dir_all(dir)?;
     let tmp = temp_path(path, std::process::id());
     let written = fs::OpenOptions::new()
@@ -598,7 +598,10 @@ mod tests {
         assert!(!dead.exists() && !own.exists(), "leftovers removed");
         assert!(live.exists(), "a live process's temp file is left alone");
         assert!(other.exists(), "another file's temp file is left alone");
+        // A read-only open (dry-run) changes nothing on disk, leftovers included.
+        fs::write(&dead, "").unwrap();
         Positions::open(&path, true).unwrap();
+        assert!(dead.exists(), "a read-only open removed a file");
     }
 
     #[test]

@@ -184,8 +184,6 @@ pub(crate) fn effective_authorization(
     }
 }
 
-/// Prometheus' `HTTPClientConfig.Validate()` (plus `TLSConfig` and proxy checks). `base` is the path of
-/// the block; each error names the key that conflicts.
 /// Why an `http(s)://` URL cannot be used (a port above 65535, a space in the host, ...): what the
 /// HTTP client would refuse at the first request is refused with the config's location instead.
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
@@ -204,6 +202,8 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// Prometheus' `HTTPClientConfig.Validate()` (plus `TLSConfig` and proxy checks). `base` is the path of
+/// the block; each error names the key that conflicts.
 pub(crate) fn validate(base: &str, http: &HttpSettings<'_>) -> Result<(), Invalid> {
     let at = |key: &str| join_key(base, key);
     let has_bearer = set(http.bearer_token) || set(http.bearer_token_file);
