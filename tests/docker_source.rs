@@ -310,18 +310,24 @@ fn a_burst_arrives_whole_and_in_order() {
     let n = 30_000;
     containers.run("burst", &[], &awk_numbered("b", 0, n));
     let expected = lines_range("b", 0, n);
-    assert!(
-        wait_for_all(&receiver, &expected),
-        "{:?}; {}",
-        exact(&receiver, &expected),
-        stopped_at(&receiver, &["b"])
-    );
-    assert_eq!(exact(&receiver, &expected), Counts::default());
+    assert_each_arrives_once(&receiver, &expected, &["b"]);
     assert_eq!(
         receiver.lines(),
         expected,
         "one container's stdout arrives in order"
     );
+}
+
+/// Every line of `expected` (numbered series `prefixes`) arrives, each once; a failure says where
+/// each series stopped.
+fn assert_each_arrives_once(receiver: &LokiReceiver, expected: &[String], prefixes: &[&str]) {
+    assert!(
+        wait_for_all(receiver, expected),
+        "{:?}; {}",
+        exact(receiver, expected),
+        stopped_at(receiver, prefixes)
+    );
+    assert_eq!(exact(receiver, expected), Counts::default());
 }
 
 /// Where each series of numbered lines stopped at the receiver: how many arrived and the last one.
@@ -362,13 +368,7 @@ fn containers_that_exit_while_followed_are_read_to_the_end() {
     args.extend(ids.iter().map(String::as_str));
     docker::docker(&args);
     let expected: Vec<String> = prefixes.iter().flat_map(|p| lines_range(p, 0, n)).collect();
-    assert!(
-        wait_for_all(&receiver, &expected),
-        "{:?}; {}",
-        exact(&receiver, &expected),
-        stopped_at(&receiver, &prefixes)
-    );
-    assert_eq!(exact(&receiver, &expected), Counts::default());
+    assert_each_arrives_once(&receiver, &expected, &prefixes);
 }
 
 /// `limit` without `drop` paces a container's log as it paces a file: every line arrives, in order,

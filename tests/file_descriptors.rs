@@ -111,6 +111,9 @@ fn more_files_than_descriptors_are_read_exactly_once() {
     let limit = metric_sum(&base, "logferry_files_open_limit");
     assert!(limit > 0.0 && limit < NOFILE as f64, "budget {limit}");
     assert!(open <= limit, "{open} files open, budget {limit}");
+    // The budget, not luck, kept them in: no open or listing ever ran out of descriptors.
+    let exhausted = metric_sum(&base, "logferry_descriptors_exhausted_total");
+    assert_eq!(exhausted, 0.0, "{}", agent.logs());
 }
 
 #[test]

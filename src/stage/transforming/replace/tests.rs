@@ -219,7 +219,8 @@ fn replace_config_errors() {
 }
 
 /// A line of thousands of distinct matches (a dump of addresses) is replaced match by match, each
-/// with its own rendering; the lookup of earlier renderings must not grow with the matches.
+/// with its own rendering (the renderings are looked up in a map; its speed is shown end to end by
+/// `tests/stages.rs`, a 4.8 MB line).
 #[test]
 fn many_distinct_matches_each_get_their_own_rendering() {
     let line: String = (0..5000).map(|i| format!("user{i}@example.com ")).collect();
