@@ -146,31 +146,24 @@ positions:
     run
 }
 
-/// The disk buffer alone: batches of `file`'s lines (512 KiB each, as the file source reads them)
-/// encoded and appended with an fsync every 500 ms, then read back and decoded. (write, read) MiB/s
-/// of line bytes.
+/// The disk buffer alone: requests of `file`'s lines (512 KiB of lines each, snappy-compressed
+/// beforehand as the batcher would) appended with an fsync every 500 ms, then read back. (write, read)
+/// MiB/s of line bytes.
 fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     use logferry::buffer::{codec, log};
-    use logferry::entry::{Entry, LabelSet, Labels};
-    let text = fs::read_to_string(file).unwrap();
-    let labels = LabelSet::new(Labels::from([("job".to_string(), "bench".to_string())]));
-    let mut batches: Vec<Vec<Entry>> = Vec::new();
-    let (mut batch, mut size) = (Vec::new(), 0);
-    for (i, line) in text.lines().enumerate() {
-        size += line.len() + 1;
-        batch.push(Entry {
-            timestamp: i as i64,
-            line: line.to_string(),
-            labels: labels.clone(),
-            metadata: Vec::new(),
-            extracted: None,
+    use logferry::delivery::{Payload, Request};
+    let text = fs::read(file).unwrap();
+    let mut requests = Vec::new();
+    let mut encoder = snap::raw::Encoder::new();
+    for chunk in text.chunks(512 * 1024) {
+        let entries = chunk.iter().filter(|&&b| b == b'\n').count() as u32;
+        requests.push(Request {
+            body: encoder.compress_vec(chunk).unwrap().into(),
+            dest: "".into(),
+            entries,
+            bytes: chunk.len() as u64,
         });
-        if size >= 512 * 1024 {
-            batches.push(std::mem::take(&mut batch));
-            size = 0;
-        }
     }
-    batches.push(batch);
     let mib = text.len() as f64 / 1048576.0;
     drop(text);
     let bdir = dir.join("buffer-alone");
@@ -178,10 +171,10 @@ fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     let t0 = Instant::now();
     let mut last_sync = Instant::now();
     let mut payload = Vec::new();
-    for b in &batches {
+    for req in &requests {
         payload.clear();
-        codec::encode(b, &mut payload);
-        w.append(&payload, b.len() as u64).unwrap();
+        codec::encode_request(req, &mut payload);
+        w.append(&payload, u64::from(req.entries)).unwrap();
         if last_sync.elapsed() >= Duration::from_millis(500) {
             w.sync().unwrap();
             last_sync = Instant::now();
@@ -192,11 +185,17 @@ fn buffer_alone(dir: &TestDir, file: &Path) -> (f64, f64) {
     let t0 = Instant::now();
     let mut n = 0;
     while let log::Read::Record { end, .. } = r.read_next().unwrap() {
-        n += codec::decode(r.payload()).unwrap().len();
+        match codec::decode_record(r.payload()).unwrap() {
+            Payload::Request(req) => n += req.entries as usize,
+            Payload::Entries(_) => unreachable!("requests were written"),
+        }
         r.ack(end).unwrap();
     }
     let read = mib / t0.elapsed().as_secs_f64();
-    assert_eq!(n, batches.iter().map(Vec::len).sum::<usize>());
+    assert_eq!(
+        n,
+        requests.iter().map(|r| r.entries as usize).sum::<usize>()
+    );
     let _ = fs::remove_dir_all(&bdir);
     (write, read)
 }

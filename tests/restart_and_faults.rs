@@ -334,6 +334,15 @@ fn a_push_refused_for_one_long_line_dead_letters_only_that_line() {
         http::metric_sum(&base, "promtail_dropped_entries_total"),
         1.0
     );
+    // The receiver stored the valid lines from the first push (as Loki does); the halves that
+    // isolate the long line are still being sent and counted: wait for them.
+    assert!(http::wait_for_metric(
+        &base,
+        "promtail_sent_entries_total",
+        WAIT,
+        |v| v >= 720.0
+    ));
+    std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(
         http::metric_sum(&base, "promtail_sent_entries_total"),
         720.0
@@ -355,4 +364,55 @@ fn a_push_refused_for_one_long_line_dead_letters_only_that_line() {
     // A 400 for one entry is not logged as a loss of the whole push.
     let logs = agent.logs();
     assert!(logs.contains("sending it again in halves"), "{logs}");
+}
+
+/// A buffer written by the release before requests were buffered (its records hold entries:
+/// `tests/fixtures/buffer-of-entries`, written by logferry at commit 5e58b13 while its Loki was down,
+/// 60 lines of `/tmp/fx/logs/a.log` and 40 of `/tmp/fx/logs/b.log`) is sent after the upgrade, each
+/// line once with its labels, before and beside what the new release buffers itself.
+#[test]
+fn a_buffer_of_entries_from_the_previous_release_is_sent_after_an_upgrade() {
+    let dir = TestDir::new();
+    let fixture =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/buffer-of-entries");
+    let buffer = dir.join("buffer/legacy");
+    std::fs::create_dir_all(&buffer).unwrap();
+    for f in std::fs::read_dir(&fixture).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), buffer.join(f.file_name())).unwrap();
+    }
+    let receiver = LokiReceiver::start();
+    let config = TestConfig::new(receiver.url())
+        .client_yaml("    name: legacy\n")
+        .write(&dir);
+    let new = lines_range("new", 0, 50);
+    dir.append_lines("logs/a.log", &new);
+    let agent = start_agent(&config);
+    let old: Vec<String> = (0..60)
+        .map(|i| format!("legacy a line {i}"))
+        .chain((0..40).map(|i| format!("legacy b line {i}")))
+        .collect();
+    let all = [old.clone(), new.clone()].concat();
+    assert!(receiver.wait_for_all_lines(&all, WAIT), "{}", agent.logs());
+    let counts = receiver.line_counts();
+    assert!(
+        all.iter().all(|l| counts.get(l) == Some(&1)),
+        "a line stored twice: {counts:?}"
+    );
+    let entries = receiver.entries();
+    let old_a = entries
+        .iter()
+        .find(|e| e.line == "legacy a line 7")
+        .unwrap();
+    assert_eq!(
+        old_a.labels,
+        "{filename=\"/tmp/fx/logs/a.log\", job=\"app\"}"
+    );
+    // Sent in the order buffered: the old records first.
+    let at = |line: &str| entries.iter().position(|e| e.line == line).unwrap();
+    assert!(at("legacy b line 39").max(at("legacy a line 59")) < at(&new[0]));
+    assert_eq!(
+        http::metric_sum(&agent.http_url(), "logferry_buffer_damaged_records_total"),
+        0.0
+    );
 }

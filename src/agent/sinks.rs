@@ -1,9 +1,9 @@
-//! Sinks: what each `clients[]` (Loki) and `elasticsearch[]` block becomes, its HTTP sink with a disk
-//! (or memory) buffer in front, and the running instance of a sink.
+//! Sinks: what each `clients[]` (Loki) and `elasticsearch[]` block becomes (a codec and a protocol on
+//! the sink core: batcher, disk or memory buffer, sender), and the running instance of a sink.
 //!
 //! A config reload retires a sink whose block changed or went away ([`RunningSink::retire`]): the
-//! router stops sending to it, its buffer writer takes the batches still on their way, the sink finishes
-//! the push it is sending, and what it had not sent stays in the buffer directory, which the sink's new
+//! router stops sending to it, its batcher encodes the batches still on their way into the buffer, the
+//! sender finishes the request it is sending, and what it had not sent stays in the buffer directory, which the sink's new
 //! instance (same name, same directory) opens once the old one has closed it and sends first.
 
 use std::collections::HashSet;
@@ -20,18 +20,21 @@ use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
     redact_url, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
 };
-use crate::delivery::Delivery;
-use crate::delivery::Route;
+use crate::delivery::{Outgoing, Route};
 use crate::metrics::Metrics;
-use crate::sink::elasticsearch::{config::EsSettings, sink::EsSink};
+use crate::sink::core::{Batcher, Codec, Limits, Parts, Protocol, Sender};
+use crate::sink::elasticsearch::{codec::EsCodec, config::EsSettings, protocol::EsProtocol};
 use crate::sink::http::{Auth, HttpSettings, TlsSettings};
 use crate::sink::loki::config::LokiSettings;
-use crate::sink::loki::sink::LokiSink;
+use crate::sink::loki::{codec::LokiCodec, protocol::LokiProtocol};
 use crate::sink::stdout;
 use crate::stage::filtering::selector::Selector;
 
 /// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
 const SINK_QUEUE: usize = 4;
+
+/// Requests the buffer's reader may have handed the sender ahead of the one being sent.
+const SENDER_QUEUE: usize = 4;
 
 type SinkFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -63,18 +66,23 @@ impl SinkPlan {
 
 enum Runner {
     Stdout,
-    Loki(Box<LokiSink>),
-    Elasticsearch(Box<EsSink>),
+    /// An HTTP sink on the sink core.
+    Http(Parts),
 }
 
-impl Runner {
-    fn run(self, input: mpsc::Receiver<Delivery>, abort: watch::Receiver<bool>) -> SinkFuture {
-        match self {
-            Runner::Stdout => Box::pin(stdout::run(input)),
-            Runner::Loki(s) => Box::pin(s.run(input, abort)),
-            Runner::Elasticsearch(s) => Box::pin(s.run(input, abort)),
-        }
-    }
+/// A sink's batcher and sender: `codec` twice (the sender's encodes buffer records of entries left by
+/// an earlier release), `protocol`, and dead letters written to `dead_letter`.
+fn http_parts<C: Codec, P: Protocol>(
+    codec: impl Fn() -> C,
+    limits: Limits,
+    protocol: P,
+    dead_letter: DeadLetter,
+    name: &str,
+    metrics: &Arc<Metrics>,
+) -> Parts {
+    let sender = Sender::new(protocol, Batcher::new(codec(), limits), metrics.clone())
+        .with_dead_letter(dead_letter, name);
+    Parts::new(Batcher::new(codec(), limits), sender)
 }
 
 /// Every sink of `cfg`, built and checked: to stdout when `to_stdout`; with memory buffers only when
@@ -133,15 +141,21 @@ fn plan_loki(
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
     let to = format!("Loki {}", redact_url(&settings.url));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
-    let sink = LokiSink::new(settings, metrics.clone())
-        .map_err(anyhow::Error::msg)?
-        .with_dead_letter(dead_letter, &name);
+    let limits = Limits {
+        bytes: settings.batch_size,
+        entries: usize::MAX,
+        wait: settings.batch_wait,
+    };
+    let protocol =
+        LokiProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
+    let codec = || LokiCodec::new(settings.clone(), metrics.clone());
+    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
     Ok(SinkPlan {
         buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
         name,
         spec: SinkSpec::Loki(Box::new(c.clone()), Box::new(cfg.limits_config.clone())),
         selector: None,
-        runner: Runner::Loki(Box::new(sink)),
+        runner: Runner::Http(parts),
         to,
     })
 }
@@ -165,15 +179,21 @@ fn plan_elasticsearch(
     let endpoints: Vec<_> = settings.endpoints.iter().map(|e| redact_url(e)).collect();
     let to = format!("Elasticsearch {}", endpoints.join(","));
     let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
-    let sink = EsSink::new(settings, metrics.clone())
-        .map_err(anyhow::Error::msg)?
-        .with_dead_letter(dead_letter);
+    let limits = Limits {
+        bytes: settings.batch_size,
+        entries: settings.batch_entries,
+        wait: settings.batch_wait,
+    };
+    let codec = || EsCodec::new(&settings);
+    let protocol =
+        EsProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
+    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
     Ok(SinkPlan {
         buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
         name,
         spec: SinkSpec::Elasticsearch(Box::new(c.clone())),
         selector,
-        runner: Runner::Elasticsearch(Box::new(sink)),
+        runner: Runner::Http(parts),
         to,
     })
 }
@@ -200,69 +220,71 @@ impl RunningSink {
     ) -> anyhow::Result<Self> {
         let (abort, abort_rx) = watch::channel(false);
         let (retire, retire_rx) = watch::channel(false);
-        let (sink_tx, sink_rx) = mpsc::channel(SINK_QUEUE);
-        let sink = plan.runner.run(sink_rx, abort_rx.clone());
+        let (input, input_rx) = mpsc::channel(SINK_QUEUE);
         let buffer = match &plan.buffer {
             Some(b) => b.dir.display().to_string(),
             None => "memory".into(),
         };
         tracing::info!(sink = %plan.name, to = %plan.to, buffer = %buffer, "sink started");
-        let Some(settings) = plan.buffer else {
-            return Ok(RunningSink {
-                name: plan.name,
-                spec: plan.spec,
-                route: Route {
-                    sink: sink_tx,
-                    selector: plan.selector,
-                },
-                disk: false,
-                abort,
-                retire,
-                task: tokio::spawn(sink),
-            });
-        };
-        let (input, input_rx) = buffer::input();
-        let metrics = metrics.clone();
-        let task = match after {
-            None => {
-                let dir = settings.dir.display().to_string();
-                let b = buffer::start(settings, metrics, input_rx, sink_tx, abort_rx, retire_rx)
-                    .with_context(|| format!("cannot open the buffer in {dir}"))?;
-                tokio::spawn(join_all(vec![sink, b.reader, b.writer_done]))
-            }
-            Some(previous) => tokio::spawn(async move {
-                let _ = previous.await;
-                let dir = settings.dir.display().to_string();
-                let name = settings.name.clone();
-                let started = match buffer::open(settings, metrics) {
-                    Ok(opened) => opened.start(input_rx, sink_tx, abort_rx, retire_rx),
-                    Err(e) => {
-                        // Nothing is lost: batches go to the sink unbuffered, acked when accepted.
-                        tracing::error!(sink = %name, dir, error = %e,
-                            "cannot open the buffer again after a reload; sending without it");
-                        join_all(vec![sink, Box::pin(forward(input_rx, sink_tx))]).await;
-                        return;
-                    }
-                };
-                match started {
-                    Ok(b) => join_all(vec![sink, b.reader, b.writer_done]).await,
-                    Err(e) => tracing::error!(sink = %name, dir, error = %e,
-                        "cannot start the buffer's writer after a reload; the sink stops"),
-                }
-            }),
-        };
-        Ok(RunningSink {
+        let running = |task, disk| RunningSink {
             name: plan.name,
             spec: plan.spec,
             route: Route {
                 sink: input,
                 selector: plan.selector,
             },
-            disk: true,
+            disk,
             abort,
             retire,
             task,
-        })
+        };
+        let parts = match plan.runner {
+            Runner::Stdout => return Ok(running(tokio::spawn(stdout::run(input_rx)), false)),
+            Runner::Http(parts) => parts,
+        };
+        let (requests, requests_rx) = buffer::input();
+        let batcher = (parts.batcher)(input_rx, requests);
+        let Some(settings) = plan.buffer else {
+            // A memory buffer: the batcher hands its requests straight to the sender.
+            let sender = (parts.sender)(requests_rx, abort_rx);
+            return Ok(running(
+                tokio::spawn(join_all(vec![batcher, sender])),
+                false,
+            ));
+        };
+        let (to_send, to_send_rx) = mpsc::channel(SENDER_QUEUE);
+        let sender = (parts.sender)(to_send_rx, abort_rx.clone());
+        let metrics = metrics.clone();
+        let task = match after {
+            None => {
+                let dir = settings.dir.display().to_string();
+                let b = buffer::start(settings, metrics, requests_rx, to_send, abort_rx, retire_rx)
+                    .with_context(|| format!("cannot open the buffer in {dir}"))?;
+                tokio::spawn(join_all(vec![batcher, sender, b.reader, b.writer_done]))
+            }
+            Some(previous) => tokio::spawn(async move {
+                let _ = previous.await;
+                let dir = settings.dir.display().to_string();
+                let name = settings.name.clone();
+                let started = match buffer::open(settings, metrics) {
+                    Ok(opened) => opened.start(requests_rx, to_send, abort_rx, retire_rx),
+                    Err(e) => {
+                        // Nothing is lost: requests go to the sender unbuffered, acked when accepted.
+                        tracing::error!(sink = %name, dir, error = %e,
+                            "cannot open the buffer again after a reload; sending without it");
+                        let forward = Box::pin(forward(requests_rx, to_send));
+                        join_all(vec![batcher, sender, forward]).await;
+                        return;
+                    }
+                };
+                match started {
+                    Ok(b) => join_all(vec![batcher, sender, b.reader, b.writer_done]).await,
+                    Err(e) => tracing::error!(sink = %name, dir, error = %e,
+                        "cannot start the buffer's writer after a reload; the sink stops"),
+                }
+            }),
+        };
+        Ok(running(task, true))
     }
 
     pub fn has_disk_buffer(&self) -> bool {
@@ -322,7 +344,7 @@ async fn join_all(parts: Vec<SinkFuture>) {
     while set.join_next().await.is_some() {}
 }
 
-async fn forward(mut input: mpsc::Receiver<Delivery>, sink: mpsc::Sender<Delivery>) {
+async fn forward(mut input: mpsc::Receiver<Outgoing>, sink: mpsc::Sender<Outgoing>) {
     while let Some(d) = input.recv().await {
         if sink.send(d).await.is_err() {
             return;

@@ -1,6 +1,17 @@
-//! A batch's on-disk form in the buffer: compact, versioned, and written without serde so that the
-//! buffer costs little per entry. Label sets are written once per record and referred to by index, so a
-//! batch from one file stores its labels once.
+//! A record's on-disk form in the buffer, written without serde so that the buffer costs little.
+//!
+//! Since the batcher sits before the buffer, a record is one request exactly as the sink sends it
+//! (version 3): the buffer stores the compressed body once, and the sender sends it as it is read.
+//!
+//! ```text
+//! version u8 = 3
+//! str dest (the Loki tenant; empty for none), varint entries, varint bytes (as the sink counts them)
+//! body: the rest of the record, as sent
+//! ```
+//!
+//! Records of earlier releases hold a batch of entries (versions 1 and 2); they are still read after
+//! an upgrade and encoded by the sink then. Label sets are written once per record and referred to by
+//! index, so a batch from one file stores its labels once.
 //!
 //! ```text
 //! version u8 = 1 or 2
@@ -12,22 +23,51 @@
 //! str = varint length + UTF-8 bytes
 //! ```
 //!
-//! Version 2 adds the extracted fields an Elasticsearch sink asked for (`extracted_fields`). A record
-//! is written as version 1 unless one of its entries carries such fields, so configs without them
-//! write what earlier releases wrote, and records of either version are read back.
+//! Version 2 adds the extracted fields an Elasticsearch sink asked for (`extracted_fields`).
 
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 use serde_json::{Number, Value};
 
-use crate::entry::{Entry, LabelSet, Labels};
+use crate::delivery::{Payload, Request};
+use crate::entry::{Batch, Entry, LabelSet, Labels};
 
 /// Records without extracted fields.
 const VERSION_1: u8 = 1;
 /// Records whose entries carry extracted fields.
 const VERSION_2: u8 = 2;
+/// Records holding one encoded request.
+const REQUEST: u8 = 3;
 
+/// Append `request` in its record form.
+pub fn encode_request(request: &Request, out: &mut Vec<u8>) {
+    out.push(REQUEST);
+    put_str(out, &request.dest);
+    put_varint(out, u64::from(request.entries));
+    put_varint(out, request.bytes);
+    out.extend_from_slice(&request.body);
+}
+
+/// Read a record: a request, or (from an earlier release) a batch of entries.
+pub fn decode_record(data: &[u8]) -> Result<Payload, String> {
+    if data.first() != Some(&REQUEST) {
+        let entries = decode(data)?;
+        return Ok(Payload::Entries(std::sync::Arc::new(Batch { entries })));
+    }
+    let mut r = Cursor { data, at: 1 };
+    let dest = r.string()?;
+    let entries = r.varint()?;
+    let bytes = r.varint()?;
+    Ok(Payload::Request(Request {
+        body: bytes::Bytes::copy_from_slice(&data[r.at..]),
+        dest: dest.into(),
+        entries: u32::try_from(entries).map_err(|_| "entry count out of range")?,
+        bytes,
+    }))
+}
+
+/// Append a batch of entries in the record form of earlier releases (versions 1 and 2).
 pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     let extracted = entries.iter().any(|e| e.extracted.is_some());
     out.push(if extracted { VERSION_2 } else { VERSION_1 });
@@ -71,11 +111,15 @@ pub fn encode(entries: &[Entry], out: &mut Vec<u8>) {
     }
 }
 
-/// How many entries a batch written by [`encode`] holds, read from its start without decoding the
-/// lines: what a buffer that loses records reports as lost lines. `None` if `data` is not one.
+/// How many entries a record holds, read from its start without decoding the lines: what a buffer
+/// that loses records reports as lost lines. `None` if `data` is not a record.
 pub fn entry_count(data: &[u8]) -> Option<u64> {
     let mut r = Cursor { data, at: 0 };
     let version = r.byte().ok()?;
+    if version == REQUEST {
+        r.skip_str().ok()?;
+        return r.varint().ok();
+    }
     if version != VERSION_1 && version != VERSION_2 {
         return None;
     }
@@ -248,6 +292,32 @@ impl Cursor<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn requests_are_stored_as_sent_and_batches_of_earlier_releases_still_read() {
+        let request = Request {
+            body: bytes::Bytes::from_static(b"\x00compressed\xff"),
+            dest: "tenant-1".into(),
+            entries: 300,
+            bytes: 123_456,
+        };
+        let mut out = Vec::new();
+        encode_request(&request, &mut out);
+        assert!(out.ends_with(&request.body), "the body is kept as it is");
+        assert_eq!(entry_count(&out), Some(300));
+        match decode_record(&out).unwrap() {
+            Payload::Request(r) => assert_eq!(r, request),
+            Payload::Entries(_) => panic!("a request was written"),
+        }
+        let entries = vec![crate::stage::testing::entry("old", &[("job", "a")])];
+        let mut old = Vec::new();
+        encode(&entries, &mut old);
+        match decode_record(&old).unwrap() {
+            Payload::Entries(b) => assert_eq!(b.entries[0].line, "old"),
+            Payload::Request(_) => panic!("a batch was written"),
+        }
+        assert!(decode_record(&[9, 1, 2]).is_err());
+    }
 
     #[test]
     fn entry_count_reads_the_count_without_decoding() {

@@ -338,6 +338,12 @@ impl LogReader {
     /// `Missing`); an unreadable one returns the error and is skipped next time.
     pub fn read_next(&mut self) -> io::Result<Read> {
         loop {
+            if self.read < self.acked {
+                // All of it was accepted (read from the cache, then the writer moved to a new
+                // segment on a full disk and the old one was deleted): nothing to read there.
+                self.read = self.acked;
+                self.file = None;
+            }
             let head = self.head.get();
             if self.read >= head {
                 // Caught up: a record of huge lines is not kept for the next read.

@@ -2,21 +2,22 @@
 //! a crash or a power cut lose nothing.
 //!
 //! ```text
-//!  router ──Delivery──▶ writer thread ──append──▶ segments (log.rs) ──read──▶ reader task ──▶ sink
-//!                        │ fsync per policy, then ack the source's token      ▲ acks from the sink
-//!                        └─ recent batches also kept in memory (cache) ───────┘ (receiver accepted)
+//!  batcher ──Outgoing──▶ writer thread ──append──▶ segments (log.rs) ──read──▶ reader task ──▶ sender
+//!  (one request)          │ fsync per policy, then finish the sources' shares  ▲ acks from the sender
+//!                         └─ recent requests also kept in memory (cache) ──────┘ (receiver accepted)
 //! ```
 //!
-//! * The **writer** ([`writer`]) runs on its own thread (appends and fsyncs block). It encodes every
-//!   batch ([`codec`]), appends it as one record, and acks the batch's source token once the record is
-//!   durable (`fsync: always`, or the next `fsync_interval`). When the buffer holds `max_size` it
-//!   waits for room (`when_full: block`: the router waits, the sources pause) or drops the batch and
-//!   counts it (`drop_newest`). A full disk (ENOSPC) is retried until there is space (`logferry_ready`
+//! * The **writer** ([`writer`]) runs on its own thread (appends and fsyncs block). It appends every
+//!   request as one record ([`codec`]: the body exactly as it is sent, compressed) and finishes the
+//!   shares of the source batches it holds once the record is durable (`fsync: always`, or the next
+//!   `fsync_interval`): that moves their positions. When the buffer holds `max_size` it waits for
+//!   room (`when_full: block`: the batcher, then the router wait, the sources pause) or drops the
+//!   request and counts its entries (`drop_newest`). A full disk (ENOSPC) is retried until there is space (`logferry_ready`
 //!   is 0 meanwhile) or the agent gives up at shutdown; a segment being written that was all accepted
 //!   is then replaced by a new one, so the reader can delete it (see `log::LogWriter::recycle`).
-//! * The **reader** ([`reader`]) hands records to the sink in order, from the cache of recent
-//!   batches when it has them (no decode; the batch is shared with the other sinks) and from disk
-//!   otherwise (after a restart or a long outage). The sink acks a record once the receiver accepted
+//! * The **reader** ([`reader`]) hands records to the sender in order, from the cache of recent
+//!   requests when it has them and from disk otherwise (after a restart or a long outage); either
+//!   way the stored bytes are sent as they are. The sink acks a record once the receiver accepted
 //!   it; the reader then moves the ledger past every record accepted so far, in order, and deletes
 //!   segments that are wholly accepted.
 //!
@@ -41,8 +42,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{FsyncPolicy, WhenFull};
-use crate::delivery::Delivery;
-use crate::entry::Batch;
+use crate::delivery::{Outgoing, Payload};
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkReasonLabel};
 use log::Position;
 
@@ -66,7 +66,7 @@ pub struct BufferSettings {
 struct Cached {
     start: Position,
     end: Position,
-    batch: Arc<Batch>,
+    payload: Payload,
     appended_ms: u64,
 }
 
@@ -142,21 +142,21 @@ pub struct Buffer {
     pub writer_done: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-/// The queue the router sends a buffered sink's batches to: the writer takes them from `.1`. Short,
-/// because the writer takes batches as fast as it can append them.
-pub fn input() -> (mpsc::Sender<Delivery>, mpsc::Receiver<Delivery>) {
+/// The queue a buffered sink's batcher sends its requests to: the writer takes them from `.1`. Short,
+/// because the writer takes requests as fast as it can append them.
+pub fn input() -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>) {
     mpsc::channel(2)
 }
 
-/// Open the buffer in `settings.dir` and start its writer, which takes batches from `input` (see
-/// [`input`]), and its reader, which feeds `sink`. `abort` turning true makes it stop handing out
+/// Open the buffer in `settings.dir` and start its writer, which takes requests from `input` (see
+/// [`input`]), and its reader, which feeds `sink` (the sender). `abort` turning true makes it stop handing out
 /// records (they stay on disk for the next start); `retire` turning true too, but the sink first
 /// finishes what it was handed (a config reload restarts the sink).
 pub fn start(
     settings: BufferSettings,
     metrics: Arc<Metrics>,
-    input: mpsc::Receiver<Delivery>,
-    sink: mpsc::Sender<Delivery>,
+    input: mpsc::Receiver<Outgoing>,
+    sink: mpsc::Sender<Outgoing>,
     abort: watch::Receiver<bool>,
     retire: watch::Receiver<bool>,
 ) -> std::io::Result<Buffer> {
@@ -244,11 +244,11 @@ fn report_recovery(
 }
 
 impl Opened {
-    /// Start the writer, taking batches from `input`, and the reader, feeding `sink` (see [`start`]).
+    /// Start the writer, taking requests from `input`, and the reader, feeding `sink` (see [`start`]).
     pub fn start(
         self,
-        input: mpsc::Receiver<Delivery>,
-        sink: mpsc::Sender<Delivery>,
+        input: mpsc::Receiver<Outgoing>,
+        sink: mpsc::Sender<Outgoing>,
         abort: watch::Receiver<bool>,
         retire: watch::Receiver<bool>,
     ) -> std::io::Result<Buffer> {
@@ -286,8 +286,7 @@ fn unix_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::AckToken;
-    use crate::entry::{Entry, LabelSet, Labels};
+    use crate::delivery::{AckToken, Done, PartAck, Request};
     use crate::positions::{Checkpoint, Positions};
 
     fn settings(dir: &std::path::Path) -> BufferSettings {
@@ -302,36 +301,48 @@ mod tests {
         }
     }
 
-    fn delivery(positions: &Positions, n: usize) -> Delivery {
-        let labels = LabelSet::new(Labels::from([("job".into(), "t".into())]));
-        let entries = vec![Entry {
-            timestamp: n as i64,
-            line: format!("line {n}"),
-            labels,
-            metadata: Vec::new(),
-            extracted: None,
-        }];
+    /// A request of one line, `line n`, whose durability commits cursor `n`.
+    fn request(positions: &Positions, n: usize) -> Outgoing {
         let checkpoint = Checkpoint::Cursor {
             key: "cursor-t".into(),
             value: n.to_string(),
         };
-        Delivery {
-            batch: Arc::new(Batch { entries }),
-            ack: Some(AckToken::new(
-                crate::delivery::Commits::new(positions.clone()),
-                checkpoint,
-                1,
-            )),
+        let token = AckToken::new(
+            crate::delivery::Commits::new(positions.clone()),
+            checkpoint,
+            1,
+        );
+        let part = PartAck::new(token);
+        let body = format!("line {n}");
+        Outgoing {
+            payload: Payload::Request(Request {
+                bytes: body.len() as u64,
+                body: body.into(),
+                dest: "tenant".into(),
+                entries: 1,
+            }),
+            done: Done::Parts(vec![part]),
+        }
+    }
+
+    /// The line a request handed to the sink holds.
+    fn line(out: &Outgoing) -> String {
+        match &out.payload {
+            Payload::Request(r) => {
+                assert_eq!((&*r.dest, r.entries), ("tenant", 1));
+                String::from_utf8(r.body.to_vec()).unwrap()
+            }
+            Payload::Entries(_) => panic!("a request was written"),
         }
     }
 
     /// A buffer in `dir` feeding `sink`: where to send it batches, and the buffer.
     fn started(
         dir: &std::path::Path,
-        sink: mpsc::Sender<Delivery>,
+        sink: mpsc::Sender<Outgoing>,
         abort: watch::Receiver<bool>,
         retire: watch::Receiver<bool>,
-    ) -> (mpsc::Sender<Delivery>, Buffer) {
+    ) -> (mpsc::Sender<Outgoing>, Buffer) {
         let (input_tx, input_rx) = input();
         let b = start(settings(dir), Metrics::new(), input_rx, sink, abort, retire).unwrap();
         (input_tx, b)
@@ -366,7 +377,7 @@ mod tests {
         let reader = tokio::spawn(b.reader);
         let writer = tokio::spawn(b.writer_done);
         for n in 0..3 {
-            input_tx.send(delivery(&positions, n)).await.unwrap();
+            input_tx.send(request(&positions, n)).await.unwrap();
         }
         // Durable in the buffer: the source's position moves, before any receiver accepted it.
         eventually("the position to be committed", || {
@@ -377,18 +388,16 @@ mod tests {
         for _ in 0..3 {
             got.push(sink_rx.recv().await.unwrap());
         }
-        let lines: Vec<&str> = got
-            .iter()
-            .map(|d| d.batch.entries[0].line.as_str())
-            .collect();
+        let lines: Vec<String> = got.iter().map(line).collect();
         assert_eq!(lines, ["line 0", "line 1", "line 2"], "in order");
-        got[1].ack();
-        got[2].ack();
+        let first = got.remove(0);
+        for d in got {
+            d.done.finish();
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(ledger(dir.path()), "", "record 0 is not accepted yet");
-        got[0].ack();
+        first.done.finish();
         eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
-        drop(got);
         drop(input_tx);
         writer.await.unwrap();
         let _ = abort_tx.send(true);
@@ -407,11 +416,10 @@ mod tests {
             let (input_tx, b) = started(dir.path(), sink_tx, abort_rx, never());
             let reader = tokio::spawn(b.reader);
             for n in 0..4 {
-                input_tx.send(delivery(&positions, n)).await.unwrap();
+                input_tx.send(request(&positions, n)).await.unwrap();
             }
             let first = sink_rx.recv().await.unwrap();
-            first.ack();
-            drop(first);
+            first.done.finish();
             eventually("the ledger to move", || !ledger(dir.path()).is_empty()).await;
             // The receiver is down for the rest: the agent gives up at shutdown.
             drop(input_tx);
@@ -428,8 +436,8 @@ mod tests {
         let mut lines = Vec::new();
         for _ in 0..3 {
             let d = sink_rx.recv().await.unwrap();
-            lines.push(d.batch.entries[0].line.clone());
-            d.ack();
+            lines.push(line(&d));
+            d.done.finish();
         }
         assert_eq!(lines, ["line 1", "line 2", "line 3"]);
     }
@@ -447,19 +455,18 @@ mod tests {
             let (input_tx, b) = started(dir.path(), sink_tx, abort_rx, retire_rx);
             let reader = tokio::spawn(b.reader);
             for n in 0..8 {
-                input_tx.send(delivery(&positions, n)).await.unwrap();
+                input_tx.send(request(&positions, n)).await.unwrap();
             }
             drop(input_tx);
             b.writer_done.await;
             let first = sink_rx.recv().await.unwrap();
-            accepted.push(first.batch.entries[0].line.clone());
-            first.ack();
-            drop(first);
+            accepted.push(line(&first));
+            first.done.finish();
             let _ = retire.send(true);
             // The sink finishes what it was handed (the reader sends nothing more) and stops.
             while let Some(d) = sink_rx.recv().await {
-                accepted.push(d.batch.entries[0].line.clone());
-                d.ack();
+                accepted.push(line(&d));
+                d.done.finish();
             }
             reader.await.unwrap();
         }
@@ -470,8 +477,8 @@ mod tests {
         tokio::spawn(b.reader);
         while accepted.len() < 8 {
             let d = sink_rx.recv().await.unwrap();
-            accepted.push(d.batch.entries[0].line.clone());
-            d.ack();
+            accepted.push(line(&d));
+            d.done.finish();
         }
         let all: Vec<String> = (0..8).map(|n| format!("line {n}")).collect();
         assert_eq!(accepted, all, "each record once, in order");

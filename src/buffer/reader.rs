@@ -1,10 +1,11 @@
 //! The buffer's reader task: hand records to the sink in order and move the ledger past every record
 //! the receiver accepted.
 //!
-//! Records come from the writer's cache of recent batches when it has the next one (no decode) and
-//! from disk otherwise. Each record handed over carries an [`AckToken`] numbered in reading order; the
+//! Records come from the writer's cache of recent requests when it has the next one and from disk
+//! otherwise (a request is read as the bytes to send: nothing is decoded). Each record handed over carries an [`AckToken`] numbered in reading order; the
 //! sink acks it once the receiver accepted it (or rejected it for good). Acks may arrive out of order
-//! (a record's entries can span several pushes), so the ledger moves only over the accepted prefix.
+//! (a record of entries from an earlier release can span several requests), so the ledger moves only
+//! over the accepted prefix.
 //!
 //! At shutdown (the writer closed), the reader hands over what is left while the receiver takes it;
 //! when the agent gives up waiting (`abort`), it stops, and what was not accepted stays on disk for
@@ -22,8 +23,7 @@ use tokio::sync::watch;
 use super::log::{frame_bytes, LogReader, Position, Read};
 use super::segment::{self, Tally};
 use super::{codec, unix_ms, BufferSettings, Shared};
-use crate::delivery::{AckToken, Delivery};
-use crate::entry::Batch;
+use crate::delivery::{AckToken, Done, Outgoing, Payload};
 
 /// A record handed to the sink (or skipped), in reading order.
 struct InFlight {
@@ -39,13 +39,13 @@ pub(super) struct Reader {
     log: LogReader,
     settings: BufferSettings,
     shared: Arc<Shared>,
-    sink: Option<mpsc::Sender<Delivery>>,
+    sink: Option<mpsc::Sender<Outgoing>>,
     done_tx: Option<mpsc::UnboundedSender<u64>>,
     done_rx: mpsc::UnboundedReceiver<u64>,
     inflight: VecDeque<InFlight>,
     next_id: u64,
     /// Read, waiting for room in the sink's queue.
-    pending: Option<Delivery>,
+    pending: Option<Outgoing>,
     damage_logged: bool,
     error_logged: bool,
 }
@@ -55,7 +55,7 @@ enum Event {
     /// `Some(true)`: retired; `None`: nobody can retire it any more.
     Retire(Option<bool>),
     Acked(Option<u64>),
-    Room(OwnedPermit<Delivery>),
+    Room(OwnedPermit<Outgoing>),
     SinkGone,
     Appended,
     Tick,
@@ -66,7 +66,7 @@ impl Reader {
         log: LogReader,
         settings: BufferSettings,
         shared: Arc<Shared>,
-        sink: mpsc::Sender<Delivery>,
+        sink: mpsc::Sender<Outgoing>,
     ) -> Self {
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         Reader {
@@ -197,10 +197,10 @@ impl Reader {
                         .get(..8)
                         .map(|ms| u64::from_le_bytes(ms.try_into().unwrap()))
                         .ok_or_else(|| "record too short".to_string())
-                        .and_then(|ms| codec::decode(&payload[8..]).map(|e| (ms, e)));
+                        .and_then(|ms| codec::decode_record(&payload[8..]).map(|p| (ms, p)));
                     match decoded {
-                        Ok((appended_ms, entries)) => {
-                            self.hand_over(Arc::new(Batch { entries }), end, bytes, appended_ms);
+                        Ok((appended_ms, payload)) => {
+                            self.hand_over(payload, end, bytes, appended_ms);
                             return;
                         }
                         Err(why) => {
@@ -248,7 +248,7 @@ impl Reader {
                 drop(cache);
                 self.shared.notify_room();
                 self.log.skip_to(c.end);
-                self.hand_over(c.batch, c.end, bytes, c.appended_ms);
+                self.hand_over(c.payload, c.end, bytes, c.appended_ms);
                 return true;
             }
         }
@@ -260,7 +260,7 @@ impl Reader {
         false
     }
 
-    fn hand_over(&mut self, batch: Arc<Batch>, end: Position, bytes: u64, appended_ms: u64) {
+    fn hand_over(&mut self, payload: Payload, end: Position, bytes: u64, appended_ms: u64) {
         let Some(done) = &self.done_tx else { return };
         let id = self.next_id;
         self.next_id += 1;
@@ -272,9 +272,9 @@ impl Reader {
             appended_ms,
             done: false,
         });
-        self.pending = Some(Delivery {
-            batch,
-            ack: Some(AckToken::record(id, done.clone())),
+        self.pending = Some(Outgoing {
+            payload,
+            done: Done::Record(AckToken::record(id, done.clone())),
         });
     }
 

@@ -1,8 +1,9 @@
-//! The buffer's writer thread: append every batch the router delivers, make it durable per the fsync
-//! policy, then ack the batch's source token (that is what lets the source's position move).
+//! The buffer's writer thread: append every request the sink's batcher hands over, make it durable per
+//! the fsync policy, then finish the shares of the source batches it holds (that is what lets the
+//! sources' positions move).
 //!
 //! A record's payload is `appended_ms u64 LE` (for the oldest-record-age metric) followed by the
-//! batch in [`super::codec`] form.
+//! request in [`super::codec`] form.
 
 use std::io;
 use std::sync::atomic::Ordering;
@@ -15,7 +16,7 @@ use tokio::sync::mpsc;
 use super::log::{frame_bytes, LogWriter};
 use super::{codec, segment, unix_ms, BufferSettings, Cached, Shared, CACHE_BYTES};
 use crate::config::{FsyncPolicy, WhenFull};
-use crate::delivery::{AckToken, Delivery};
+use crate::delivery::{Done, Outgoing, Payload};
 
 /// A buffer that fills up again and again is reported at most this often.
 const FULL_REPORT_EVERY: Duration = Duration::from_secs(300);
@@ -37,8 +38,8 @@ pub(super) struct Writer {
     log: LogWriter,
     settings: BufferSettings,
     shared: Arc<Shared>,
-    /// Tokens of records appended but not yet fsynced.
-    unsynced: Vec<AckToken>,
+    /// What finishes with the records appended but not yet fsynced.
+    unsynced: Vec<Done>,
     /// When the oldest unsynced record was appended.
     since: Option<Instant>,
     last_sync: Instant,
@@ -66,7 +67,7 @@ impl Writer {
         }
     }
 
-    pub fn run(mut self, mut input: mpsc::Receiver<Delivery>, runtime: Handle) {
+    pub fn run(mut self, mut input: mpsc::Receiver<Outgoing>, runtime: Handle) {
         loop {
             let next = match self.since {
                 Some(since) => {
@@ -111,12 +112,16 @@ impl Writer {
         self.shared.appended.notify_one();
     }
 
-    fn write(&mut self, delivery: Delivery) {
-        let Delivery { batch, ack } = delivery;
+    fn write(&mut self, out: Outgoing) {
+        let lines = out.entries() as u64;
+        let Outgoing { payload, done } = out;
         self.payload.clear();
         let appended_ms = unix_ms();
         self.payload.extend_from_slice(&appended_ms.to_le_bytes());
-        codec::encode(&batch.entries, &mut self.payload);
+        match &payload {
+            Payload::Request(r) => codec::encode_request(r, &mut self.payload),
+            Payload::Entries(b) => codec::encode(&b.entries, &mut self.payload),
+        }
         let size = (self.payload.len() + segment::HEADER) as u64;
         let room = self.wait_for_room(size);
         if room == Room::Aborted {
@@ -127,15 +132,12 @@ impl Writer {
             let b = &self.shared.metrics.buffer;
             b.dropped_entries
                 .get_or_create(&self.shared.reason("buffer_full"))
-                .inc_by(batch.entries.len() as u64);
-            // Dropped on purpose (drop_newest): the source moves on.
-            if let Some(a) = ack {
-                a.ack();
-            }
+                .inc_by(lines);
+            // Dropped on purpose (drop_newest): the sources move on.
+            done.finish();
             return;
         }
         let cached = self.wait_for_cache(size);
-        let lines = batch.entries.len() as u64;
         let mut attempt = 0;
         let (start, end) = loop {
             match self.log.append(&self.payload, lines) {
@@ -168,15 +170,13 @@ impl Writer {
             self.shared.cache.lock().unwrap().push_back(Cached {
                 start,
                 end,
-                batch,
+                payload,
                 appended_ms,
             });
         }
         self.shared.appended.notify_one();
         self.shared.publish_gauges();
-        if let Some(a) = ack {
-            self.unsynced.push(a);
-        }
+        self.unsynced.push(done);
         self.since.get_or_insert_with(Instant::now);
         if self.settings.fsync == FsyncPolicy::Always {
             self.sync();
@@ -334,8 +334,8 @@ impl Writer {
         match self.log.sync() {
             Ok(()) => {
                 self.last_sync = Instant::now();
-                for a in self.unsynced.drain(..) {
-                    a.ack();
+                for done in self.unsynced.drain(..) {
+                    done.finish();
                 }
                 self.since = None;
             }

@@ -10,6 +10,7 @@ use crate::delivery::AckToken;
 
 /// Shares one batch's acknowledgement between the requests its entries went into: the token is acked
 /// when the last of them is done.
+#[derive(Debug)]
 pub struct PartAck {
     token: AckToken,
     parts: AtomicUsize,

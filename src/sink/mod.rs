@@ -1,7 +1,9 @@
-//! Sinks: where entries go. Each sink owns its batching and its HTTP client; the
-//! [`Router`](crate::delivery::Router) hands every batch to every sink and arms the batch's
-//! acknowledgement with the number of sinks.
+//! Sinks: where entries go. The [`Router`](crate::delivery::Router) hands every batch to every sink
+//! and arms the batch's acknowledgement with the number of sinks. An HTTP sink is a codec and a
+//! protocol on the shared [`core`] (batcher, buffer, sender); one folder per sink holds them with its
+//! settings.
 
+pub mod core;
 pub mod elasticsearch;
 pub mod http;
 pub mod loki;

@@ -125,21 +125,6 @@ impl Service {
         &self.settings
     }
 
-    /// A request body as sent: gzip-compressed when configured.
-    pub fn prepare(&self, body: &[u8]) -> Bytes {
-        if !self.settings.gzip {
-            return Bytes::copy_from_slice(body);
-        }
-        use std::io::Write;
-        let mut gz = flate2::write::GzEncoder::new(
-            Vec::with_capacity(body.len() / 4),
-            flate2::Compression::fast(),
-        );
-        gz.write_all(body)
-            .expect("compressing into memory cannot fail");
-        Bytes::from(gz.finish().expect("compressing into memory cannot fail"))
-    }
-
     /// Whether an endpoint other than the one `host` names is not resting: a failed request can go
     /// there at once instead of waiting.
     pub fn other_endpoint_ready(&self, host: &str) -> bool {
@@ -167,7 +152,7 @@ impl Service {
         i
     }
 
-    /// Send one `_bulk` request of `count` documents (body as [`Service::prepare`] made it).
+    /// Send one `_bulk` request of `count` documents (the body as stored: gzipped when configured).
     pub async fn bulk(&mut self, body: Bytes, count: usize) -> Attempt {
         let start = Instant::now();
         let i = self.pick();

@@ -1,0 +1,96 @@
+//! Entries into one `_bulk` body: for every entry its action line (the index dated from its
+//! timestamp, or the data stream) and its document ([`DocEncoder`]), gzip-compressed when configured.
+//! The body's size in NDJSON bytes is what `batchsize` limits.
+
+use std::io::Write;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::config::{EsSettings, Target};
+use super::document::DocEncoder;
+use crate::config::IndexNamer;
+use crate::entry::{Batch, Entry};
+use crate::sink::core::Codec;
+
+pub struct EsCodec {
+    encoder: DocEncoder,
+    /// `None` for a data stream: the action line never changes.
+    namer: Option<IndexNamer>,
+    /// The action line for the current index.
+    action: Vec<u8>,
+    /// The entry admitted last, encoded (action and document lines).
+    item: Vec<u8>,
+    gzip: bool,
+    batch_size: usize,
+    one: Arc<str>,
+}
+
+impl EsCodec {
+    pub fn new(settings: &EsSettings) -> Self {
+        let encoder = DocEncoder::new(
+            settings.op_type,
+            &settings.labels_key,
+            &settings.metadata_key,
+        )
+        .with_extracted(&settings.extracted_fields, &settings.extracted_key);
+        let (namer, action) = match &settings.target {
+            Target::Index(t) => (Some(IndexNamer::new(t.clone())), Vec::new()),
+            Target::DataStream(name) => (None, encoder.action(name)),
+        };
+        EsCodec {
+            encoder,
+            namer,
+            action,
+            item: Vec::new(),
+            gzip: settings.gzip,
+            batch_size: settings.batch_size,
+            one: "".into(),
+        }
+    }
+}
+
+/// A body as sent: gzip-compressed when `gzip`.
+pub fn compress(body: &[u8], gzip: bool) -> Bytes {
+    if !gzip {
+        return Bytes::copy_from_slice(body);
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(body)
+        .expect("compressing into memory cannot fail");
+    Bytes::from(gz.finish().expect("compressing into memory cannot fail"))
+}
+
+impl Codec for EsCodec {
+    /// The NDJSON so far.
+    type Open = Vec<u8>;
+    type Admitted = ();
+
+    fn admit(&mut self, e: &Entry) -> Option<(Arc<str>, usize, ())> {
+        if let Some(namer) = &mut self.namer {
+            let (index, changed) = namer.name(e.timestamp);
+            if changed {
+                self.action = self.encoder.action(&index);
+            }
+        }
+        self.item.clear();
+        self.item.extend_from_slice(&self.action);
+        self.encoder.encode(&mut self.item, e);
+        Some((self.one.clone(), self.item.len(), ()))
+    }
+
+    fn add(&mut self, open: &mut Vec<u8>, _: u32, _: u32, _: &Entry, _: ()) {
+        open.extend_from_slice(&self.item);
+        crate::memory::release_beyond(&mut self.item, 1 << 20);
+    }
+
+    fn seal(&mut self, open: &mut Vec<u8>, _: &[Arc<Batch>]) -> Bytes {
+        let body = compress(open, self.gzip);
+        open.clear();
+        crate::memory::release_beyond(open, 2 * self.batch_size);
+        body
+    }
+}
