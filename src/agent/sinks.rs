@@ -33,8 +33,9 @@ use crate::stage::filtering::selector::Selector;
 /// Batches a sink may have queued before the router waits (each is one read chunk, ≤ 512 KiB).
 const SINK_QUEUE: usize = 4;
 
-/// Requests the buffer's reader may have handed the sender ahead of the one being sent.
-const SENDER_QUEUE: usize = 4;
+/// Requests the buffer's reader may have handed the sender ahead of the one being sent: one, since
+/// the sender sends one at a time and each holds up to `batchsize` (memory, not speed, is at stake).
+const SENDER_QUEUE: usize = 1;
 
 type SinkFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 

@@ -46,8 +46,9 @@ use crate::delivery::{Outgoing, Payload};
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkReasonLabel};
 use log::Position;
 
-/// Bytes (encoded size) of recent batches kept in memory for the reader.
-pub const CACHE_BYTES: u64 = 8 << 20;
+/// Bytes of recent requests kept in memory for the reader (compressed for Loki: about 20 MiB of
+/// lines; more only lets the sources run further ahead of the receiver, not faster).
+pub const CACHE_BYTES: u64 = 4 << 20;
 
 /// A disk buffer's settings, from `clients[].buffer`.
 #[derive(Debug, Clone)]
@@ -142,10 +143,11 @@ pub struct Buffer {
     pub writer_done: Pin<Box<dyn Future<Output = ()> + Send>>,
 }
 
-/// The queue a buffered sink's batcher sends its requests to: the writer takes them from `.1`. Short,
-/// because the writer takes requests as fast as it can append them.
+/// The queue a buffered sink's batcher sends its requests to: the writer takes them from `.1`. One
+/// deep, because the writer takes requests as fast as it can append them, and each is up to
+/// `batchsize`.
 pub fn input() -> (mpsc::Sender<Outgoing>, mpsc::Receiver<Outgoing>) {
-    mpsc::channel(2)
+    mpsc::channel(1)
 }
 
 /// Open the buffer in `settings.dir` and start its writer, which takes requests from `input` (see

@@ -115,14 +115,16 @@ impl Writer {
     fn write(&mut self, out: Outgoing) {
         let lines = out.entries() as u64;
         let Outgoing { payload, done } = out;
+        // The frame is built in place (its header reserved), so a request is copied once.
         self.payload.clear();
+        self.payload.resize(segment::HEADER, 0);
         let appended_ms = unix_ms();
         self.payload.extend_from_slice(&appended_ms.to_le_bytes());
         match &payload {
             Payload::Request(r) => codec::encode_request(r, &mut self.payload),
             Payload::Entries(b) => codec::encode(&b.entries, &mut self.payload),
         }
-        let size = (self.payload.len() + segment::HEADER) as u64;
+        let size = self.payload.len() as u64;
         let room = self.wait_for_room(size);
         if room == Room::Aborted {
             // Shutting down with a dead receiver: not stored, so the position stays where it was.
@@ -140,7 +142,7 @@ impl Writer {
         let cached = self.wait_for_cache(size);
         let mut attempt = 0;
         let (start, end) = loop {
-            match self.log.append(&self.payload, lines) {
+            match self.log.append_frame(&mut self.payload, lines) {
                 Ok(at) => break at,
                 Err(e) => {
                     attempt += 1;
@@ -191,7 +193,11 @@ impl Writer {
     /// `max_size`, and the sink reads the backlog from disk later. Spilling stops once the cache is
     /// empty again.
     fn wait_for_cache(&mut self, size: u64) -> bool {
-        let fits = move |s: &Shared| s.cache_bytes.load(Ordering::Acquire) + size <= CACHE_BYTES;
+        // A request larger than the whole cache is let in when the cache is empty.
+        let fits = move |s: &Shared| {
+            let used = s.cache_bytes.load(Ordering::Acquire);
+            used == 0 || used + size <= CACHE_BYTES
+        };
         if self.spilling {
             if self.shared.cache_bytes.load(Ordering::Acquire) == 0 {
                 self.spilling = false;
