@@ -41,7 +41,13 @@ pub struct Streams {
     streams: Vec<Stream>,
     /// By the rendered labels (FxHash: this lookup runs for every entry that changes stream).
     index: FxHashMap<Arc<str>, usize>,
+    /// Entry lists of sealed pushes, emptied, for the next push's streams (a push of one file's
+    /// lines is one list of thousands: growing it anew each time costs reallocations).
+    spare: Vec<Vec<EntryRef>>,
 }
+
+/// Spare entry lists kept at most.
+const SPARE_MAX: usize = 64;
 
 impl Streams {
     fn push(&mut self, labels: &Arc<str>, entry: EntryRef) {
@@ -61,7 +67,7 @@ impl Streams {
             None => {
                 self.streams.push(Stream {
                     labels: labels.clone(),
-                    entries: Vec::new(),
+                    entries: self.spare.pop().unwrap_or_default(),
                 });
                 self.index.insert(labels.clone(), self.streams.len() - 1);
                 self.streams.len() - 1
@@ -219,7 +225,13 @@ impl Codec for LokiCodec {
             .encoded_bytes
             .get_or_create(&self.host)
             .inc_by(body.len() as u64);
-        open.streams.clear();
+        for stream in open.streams.drain(..) {
+            if open.spare.len() < SPARE_MAX {
+                let mut entries = stream.entries;
+                entries.clear();
+                open.spare.push(entries);
+            }
+        }
         open.index.clear();
         body
     }

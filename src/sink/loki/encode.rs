@@ -41,10 +41,13 @@ impl PushEncoder {
             }
         }
         let max = snap::raw::max_compress_len(self.proto.len());
-        self.compressed.resize(max, 0);
+        if self.compressed.len() < max {
+            // Zeroed only when it grows: snappy overwrites what it uses.
+            self.compressed.resize(max, 0);
+        }
         let encoder = self.snappy.get_or_insert_with(snap::raw::Encoder::new);
         let n = encoder
-            .compress(&self.proto, &mut self.compressed)
+            .compress(&self.proto, &mut self.compressed[..])
             .expect("snappy output buffer sized by max_compress_len");
         (self.proto.len(), &self.compressed[..n])
     }
@@ -53,7 +56,9 @@ impl PushEncoder {
     /// [`crate::memory`]); smaller ones are kept for the next push.
     pub fn release_beyond(&mut self, keep: usize) {
         crate::memory::release_beyond(&mut self.proto, keep);
-        crate::memory::release_beyond(&mut self.compressed, keep);
+        if self.compressed.capacity() > keep {
+            crate::memory::release_beyond(&mut self.compressed, keep);
+        }
     }
 }
 
