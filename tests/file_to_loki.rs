@@ -522,3 +522,57 @@ fn batchwait_counts_from_the_first_entry_of_a_push() {
         "sent {waited:?} after it was written, before batchwait"
     );
 }
+
+/// `proxy_url` sends pushes through the proxy (as an absolute-form request naming the client's
+/// URL, with `proxy_connect_header`s), and `HTTP_PROXY` in the environment is left alone unless
+/// `proxy_from_environment` says so, as in Promtail. The test receiver plays the forward proxy: it
+/// reads the request whatever host the URL names.
+#[test]
+fn pushes_go_through_proxy_url_and_not_through_the_environment_proxy() {
+    let dir = TestDir::new();
+    let proxy = LokiReceiver::start();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!(
+        "http://127.0.0.1:{}/loki/api/v1/push",
+        unused.local_addr().unwrap().port()
+    );
+    drop(unused);
+    let config = TestConfig::new(dead.clone())
+        .client_yaml(&format!(
+            "    proxy_url: {}\n    proxy_connect_header:\n      X-Proxy-Token: [t0ken]\n",
+            proxy.base_url()
+        ))
+        .write(&dir);
+    let lines = lines_range("proxied", 0, 20);
+    dir.append_lines("logs/a.log", &lines);
+    let agent = start_agent(&config);
+    assert!(wait_for_all(&proxy, &lines), "{}", agent.logs());
+    let request = &proxy.requests()[0];
+    assert_eq!(request.path, "/loki/api/v1/push");
+    assert_eq!(request.header("x-proxy-token"), Some("t0ken"));
+    let host = dead
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap();
+    assert_eq!(request.header("host"), Some(host));
+    drop(agent);
+    let through_proxy = proxy.requests().len();
+
+    // No proxy configured: HTTP_PROXY is ignored, the push goes straight to the client's URL.
+    let direct = LokiReceiver::start();
+    let dir = TestDir::new();
+    let config = TestConfig::new(direct.url()).write(&dir);
+    dir.append_lines("logs/a.log", &lines);
+    let agent = common::Agent::builder()
+        .config_file(&config)
+        .env("HTTP_PROXY", &proxy.base_url())
+        .env("http_proxy", &proxy.base_url())
+        .spawn();
+    assert!(wait_for_all(&direct, &lines), "{}", agent.logs());
+    assert_eq!(
+        proxy.requests().len(),
+        through_proxy,
+        "nothing more went through the proxy"
+    );
+}

@@ -365,6 +365,16 @@ fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings>
         auth_of(c)?,
         tls_of(c)?,
     );
+    s.http.proxy = crate::sink::http::ProxySettings {
+        url: c.proxy_url.clone(),
+        no_proxy: c.no_proxy.clone(),
+        from_environment: c.proxy_from_environment,
+        connect_headers: c
+            .proxy_connect_header
+            .iter()
+            .flat_map(|(name, values)| values.iter().map(move |v| (name.clone(), v.clone())))
+            .collect(),
+    };
     s.drop_rate_limited_batches = c.drop_rate_limited_batches;
     s.external_labels = c.external_labels.clone().into_iter().collect();
     s.max_line_size = cfg.limits_config.max_line_size.get() as usize;

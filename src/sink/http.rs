@@ -25,6 +25,20 @@ pub struct HttpSettings {
     pub headers: Vec<(String, String)>,
     pub auth: Auth,
     pub tls: TlsSettings,
+    pub proxy: ProxySettings,
+}
+
+/// Which proxy requests go through, as Prometheus' HTTP client settings say: `proxy_url` (with
+/// `no_proxy` and `proxy_connect_header`), the `HTTP(S)_PROXY`/`NO_PROXY` environment with
+/// `proxy_from_environment`, and no proxy otherwise (whatever the environment holds).
+#[derive(Clone, Debug, Default)]
+pub struct ProxySettings {
+    pub url: Option<String>,
+    /// Comma-separated hosts, domains and CIDR ranges reached directly.
+    pub no_proxy: Option<String>,
+    pub from_environment: bool,
+    /// Headers sent to the proxy with each request (`CONNECT` for https).
+    pub connect_headers: Vec<(String, String)>,
 }
 
 impl HttpSettings {
@@ -45,6 +59,7 @@ impl HttpSettings {
             headers: headers.clone().into_iter().collect(),
             auth,
             tls,
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -60,6 +75,7 @@ impl Default for HttpSettings {
             headers: Vec::new(),
             auth: Auth::None,
             tls: TlsSettings::default(),
+            proxy: ProxySettings::default(),
         }
     }
 }
@@ -114,12 +130,35 @@ pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), &'st
     Ok((name, value))
 }
 
-/// An HTTP/1.1 client with `timeout` per request and the given TLS settings.
-pub fn client(timeout: Duration, tls: &TlsSettings) -> Result<reqwest::Client, String> {
+/// An HTTP/1.1 client with the settings' timeout per request, TLS settings and proxy.
+pub fn client(http: &HttpSettings) -> Result<reqwest::Client, String> {
+    let tls = &http.tls;
     let mut builder = reqwest::Client::builder()
-        .timeout(timeout)
+        .timeout(http.timeout)
         .http1_only()
         .user_agent(USER_AGENT_VALUE);
+    let proxy = &http.proxy;
+    if let Some(url) = proxy.url.as_deref().filter(|u| !u.is_empty()) {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &proxy.connect_headers {
+            let (n, v) = header(name, value)
+                .map_err(|why| format!("proxy_connect_header {name:?}: {why}"))?;
+            headers.append(n, v);
+        }
+        let p = reqwest::Proxy::all(url)
+            .map_err(|e| format!("proxy_url: {e}"))?
+            .no_proxy(
+                proxy
+                    .no_proxy
+                    .as_deref()
+                    .and_then(reqwest::NoProxy::from_string),
+            )
+            .headers(headers);
+        builder = builder.proxy(p);
+    } else if !proxy.from_environment {
+        // reqwest reads HTTP_PROXY by default; Promtail uses it only when told to.
+        builder = builder.no_proxy();
+    }
     if let Some(ca) = &tls.ca_pem {
         let cert = reqwest::Certificate::from_pem(ca).map_err(|e| format!("tls ca: {e}"))?;
         builder = builder.add_root_certificate(cert);

@@ -68,7 +68,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: EsSettings) -> Result<Self, String> {
-        let client = http::client(settings.http.timeout, &settings.http.tls)?;
+        let client = http::client(&settings.http)?;
         let mut headers = HeaderMap::new();
         headers.insert(
             CONTENT_TYPE,

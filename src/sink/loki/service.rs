@@ -36,7 +36,7 @@ pub struct Service {
 
 impl Service {
     pub fn new(settings: LokiSettings) -> Result<Self, String> {
-        let client = http::client(settings.http.timeout, &settings.http.tls)?;
+        let client = http::client(&settings.http)?;
         let mut static_headers = HeaderMap::new();
         static_headers.insert(
             CONTENT_TYPE,
