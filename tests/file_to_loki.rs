@@ -566,8 +566,8 @@ fn pushes_go_through_proxy_url_and_not_through_the_environment_proxy() {
     dir.append_lines("logs/a.log", &lines);
     let agent = common::Agent::builder()
         .config_file(&config)
-        .env("HTTP_PROXY", &proxy.base_url())
-        .env("http_proxy", &proxy.base_url())
+        .env("HTTP_PROXY", proxy.base_url())
+        .env("http_proxy", proxy.base_url())
         .spawn();
     assert!(wait_for_all(&direct, &lines), "{}", agent.logs());
     assert_eq!(
