@@ -24,8 +24,7 @@ use crate::delivery::{Outgoing, Route};
 use crate::metrics::Metrics;
 use crate::sink::core::{Batcher, Codec, Limits, Parts, Protocol, Sender};
 use crate::sink::elasticsearch::{codec::EsCodec, config::EsSettings, protocol::EsProtocol};
-use crate::sink::http::{Auth, HttpSettings, TlsSettings};
-use crate::sink::loki::config::LokiSettings;
+use crate::sink::loki::config::{sink_name, LokiSettings};
 use crate::sink::loki::{codec::LokiCodec, protocol::LokiProtocol};
 use crate::sink::stdout;
 use crate::stage::filtering::selector::Selector;
@@ -137,7 +136,7 @@ fn plan_loki(
     memory_only: bool,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<SinkPlan> {
-    let settings = loki_settings(c, cfg)?;
+    let settings = LokiSettings::from_config(c, &cfg.limits_config).map_err(anyhow::Error::msg)?;
     let name = sink_name(c);
     let dir = sink_buffer_dir(&c.buffer, cfg, &name);
     let to = format!("Loki {}", redact_url(&settings.url));
@@ -351,59 +350,6 @@ async fn forward(mut input: mpsc::Receiver<Outgoing>, sink: mpsc::Sender<Outgoin
             return;
         }
     }
-}
-
-fn loki_settings(c: &ClientConfig, cfg: &Config) -> anyhow::Result<LokiSettings> {
-    let mut s = LokiSettings::new(&c.url);
-    s.tenant_id = c.tenant_id.clone();
-    s.batch_wait = c.batchwait.get();
-    s.batch_size = c.batchsize.get() as usize;
-    s.http = HttpSettings::from_config(
-        &c.timeout,
-        &c.backoff_config,
-        &c.headers,
-        auth_of(c)?,
-        tls_of(c)?,
-    );
-    s.http.proxy = crate::sink::http::ProxySettings {
-        url: c.proxy_url.clone(),
-        no_proxy: c.no_proxy.clone(),
-        from_environment: c.proxy_from_environment,
-        connect_headers: c
-            .proxy_connect_header
-            .iter()
-            .flat_map(|(name, values)| values.iter().map(move |v| (name.clone(), v.clone())))
-            .collect(),
-    };
-    s.drop_rate_limited_batches = c.drop_rate_limited_batches;
-    s.external_labels = c.external_labels.clone().into_iter().collect();
-    s.max_line_size = cfg.limits_config.max_line_size.get() as usize;
-    s.truncate_long_lines = cfg.limits_config.max_line_size_truncate;
-    Ok(s)
-}
-
-fn auth_of(c: &ClientConfig) -> anyhow::Result<Auth> {
-    if let Some(auth) = crate::sink::http::http_auth(&c.basic_auth, c.effective_authorization()) {
-        return Ok(auth);
-    }
-    if c.oauth2.is_some() {
-        anyhow::bail!("oauth2 is not supported yet by this version of logferry");
-    }
-    Ok(Auth::None)
-}
-
-fn tls_of(c: &ClientConfig) -> anyhow::Result<TlsSettings> {
-    crate::sink::http::tls_settings(c.tls_config.as_ref()).map_err(anyhow::Error::msg)
-}
-
-/// A client's name in metrics, logs and its buffer directory: `name` when set, else the URL's host
-/// and port with a short hash of the URL and tenant (two clients to one Loki stay apart).
-fn sink_name(c: &ClientConfig) -> String {
-    if !c.name.is_empty() {
-        return c.name.clone();
-    }
-    let host = crate::sink::http::host_of(&c.url);
-    crate::sink::http::default_sink_name("loki", &host, &format!("{}\n{}", c.url, c.tenant_id))
 }
 
 fn buffer_root(cfg: &Config) -> std::path::PathBuf {
