@@ -104,30 +104,13 @@ pub(super) fn plan_sinks(
         }]);
     }
     let loki = cfg.clients.iter().enumerate().map(|(i, c)| {
-        check_headers(cfg, &format!("clients[{i}].headers"), &c.headers)?;
         plan_loki(c, cfg, memory_only, metrics).with_context(|| format!("clients[{i}]"))
     });
     let es = cfg.elasticsearch.iter().enumerate().map(|(i, c)| {
-        check_headers(cfg, &format!("elasticsearch[{i}].headers"), &c.headers)?;
         plan_elasticsearch(c, cfg, memory_only, metrics)
             .with_context(|| format!("elasticsearch[{i}]"))
     });
     loki.chain(es).collect()
-}
-
-/// A sink's custom headers, each checked as HTTP takes it; a bad one is placed in the file.
-fn check_headers(
-    cfg: &Config,
-    path: &str,
-    headers: &std::collections::BTreeMap<String, String>,
-) -> anyhow::Result<()> {
-    for (name, value) in headers {
-        if let Err(why) = crate::sink::http::header(name, value) {
-            let msg = format!("invalid header {name:?}: {why}");
-            return Err(cfg.error_at(&format!("{path}.{name}"), msg).into());
-        }
-    }
-    Ok(())
 }
 
 fn plan_loki(

@@ -211,6 +211,7 @@ impl ClientConfig {
             ));
         }
         self.buffer.validate(&join_key(base, "buffer"))?;
+        http::validate_headers(base, &self.headers)?;
         http::validate(base, &self.http_settings())
     }
 }

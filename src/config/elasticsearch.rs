@@ -258,6 +258,7 @@ impl ElasticsearchConfig {
     /// Checks one sink; `base` is its path (`elasticsearch[0]`).
     pub(crate) fn validate(&self, base: &str) -> Result<(), Invalid> {
         let at = |key: &str| join_key(base, key);
+        http::validate_headers(base, &self.headers)?;
         if self.endpoints.is_empty() {
             return Err(Invalid::key(
                 at("endpoints"),

@@ -202,6 +202,36 @@ pub(crate) fn check_url(url: &str) -> Result<(), String> {
     }
 }
 
+/// A configured header as HTTP takes it, or why it cannot be sent.
+pub fn header(
+    name: &str,
+    value: &str,
+) -> Result<(reqwest::header::HeaderName, reqwest::header::HeaderValue), &'static str> {
+    let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")?;
+    let value = reqwest::header::HeaderValue::from_str(value).map_err(|_| {
+        "the value holds a character a header cannot carry (a newline or control character)"
+    })?;
+    Ok((name, value))
+}
+
+/// A sink's `headers:`, each checked as HTTP takes it; `base` is the sink's path.
+pub(crate) fn validate_headers(
+    base: &str,
+    headers: &BTreeMap<String, String>,
+) -> Result<(), Invalid> {
+    for (name, value) in headers {
+        if let Err(why) = header(name, value) {
+            let at = join_key(&join_key(base, "headers"), name);
+            return Err(Invalid::value(
+                at,
+                format!("invalid header {name:?}: {why}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Prometheus' `HTTPClientConfig.Validate()` (plus `TLSConfig` and proxy checks). `base` is the path of
 /// the block; each error names the key that conflicts.
 pub(crate) fn validate(base: &str, http: &HttpSettings<'_>) -> Result<(), Invalid> {

@@ -72,7 +72,7 @@ pub use elasticsearch::{
 pub use envsubst::EnvsubstError;
 pub use error::{ConfigError, ErrorKind};
 pub use flags::FlagOverrides;
-pub use http::{Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
+pub use http::{header, Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
 pub use index_template::{IndexNamer, IndexTemplate};
 pub use limits::LimitsConfig;
 pub use redact::{is_secret_name, redact_header, redact_url};

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::header::HeaderValue;
 
 use crate::config::{Authorization, BasicAuth, TlsConfig};
 
@@ -120,15 +120,9 @@ pub struct TlsSettings {
     pub insecure_skip_verify: bool,
 }
 
-/// A configured header as HTTP takes it, or why it cannot be sent.
-pub fn header(name: &str, value: &str) -> Result<(HeaderName, HeaderValue), &'static str> {
-    let name = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| "not a valid header name (letters, digits and !#$%&'*+-.^_`|~ only)")?;
-    let value = HeaderValue::from_str(value).map_err(|_| {
-        "the value holds a character a header cannot carry (a newline or control character)"
-    })?;
-    Ok((name, value))
-}
+/// A configured header as HTTP takes it (checked when the config is read, so it cannot fail here
+/// for a validated config).
+pub use crate::config::header;
 
 /// An HTTP/1.1 client with the settings' timeout per request, TLS settings and proxy.
 pub fn client(http: &HttpSettings) -> Result<reqwest::Client, String> {
