@@ -718,3 +718,59 @@ fn remote_daemon_http_settings_not_supported_yet_are_named_in_the_file() {
         );
     }
 }
+
+/// A reload restarts the Docker job while its sends wait (the receiver is down and the client has no
+/// disk buffer, so the router blocks): the old job drops the send it was making when it stops. Its
+/// successor reads the container again from the committed cursor, everything arrives, and the
+/// container's position goes on to its last line (the dropped batch held every later commit of the
+/// container back until the agent restarted).
+#[test]
+fn a_reload_while_sends_wait_leaves_the_containers_position_moving() {
+    docker::require();
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.stop();
+    let containers = Containers::new();
+    let mut cfg = DockerConfig::new(&containers.run);
+    cfg.top = "    buffer: {type: memory}\n".into();
+    let config = cfg.write(&dir, &receiver.url());
+    let agent = start_agent(&config);
+    let n = 1500;
+    let script = format!(
+        "i=0; while [ $i -lt {n} ]; do echo tick-$i; i=$((i+1)); sleep 0.01; done; exec sleep 3600"
+    );
+    let id = containers.run("held", &[], &script);
+    assert!(agent.wait_for_log("will retry", WAIT), "{}", agent.logs());
+    // Enough small batches for the router to wait on the sink.
+    std::thread::sleep(Duration::from_secs(3));
+    cfg.extra_relabel = "      - target_label: reloaded\n        replacement: 'yes'\n".into();
+    cfg.write(&dir, &receiver.url());
+    agent.reload();
+    assert!(
+        agent.wait_for_log("config reloaded", WAIT),
+        "{}",
+        agent.logs()
+    );
+    receiver.start_again();
+    let expected: Vec<String> = (0..n).map(|i| format!("tick-{i}")).collect();
+    assert!(
+        receiver.wait_for_all_lines(&expected, Duration::from_secs(60)),
+        "{}",
+        agent.logs()
+    );
+    let last = docker_stamps(&id)[&format!("tick-{}", n - 1)];
+    let key = format!("cursor-{id}: ");
+    let committed = || -> Option<i128> {
+        let text = positions(&dir);
+        let value = text.lines().find_map(|l| l.trim().strip_prefix(&key))?;
+        let stamp = value.trim_matches('\'').split(';').next()?;
+        let (secs, nanos) = stamp.split_once('.')?;
+        Some(secs.parse::<i128>().ok()? * 1_000_000_000 + nanos.parse::<i128>().ok()?)
+    };
+    assert!(
+        poll(WAIT, || committed() == Some(last)),
+        "the position stopped at {:?}, the last line is at {last}: {}",
+        committed(),
+        positions(&dir)
+    );
+}

@@ -56,6 +56,8 @@ pub struct InFlightMarks(Vec<(OrderKey, u64, u64)>);
 #[derive(Debug)]
 pub struct Ticket {
     key: OrderKey,
+    /// The queue it was taken from (see [`Commits::restart`]).
+    generation: u64,
     seq: u64,
 }
 
@@ -85,14 +87,33 @@ impl Commits {
         });
         let seq = queue.first + queue.slots.len() as u64;
         queue.slots.push_back((checkpoint, false));
-        Ticket { key, seq }
+        Ticket {
+            key,
+            generation: queue.generation,
+            seq,
+        }
+    }
+
+    /// A source starts reading cursor `key` again from its committed position (a job started anew
+    /// by a reload): what an earlier reader of it left in flight no longer holds its commits back.
+    /// Those batches are read again by the new reader, so nothing is skipped; without this, one the
+    /// earlier reader dropped unsent (it was stopped while the router waited) would block every
+    /// later commit of the key until the agent restarts.
+    pub fn restart(&self, key: &str) {
+        let mut st = self.in_flight.lock().unwrap();
+        st.queues.remove(&OrderKey::Cursor(key.to_owned()));
     }
 
     /// The batch of `ticket` is safe in every sink: commit the newest checkpoint of its source whose
     /// batch and all earlier ones are.
     pub fn complete(&self, ticket: Ticket) {
         let mut st = self.in_flight.lock().unwrap();
-        let Some(queue) = st.queues.get_mut(&ticket.key) else {
+        let Some(queue) = st
+            .queues
+            .get_mut(&ticket.key)
+            .filter(|q| q.generation == ticket.generation)
+        else {
+            // The key was restarted since (see `restart`): its new reader commits it.
             return;
         };
         let Some(slot) = ticket
@@ -170,6 +191,31 @@ mod tests {
             key: key.into(),
             value: v.into(),
         }
+    }
+
+    #[test]
+    fn a_restarted_key_is_not_held_back_by_what_its_earlier_reader_dropped() {
+        let positions = Positions::in_memory();
+        let commits = Commits::new(positions.clone());
+        let dropped = commits.begin(cursor("k", "1"));
+        let later = commits.begin(cursor("k", "2"));
+        commits.complete(later);
+        assert_eq!(
+            positions.cursor("k"),
+            None,
+            "held back by the batch never completed"
+        );
+        // A new reader starts from the committed cursor (none) and reads both batches again.
+        commits.restart("k");
+        let again = commits.begin(cursor("k", "2"));
+        commits.complete(again);
+        assert_eq!(positions.cursor("k").as_deref(), Some("2"));
+        // The earlier reader's batch completing late changes nothing.
+        commits.complete(dropped);
+        assert_eq!(positions.cursor("k").as_deref(), Some("2"));
+        let next = commits.begin(cursor("k", "3"));
+        commits.complete(next);
+        assert_eq!(positions.cursor("k").as_deref(), Some("3"));
     }
 
     #[test]

@@ -143,6 +143,9 @@ impl Container {
             }),
             None => Cursor::default(),
         };
+        // Read again from the committed cursor: batches an earlier job left in flight (a reload)
+        // must not hold this one's commits back.
+        ctx.router.commits().restart(&key);
         Container {
             id,
             key,
