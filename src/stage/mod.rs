@@ -266,7 +266,7 @@ const ASIDE_BYTES: usize = 64 * 1024;
 /// worker may steal, so even an idle second worker does not help. `block_in_place` moves them to a
 /// fresh worker for the time of the call. Its cost (a thread hand-over, some microseconds) is paid
 /// only by batches large enough to dwarf it; small batches (a quiet container's line) run inline.
-/// Outside a multi-thread runtime (unit tests, `-stdin`, the journal's reader thread) `f` just runs.
+/// Outside a multi-thread runtime (unit tests, `-stdin`) `f` just runs.
 fn aside_if_large<R>(entries: &mut Vec<Entry>, f: impl FnOnce(&mut Vec<Entry>) -> R) -> R {
     use tokio::runtime::{Handle, RuntimeFlavor};
     let mut bytes = 0;
