@@ -416,3 +416,56 @@ fn a_buffer_of_entries_from_the_previous_release_is_sent_after_an_upgrade() {
         0.0
     );
 }
+
+/// `buffer: {type: memory}`: the batcher hands its pushes straight to the sender, and positions move
+/// only once Loki accepted the lines. So while Loki is down nothing is committed, and a `kill -9`
+/// loses nothing: the restarted agent reads the lines again from the file.
+#[test]
+fn without_a_disk_buffer_positions_wait_for_the_receiver_and_a_kill_loses_nothing() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    receiver.stop();
+    let config = TestConfig::new(receiver.url())
+        .client_yaml("    buffer: {type: memory}\n")
+        .write(&dir);
+    let lines = lines_range("m", 0, 300);
+    let log = dir.append_lines("logs/a.log", &lines);
+    let size = std::fs::metadata(&log).unwrap().len();
+    let mut agent = start_agent(&config);
+    assert!(agent.wait_for_log("will retry", WAIT), "{}", agent.logs());
+    // Positions are written every 200 ms: long enough for a commit to show if one were made.
+    std::thread::sleep(Duration::from_secs(1));
+    let offset = |text: &str| -> Option<u64> {
+        let name = log.display().to_string();
+        let line = text.lines().find(|l| l.trim_start().starts_with(&name))?;
+        line.rsplit(':')
+            .next()?
+            .trim()
+            .trim_matches('\'')
+            .parse()
+            .ok()
+    };
+    let saved = std::fs::read_to_string(dir.join("positions.yaml")).unwrap_or_default();
+    assert!(
+        offset(&saved).unwrap_or(0) == 0,
+        "a position moved before Loki accepted anything: {saved}"
+    );
+    agent.kill();
+    receiver.start_again();
+    let agent = start_agent(&config);
+    assert!(wait_for_all(&receiver, &lines), "{}", agent.logs());
+    let counts = count_loss(&lines, &receiver.lines());
+    assert_eq!((counts.lost, counts.unexpected), (0, 0), "{counts:?}");
+    let deadline = Instant::now() + WAIT;
+    let at_end = loop {
+        let saved = std::fs::read_to_string(dir.join("positions.yaml")).unwrap_or_default();
+        if offset(&saved) == Some(size) || Instant::now() > deadline {
+            break offset(&saved) == Some(size);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        at_end,
+        "the position did not reach the end of the file once Loki accepted the lines"
+    );
+}
