@@ -168,47 +168,6 @@ pub fn format_rfc3339_nanos(ts: i64) -> String {
     )
 }
 
-/// The inverse of [`format_rfc3339_nanos`]: `YYYY-MM-DDTHH:MM:SS[.fraction]Z` to Unix nanoseconds.
-pub fn parse_rfc3339_nanos(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<i64> { s.get(r)?.parse().ok() };
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let secs = days_from_civil(y, m as u32, d as u32) * 86_400
-        + num(11..13)? * 3600
-        + num(14..16)? * 60
-        + num(17..19)?;
-    let rest = s.get(19..)?.strip_suffix('Z')?;
-    let nanos = match rest.strip_prefix('.') {
-        None if rest.is_empty() => 0,
-        None => return None,
-        Some(f) if f.is_empty() || f.len() > 9 || !f.bytes().all(|c| c.is_ascii_digit()) => {
-            return None
-        }
-        Some(f) => f.parse::<i64>().ok()? * 10i64.pow(9 - f.len() as u32),
-    };
-    Some(secs * 1_000_000_000 + nanos)
-}
-
-/// (year, month, day) to days since 1970-01-01, Howard Hinnant's algorithm.
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// Days since 1970-01-01 to (year, month, day), Howard Hinnant's algorithm.
 pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -233,36 +192,6 @@ pub fn now_nanos() -> i64 {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn parses_what_it_formats() {
-        for ts in [
-            0,
-            1_556_590_361_844_351_500,
-            -1,
-            951_782_400_000_000_001,
-            4_102_444_799_999_999_999,
-        ] {
-            let s = super::format_rfc3339_nanos(ts);
-            assert_eq!(super::parse_rfc3339_nanos(&s), Some(ts), "{s}");
-        }
-        assert_eq!(
-            super::parse_rfc3339_nanos("2019-04-30T02:12:41.8Z"),
-            Some(1_556_590_361_800_000_000)
-        );
-        assert_eq!(
-            super::parse_rfc3339_nanos("2019-04-30T02:12:41Z"),
-            Some(1_556_590_361_000_000_000)
-        );
-        for bad in [
-            "",
-            "2019-04-30 02:12:41Z",
-            "2019-04-30T02:12:41.Z",
-            "2019-04-30T02:12:41.1",
-        ] {
-            assert_eq!(super::parse_rfc3339_nanos(bad), None, "{bad}");
-        }
-    }
-
     #[test]
     fn formats_timestamps() {
         assert_eq!(

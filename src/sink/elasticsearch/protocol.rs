@@ -23,7 +23,7 @@ use super::codec::compress;
 use super::config::{EsSettings, Target};
 use super::service::{Answer as BulkAnswer, Attempt, ServerInfo, Service};
 use crate::delivery::Request;
-use crate::entry::{braced, parse_rfc3339_nanos};
+use crate::entry::braced;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
 use crate::sink::core::{Answer, DeadEntry, Protocol, Task};
 use crate::sink::http::HttpSettings;
@@ -237,7 +237,7 @@ impl Protocol for EsProtocol {
                 let v: serde_json::Value = serde_json::from_slice(&doc[action_end + 1..]).ok()?;
                 let ts = v["@timestamp"]
                     .as_str()
-                    .and_then(parse_rfc3339_nanos)
+                    .and_then(crate::stage::parsing::rfc3339::parse_nano)
                     .unwrap_or(0);
                 let mut labels: Vec<(&str, &str)> = v[labels_key.as_str()]
                     .as_object()
