@@ -33,6 +33,21 @@ struct Open<O> {
     inner: O,
 }
 
+/// A request the batcher finished, with the shares of the source batches it holds.
+pub struct Sealed {
+    pub request: Request,
+    pub acks: Vec<Arc<PartAck>>,
+}
+
+impl From<Sealed> for Outgoing {
+    fn from(s: Sealed) -> Self {
+        Outgoing {
+            payload: Payload::Request(s.request),
+            done: Done::Parts(s.acks),
+        }
+    }
+}
+
 pub struct Batcher<C: Codec> {
     codec: C,
     limits: Limits,
@@ -76,7 +91,7 @@ impl<C: Codec> Batcher<C> {
                 _ = tick.tick() => self.due(false, &mut sealed),
             }
             for s in sealed.drain(..) {
-                if out.send(s).await.is_err() {
+                if out.send(s.into()).await.is_err() {
                     return;
                 }
             }
@@ -85,20 +100,16 @@ impl<C: Codec> Batcher<C> {
 
     /// Add `batch`'s entries, each to its destination's request; requests that fill up go to `out`.
     /// `part` is the batch's acknowledgement: every request holding its entries takes a share.
-    pub fn add(
-        &mut self,
-        batch: &Arc<Batch>,
-        part: Option<&Arc<PartAck>>,
-        out: &mut Vec<Outgoing>,
-    ) {
+    pub fn add(&mut self, batch: &Arc<Batch>, part: Option<&Arc<PartAck>>, out: &mut Vec<Sealed>) {
         let limits = self.limits;
         let mut slot = usize::MAX;
         for (i, e) in batch.entries.iter().enumerate() {
             let Some((dest, size, admitted)) = self.codec.admit(e) else {
                 continue;
             };
-            // Consecutive entries mostly go to one destination.
-            if self.open.get(slot).map_or(true, |o| o.dest != dest) {
+            // Consecutive entries mostly go to one destination, mostly as the same `Arc`.
+            let same = |o: &Open<C::Open>| Arc::ptr_eq(&o.dest, &dest) || o.dest == dest;
+            if !self.open.get(slot).is_some_and(same) {
                 slot = self.slot(dest);
             }
             let open = &self.open[slot];
@@ -119,7 +130,7 @@ impl<C: Codec> Batcher<C> {
     }
 
     /// Requests whose first entry waited `batchwait` (every one when `all`) go to `out`.
-    pub fn due(&mut self, all: bool, out: &mut Vec<Outgoing>) {
+    pub fn due(&mut self, all: bool, out: &mut Vec<Sealed>) {
         let wait = self.limits.wait;
         for slot in 0..self.open.len() {
             let o = &self.open[slot];
@@ -134,12 +145,7 @@ impl<C: Codec> Batcher<C> {
         let mut out = Vec::new();
         self.add(batch, None, &mut out);
         self.due(true, &mut out);
-        out.into_iter()
-            .filter_map(|o| match o.payload {
-                Payload::Request(r) => Some(r),
-                Payload::Entries(_) => None,
-            })
-            .collect()
+        out.into_iter().map(|s| s.request).collect()
     }
 
     fn slot(&mut self, dest: Arc<str>) -> usize {
@@ -158,7 +164,7 @@ impl<C: Codec> Batcher<C> {
         self.open.len() - 1
     }
 
-    fn seal(&mut self, slot: usize) -> Outgoing {
+    fn seal(&mut self, slot: usize) -> Sealed {
         let open = &mut self.open[slot];
         let body = self.codec.seal(&mut open.inner, &open.batches);
         let request = Request {
@@ -170,9 +176,9 @@ impl<C: Codec> Batcher<C> {
         open.batches.clear();
         open.entries = 0;
         open.bytes = 0;
-        Outgoing {
-            payload: Payload::Request(request),
-            done: Done::Parts(std::mem::take(&mut open.acks)),
+        Sealed {
+            request,
+            acks: std::mem::take(&mut open.acks),
         }
     }
 }
@@ -229,26 +235,29 @@ mod tests {
         })
     }
 
-    fn bodies(out: &[Outgoing]) -> Vec<(String, String)> {
+    fn bodies(out: &[Sealed]) -> Vec<(String, String)> {
+        let body = |r: &Request| String::from_utf8(r.body.to_vec()).unwrap();
         out.iter()
-            .map(|o| match &o.payload {
-                Payload::Request(r) => (
-                    r.dest.to_string(),
-                    String::from_utf8(r.body.to_vec()).unwrap(),
-                ),
-                Payload::Entries(_) => panic!("entries"),
-            })
+            .map(|s| (s.request.dest.to_string(), body(&s.request)))
             .collect()
+    }
+
+    /// A batcher of [`Joined`] cutting at `bytes` or `entries`, never by age.
+    fn batcher(bytes: usize, entries: usize) -> Batcher<Joined> {
+        let wait = Duration::from_secs(60);
+        Batcher::new(
+            Joined,
+            Limits {
+                bytes,
+                entries,
+                wait,
+            },
+        )
     }
 
     #[test]
     fn requests_are_cut_per_destination_before_the_entry_that_overflows() {
-        let limits = Limits {
-            bytes: 6,
-            entries: 100,
-            wait: Duration::from_secs(60),
-        };
-        let mut b = Batcher::new(Joined, limits);
+        let mut b = batcher(6, 100);
         let mut out = Vec::new();
         b.add(&batch(&["a1", "b1", "a2", "x", "a3", "a4"]), None, &mut out);
         // a1 a2 a3 is 6 bytes: a4 would pass 6.
@@ -261,9 +270,7 @@ mod tests {
             bodies(&out),
             [("a".into(), "a4".into()), ("b".into(), "b1".into())]
         );
-        let Payload::Request(r) = &out[0].payload else {
-            unreachable!()
-        };
+        let r = &out[0].request;
         assert_eq!((r.entries, r.bytes), (1, 2));
     }
 
@@ -278,12 +285,7 @@ mod tests {
             },
             1,
         );
-        let limits = Limits {
-            bytes: 100,
-            entries: 2,
-            wait: Duration::from_secs(60),
-        };
-        let mut b = Batcher::new(Joined, limits);
+        let mut b = batcher(100, 2);
         let mut out = Vec::new();
         let part = PartAck::new(token);
         b.add(&batch(&["a1", "a2", "a3", "b1"]), Some(&part), &mut out);
@@ -291,9 +293,9 @@ mod tests {
         assert_eq!(out.len(), 1, "two entries at most");
         b.due(true, &mut out);
         assert_eq!(out.len(), 3);
-        let last = out.pop().unwrap();
-        for o in out {
-            o.done.finish();
+        let last = Outgoing::from(out.pop().unwrap());
+        for s in out {
+            Outgoing::from(s).done.finish();
         }
         assert_eq!(positions.cursor("c"), None, "one request still holds it");
         last.done.finish();

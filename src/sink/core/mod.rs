@@ -34,7 +34,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::{mpsc, watch};
 
-pub use batcher::{Batcher, Limits};
+pub use batcher::{Batcher, Limits, Sealed};
 pub use sender::Sender;
 
 use crate::delivery::{Delivery, Outgoing, Request};

@@ -69,14 +69,7 @@ impl<P: Protocol, C: Codec> Sender<P, C> {
                 Payload::Request(r) => vec![r],
                 Payload::Entries(batch) => self.legacy.encode_all(&batch),
             };
-            let mut sent = true;
-            for r in requests {
-                if !self.deliver(r, &abort).await {
-                    sent = false;
-                    break;
-                }
-            }
-            if !sent {
+            if !self.deliver(requests, &abort).await {
                 // Aborted: `done` is dropped unfinished.
                 break;
             }
@@ -87,14 +80,16 @@ impl<P: Protocol, C: Codec> Sender<P, C> {
         }
     }
 
-    /// Send `request` until every entry in it is accepted, rejected for good or given up on. False
-    /// if aborted first.
-    async fn deliver(&mut self, request: Request, abort: &watch::Receiver<bool>) -> bool {
-        let whole = request.entries;
-        let mut parts = vec![request];
-        while let Some(part) = parts.pop() {
-            if !self.send(part, whole, &mut parts, abort).await {
-                return false;
+    /// Send `requests` until every entry in them is accepted, rejected for good or given up on.
+    /// False if aborted first.
+    async fn deliver(&mut self, requests: Vec<Request>, abort: &watch::Receiver<bool>) -> bool {
+        for request in requests {
+            let whole = request.entries;
+            let mut parts = vec![request];
+            while let Some(part) = parts.pop() {
+                if !self.send(part, whole, &mut parts, abort).await {
+                    return false;
+                }
             }
         }
         true
@@ -245,6 +240,14 @@ mod tests {
         dropped: Vec<(String, &'static str)>,
         rejected: Vec<String>,
         accepted: Vec<String>,
+    }
+
+    /// A receiver that answers `Retry` to the first `fail_first` attempts.
+    fn script(fail_first: u32) -> Arc<Mutex<Script>> {
+        Arc::new(Mutex::new(Script {
+            fail_first,
+            ..Script::default()
+        }))
     }
 
     struct Words {
@@ -412,10 +415,7 @@ mod tests {
 
     #[tokio::test]
     async fn retries_until_accepted_then_commits_in_order() {
-        let script = Arc::new(Mutex::new(Script {
-            fail_first: 3,
-            ..Script::default()
-        }));
+        let script = script(3);
         let positions = Positions::in_memory();
         let out = vec![
             outgoing(&positions, "1", &["a", "b"]),
@@ -430,10 +430,7 @@ mod tests {
 
     #[tokio::test]
     async fn max_retries_drops_and_moves_on() {
-        let script = Arc::new(Mutex::new(Script {
-            fail_first: 5,
-            ..Script::default()
-        }));
+        let script = script(5);
         let positions = Positions::in_memory();
         run(
             sender(&script, Some(2)),
@@ -465,7 +462,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_split_isolates_the_refused_entry_and_a_partial_answer_resends_only_what_failed() {
-        let script = Arc::new(Mutex::new(Script::default()));
+        let script = script(0);
         let positions = Positions::in_memory();
         run(
             sender(&script, None),
@@ -487,10 +484,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_abort_stops_retrying_and_commits_nothing() {
-        let script = Arc::new(Mutex::new(Script {
-            fail_first: u32::MAX,
-            ..Script::default()
-        }));
+        let script = script(u32::MAX);
         let positions = Positions::in_memory();
         let s = sender(&script, None);
         let (tx, rx) = mpsc::channel(8);
