@@ -54,7 +54,9 @@ pub trait Codec: Send + 'static {
     /// request; `None` leaves it out (the codec counts why).
     fn admit(&mut self, entry: &Entry) -> Option<(Arc<str>, usize, Self::Admitted)>;
 
-    /// Add `entry`, entry `index` of the request's batch number `batch`, to `open`.
+    /// Add `entry`, entry `index` of the request's batch number `batch`, to `open`. The batcher calls
+    /// it right after [`Codec::admit`] for the same entry, after sealing the request first when the
+    /// entry would not fit: a codec may encode an entry when it admits it.
     fn add(
         &mut self,
         open: &mut Self::Open,

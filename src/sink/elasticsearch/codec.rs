@@ -19,8 +19,12 @@ pub struct EsCodec {
     namer: Option<IndexNamer>,
     /// The action line for the current index.
     action: Vec<u8>,
-    /// The entry admitted last, encoded (action and document lines).
-    item: Vec<u8>,
+    /// The NDJSON of the request being filled (Elasticsearch has one destination, so one request).
+    /// An entry is encoded in place when it is admitted, from `admitted_at` on, and belongs to the
+    /// request once added: the batcher may seal the request between the two, and the entry then
+    /// starts the next one.
+    body: Vec<u8>,
+    admitted_at: usize,
     gzip: bool,
     batch_size: usize,
     one: Arc<str>,
@@ -42,7 +46,8 @@ impl EsCodec {
             encoder,
             namer,
             action,
-            item: Vec::new(),
+            body: Vec::new(),
+            admitted_at: 0,
             gzip: settings.gzip,
             batch_size: settings.batch_size,
             one: "".into(),
@@ -65,8 +70,8 @@ pub fn compress(body: &[u8], gzip: bool) -> Bytes {
 }
 
 impl Codec for EsCodec {
-    /// The NDJSON so far.
-    type Open = Vec<u8>;
+    /// Nothing: the request being filled is the codec's own `body`.
+    type Open = ();
     type Admitted = ();
 
     fn admit(&mut self, e: &Entry) -> Option<(Arc<str>, usize, ())> {
@@ -76,21 +81,24 @@ impl Codec for EsCodec {
                 self.action = self.encoder.action(&index);
             }
         }
-        self.item.clear();
-        self.item.extend_from_slice(&self.action);
-        self.encoder.encode(&mut self.item, e);
-        Some((self.one.clone(), self.item.len(), ()))
+        self.admitted_at = self.body.len();
+        self.body.extend_from_slice(&self.action);
+        self.encoder.encode(&mut self.body, e);
+        Some((self.one.clone(), self.body.len() - self.admitted_at, ()))
     }
 
-    fn add(&mut self, open: &mut Vec<u8>, _: u32, _: u32, _: &Entry, _: ()) {
-        open.extend_from_slice(&self.item);
-        crate::memory::release_beyond(&mut self.item, 1 << 20);
+    fn add(&mut self, _: &mut (), _: u32, _: u32, _: &Entry, _: ()) {
+        self.admitted_at = self.body.len();
     }
 
-    fn seal(&mut self, open: &mut Vec<u8>, _: &[Arc<Batch>]) -> Bytes {
-        let body = compress(open, self.gzip);
-        open.clear();
-        crate::memory::release_beyond(open, 2 * self.batch_size);
-        body
+    fn seal(&mut self, _: &mut (), _: &[Arc<Batch>]) -> Bytes {
+        let sealed = compress(&self.body[..self.admitted_at], self.gzip);
+        // An entry admitted but not added yet starts the next request.
+        self.body.drain(..self.admitted_at);
+        self.admitted_at = 0;
+        if self.body.is_empty() {
+            crate::memory::release_beyond(&mut self.body, 2 * self.batch_size);
+        }
+        sealed
     }
 }
