@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::Env;
 use crate::config::{
     Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
-    TargetConfig,
+    SyslogConfig, TargetConfig,
 };
 use crate::delivery::Router;
 use crate::entry::Labels;
@@ -27,6 +27,7 @@ use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::journal::JournalSource;
+use crate::source::syslog::SyslogSource;
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
 
 type SourceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -201,6 +202,18 @@ fn sources_of(
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
+        JobSource::Syslog { config, relabeler } => {
+            let source = SyslogSource {
+                job: job.name,
+                config,
+                relabeler,
+                pipeline: job.pipeline,
+                router: env.router.clone(),
+                metrics: env.metrics.clone(),
+                targets: env.targets.clone(),
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
         JobSource::Docker(docker) => {
             let shared =
                 DockerShared::new(cfg, &env.router, &env.positions, &env.metrics, &env.targets);
@@ -225,6 +238,11 @@ pub(super) enum JobSource {
     },
     /// Relabeled per container and stream, by the source.
     Docker(DockerJob),
+    /// Relabeled per message, by the source.
+    Syslog {
+        config: SyslogConfig,
+        relabeler: Relabeler,
+    },
 }
 
 /// An error in scrape config `sc` at key `path`, placed in the file and naming the job.
@@ -262,6 +280,7 @@ pub(super) fn build_job(
             return Err(fail(&here, msg.into()).into());
         }
         Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
+        Some(SourceKind::Syslog) => return syslog_job(index, sc, cfg, metrics),
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
@@ -343,6 +362,55 @@ fn journal_job(
             relabeler,
         },
         pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+// ---- Listening jobs (src/source/syslog) ----------------------------------------------------------------
+
+fn syslog_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let config = sc.syslog.clone().unwrap_or_default();
+    if let Some(tls) = config.tls_config.as_ref().filter(|_| config.tls_enabled()) {
+        // Unreadable certificate files fail the start (and check-config), as in Promtail.
+        crate::source::syslog::tls::server_config(tls).map_err(|e| {
+            let path = format!("scrape_configs[{index}].syslog.tls_config");
+            job_error(cfg, sc, &path, e)
+        })?;
+    }
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Syslog {
+            config,
+            relabeler: job_relabeler(index, sc, cfg)?,
+        },
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+/// At the agent's start, a listening job's address must be free: bind it once and let go, so that a
+/// port in use fails the start with the address named (as Promtail fails), rather than a job that
+/// retries in the background. On a reload, the source retries until its previous instance let go.
+pub(super) fn check_listen_address(job: &Job, index: usize, cfg: &Config) -> anyhow::Result<()> {
+    let JobSource::Syslog { config, .. } = &job.source else {
+        return Ok(());
+    };
+    let address = crate::source::syslog::go_listen_address(&config.listen_address);
+    let bound = if config.is_udp() {
+        std::net::UdpSocket::bind(address.as_ref()).map(drop)
+    } else {
+        std::net::TcpListener::bind(address.as_ref()).map(drop)
+    };
+    bound.map_err(|e| {
+        let path = format!("scrape_configs[{index}].syslog.listen_address");
+        let msg = format!(
+            "cannot listen on {} ({}): {e} (job {:?})",
+            config.listen_address, config.listen_protocol, job.name
+        );
+        cfg.error_at(&path, msg).into()
     })
 }
 
