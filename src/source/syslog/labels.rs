@@ -32,11 +32,22 @@ pub struct LabelRules {
     pub structured_data: bool,
 }
 
+/// Why a message has no stream labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unlabeled {
+    /// A relabel rule dropped it (`drop`, `keep`, …): what the rules are for; not counted.
+    Dropped,
+    /// Nothing but `__*` labels were left: Loki would refuse it; counted and logged.
+    Empty,
+}
+
+type Labeled = Result<Arc<LabelSet>, Unlabeled>;
+
 /// Labels messages of one connection (or listener), with a cache.
 pub struct Labeler {
     rules: Arc<LabelRules>,
     conn: Connection,
-    cache: HashMap<Vec<u8>, Option<Arc<LabelSet>>>,
+    cache: HashMap<Vec<u8>, Labeled>,
     relevant: HashMap<String, bool>,
     key: Vec<u8>,
     meta: Vec<(String, String)>,
@@ -54,8 +65,8 @@ impl Labeler {
         }
     }
 
-    /// The stream labels of `m`, or `None` when relabeling drops it or leaves no label.
-    pub fn labels(&mut self, m: &Message) -> Option<Arc<LabelSet>> {
+    /// The stream labels of `m`, or why it has none.
+    pub fn labels(&mut self, m: &Message) -> Labeled {
         self.meta.clear();
         meta_labels(&self.conn, m, self.rules.structured_data, &mut self.meta);
         self.key.clear();
@@ -88,16 +99,19 @@ impl Labeler {
         labels
     }
 
-    fn relabel(&self) -> Option<Arc<LabelSet>> {
+    fn relabel(&self) -> Labeled {
         let mut labels = self.rules.static_labels.clone();
         for (name, value) in &self.meta {
             labels.insert(name.clone(), value.clone());
         }
         if !self.rules.relabeler.process(&mut labels) {
-            return None;
+            return Err(Unlabeled::Dropped);
         }
         labels.retain(|k, _| !k.starts_with("__"));
-        (!labels.is_empty()).then(|| LabelSet::new(labels))
+        if labels.is_empty() {
+            return Err(Unlabeled::Empty);
+        }
+        Ok(LabelSet::new(labels))
     }
 }
 
@@ -192,9 +206,15 @@ mod tests {
         let a2 = l.labels(&parse(b"<13>1 - h app1 2 - - y")).unwrap();
         assert!(Arc::ptr_eq(&a1, &a2), "proc_id is not read by any rule");
         assert_eq!(a1.rendered(), r#"{app="app1", job="syslog"}"#);
-        assert!(l.labels(&parse(b"<13>1 - h noisy 1 - - x")).is_none());
+        assert_eq!(
+            l.labels(&parse(b"<13>1 - h noisy 1 - - x")),
+            Err(Unlabeled::Dropped)
+        );
         // No static labels and nothing kept: dropped.
         let mut bare = Labeler::new(rules("[]", &[], false), conn());
-        assert!(bare.labels(&parse(b"<13>1 - h a 1 - - x")).is_none());
+        assert_eq!(
+            bare.labels(&parse(b"<13>1 - h a 1 - - x")),
+            Err(Unlabeled::Empty)
+        );
     }
 }

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 
 use super::dns::ReverseDns;
 use super::framing::{Frame, Framer};
-use super::labels::{Connection, LabelRules, Labeler};
+use super::labels::{Connection, LabelRules, Labeler, Unlabeled};
 use super::message::{parse_rfc3164, parse_rfc5424};
 use crate::entry::{now_nanos, Entry};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics};
@@ -142,15 +142,19 @@ impl Shared {
             self.metrics.syslog.empty_messages.inc();
             return;
         }
-        let Some(labels) = labeler.labels(&m) else {
-            self.no_labels.inc();
-            if self.first("no_labels") {
-                tracing::warn!(job = %self.job,
+        let labels = match labeler.labels(&m) {
+            Ok(labels) => labels,
+            Err(Unlabeled::Dropped) => return,
+            Err(Unlabeled::Empty) => {
+                self.no_labels.inc();
+                if self.first("no_labels") {
+                    tracing::warn!(job = %self.job,
                     "syslog messages have no labels after relabeling and are dropped (Loki refuses \
                      them); add `labels` or a relabel rule, e.g. source_labels: \
                      [__syslog_message_hostname], target_label: host");
+                }
+                return;
             }
-            return;
         };
         let line = if self.use_rfc5424_message && !self.rfc3164 {
             m.to_rfc5424()

@@ -24,8 +24,8 @@ pub struct Message {
     pub version: u16,
     /// Unix nanoseconds.
     pub timestamp: Option<i64>,
-    /// The timestamp as written, for re-serializing (RFC 5424).
-    pub timestamp_text: Option<String>,
+    /// The timestamp's UTC offset in seconds, for re-serializing (RFC 5424).
+    pub offset_seconds: i32,
     pub hostname: Option<String>,
     pub app_name: Option<String>,
     pub proc_id: Option<String>,
@@ -117,7 +117,12 @@ impl Message {
             out.push_str(v.as_deref().unwrap_or("-"));
             out.push(' ');
         };
-        field(&mut out, &self.timestamp_text);
+        field(
+            &mut out,
+            &self
+                .timestamp
+                .map(|t| rfc3339_micro(t, self.offset_seconds)),
+        );
         field(&mut out, &self.hostname);
         field(&mut out, &self.app_name);
         field(&mut out, &self.proc_id);
@@ -259,7 +264,7 @@ pub fn parse_rfc5424(frame: &[u8]) -> Result<Message, ParseError> {
     if stamp != b"-" {
         let text = std::str::from_utf8(stamp).map_err(|_| ParseError::Timestamp)?;
         m.timestamp = Some(rfc5424_timestamp(text).ok_or(ParseError::Timestamp)?);
-        m.timestamp_text = Some(text.to_owned());
+        m.offset_seconds = utc_offset(text);
     }
     let fields = [
         (255, ParseError::Hostname),
@@ -311,6 +316,47 @@ fn rfc5424_timestamp(text: &str) -> Option<i64> {
         }
     }
     rfc3339::parse_nano(text)
+}
+
+/// The `±hh:mm` at the end of a valid RFC 3339 timestamp, in seconds (0 for `Z`).
+fn utc_offset(text: &str) -> i32 {
+    let b = text.as_bytes();
+    if b.len() < 6 || !matches!(b[b.len() - 6], b'+' | b'-') {
+        return 0;
+    }
+    let n = |i: usize| i32::from(b[i] - b'0');
+    let at = b.len() - 5;
+    let secs = (n(at) * 10 + n(at + 1)) * 3600 + (n(at + 3) * 10 + n(at + 4)) * 60;
+    if b[b.len() - 6] == b'-' {
+        -secs
+    } else {
+        secs
+    }
+}
+
+/// Go's `Format("2006-01-02T15:04:05.999999Z07:00")` of `ns` at `offset` seconds east of UTC: at most 6
+/// fraction digits, trailing zeros dropped, `Z` for a zero offset.
+fn rfc3339_micro(ns: i64, offset: i32) -> String {
+    let local = ns + i64::from(offset) * 1_000_000_000;
+    let mut out = crate::entry::format_rfc3339_nanos(local);
+    out.pop(); // the `Z`
+    if let Some(dot) = out.find('.') {
+        out.truncate(dot + 7);
+        while out.ends_with('0') {
+            out.pop();
+        }
+        if out.ends_with('.') {
+            out.pop();
+        }
+    }
+    if offset == 0 {
+        out.push('Z');
+    } else {
+        let sign = if offset < 0 { '-' } else { '+' };
+        let a = offset.unsigned_abs();
+        out.push_str(&format!("{sign}{:02}:{:02}", a / 3600, a % 3600 / 60));
+    }
+    out
 }
 
 /// One or more `[SD-ID (SP PARAM-NAME="value")*]` elements.
@@ -547,6 +593,25 @@ mod tests {
             Some("\u{fffd} bytes")
         );
         assert_eq!(m.to_rfc5424(), "<0>1 - - - - - -");
+    }
+
+    #[test]
+    fn rfc5424_timestamps_are_rewritten_as_go_formats_them() {
+        for (written, formatted) in [
+            (
+                "2003-08-24T05:14:15.000003-07:00",
+                "2003-08-24T05:14:15.000003-07:00",
+            ),
+            (
+                "2026-12-03T16:46:05.074610+00:00",
+                "2026-12-03T16:46:05.07461Z",
+            ),
+            ("2026-12-03T16:46:05.000+05:30", "2026-12-03T16:46:05+05:30"),
+            ("2026-12-03T16:46:05Z", "2026-12-03T16:46:05Z"),
+        ] {
+            let m = parse_rfc5424(format!("<13>1 {written} - - - - -").as_bytes()).unwrap();
+            assert_eq!(m.to_rfc5424(), format!("<13>1 {formatted} - - - - -"));
+        }
     }
 
     #[test]
