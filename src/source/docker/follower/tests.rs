@@ -32,7 +32,8 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
 
 fn container(ctx: &JobContext) -> Container {
     let labels = Labels::from([("container".to_string(), "c".to_string())]);
-    Container::new("abc".into(), Arc::new(labels), ctx)
+    // The sender is dropped: a send the sinks make wait is given up, as when the agent stops.
+    Container::new("abc".into(), Arc::new(labels), ctx, watch::channel(false).1)
 }
 
 /// A new logs request from the container's cursor.
@@ -66,8 +67,7 @@ async fn deliver(
     rx: &mut mpsc::Receiver<Delivery>,
     mut lines: Vec<Line<Mark>>,
 ) -> (Vec<String>, Cursor) {
-    let stop = watch::channel(false).1;
-    assert!(c.deliver(ctx, &mut lines, false, &stop).await);
+    assert!(c.deliver(ctx, &mut lines, false).await);
     let mut got = Vec::new();
     if let Ok(batch) = rx.try_recv() {
         batch.ack();
