@@ -33,18 +33,18 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::cursor::{Cursor, Window};
-use super::frames::{split_tty, Assembler, Line, Pushed};
+use super::frames::{split_tty, Assembler, Line, Pushed, SOFT_LINE_LIMIT};
 use super::stopped;
 use super::targets::LOG_STREAM;
-use crate::delivery::{Router, Settle};
+use crate::delivery::Settle;
 use crate::entry::{Entry, LabelSet, Labels};
 use crate::metrics::Metrics;
-use crate::positions::{Checkpoint, Positions};
+use crate::positions::Checkpoint;
 use crate::relabel::Relabeler;
 use crate::source::feed::{sleep_until, Feed, Ledger};
+use crate::source::SourceContext;
 use crate::stage::parsing::rfc3339;
-use crate::stage::PipelineSpec;
-use crate::targets::{ContainerProgress, Targets};
+use crate::targets::ContainerProgress;
 
 /// A batch is sent once it holds this many lines or bytes, or [`LINGER`] after its first line.
 const BATCH_LINES: usize = 2048;
@@ -53,20 +53,30 @@ const BATCH_BYTES: usize = 1 << 20;
 /// instead of waking the sinks for every few lines (they batch for far longer anyway).
 const LINGER: Duration = Duration::from_millis(10);
 
-/// What every container of one scrape config shares.
+/// What every container of one scrape config shares: the job's, and its relabel rules.
 pub struct JobContext {
-    pub job: Arc<str>,
-    pub router: Router,
-    pub positions: Positions,
-    pub metrics: Arc<Metrics>,
-    pub pipeline: PipelineSpec,
+    pub source: SourceContext,
     /// `relabel_configs`, applied per stream of each container (Promtail applies them per line, over
     /// labels that differ only by the stream).
     pub relabeler: Relabeler,
+}
+
+impl JobContext {
     /// A joined line longer than this is cut (Promtail: `max_line_size`, or 256 KiB when it is 0).
-    pub line_limit: usize,
-    /// Where each container's progress shows (`/targets`).
-    pub targets: Arc<Targets>,
+    pub fn joined_limit(&self) -> usize {
+        match self.source.line_limit {
+            l if l.configured => l.max,
+            _ => SOFT_LINE_LIMIT,
+        }
+    }
+}
+
+impl std::ops::Deref for JobContext {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.source
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -224,8 +234,8 @@ impl Container {
             cursor,
             seq: 0,
             assemblers: [
-                Assembler::new(ctx.line_limit),
-                Assembler::new(ctx.line_limit),
+                Assembler::new(ctx.joined_limit()),
+                Assembler::new(ctx.joined_limit()),
             ],
             feed,
             discovered,
@@ -419,7 +429,7 @@ impl Container {
             }
             Pushed::Oversized => {
                 ctx.metrics.docker_dropped("oversized").inc();
-                tracing::warn!(container = %self.id, limit = ctx.line_limit,
+                tracing::warn!(container = %self.id, limit = ctx.joined_limit(),
                     "docker log line longer than the line size limit: sent cut, rest dropped");
             }
         }

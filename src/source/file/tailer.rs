@@ -21,15 +21,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::open_files::{open_by_identity, OpenFiles, Slot};
-use super::reader::{fingerprint_of, ChunkStats, LineLimit, Output, Reader};
-use crate::delivery::{Router, Settle};
+use super::reader::{fingerprint_of, ChunkStats, Output, Reader};
+use crate::delivery::Settle;
 use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
 use crate::entry::LabelSet;
-use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
-use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX};
+use crate::metrics::{Escaped, JobReasonLabel, PathLabel};
+use crate::positions::{Checkpoint, FileId, FINGERPRINT_MAX};
 use crate::source::feed::{sleep_until, Feed, Ledger};
-use crate::stage::PipelineSpec;
-use crate::targets::Targets;
+use crate::source::SourceContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -40,22 +39,15 @@ pub enum Command {
     Stop,
 }
 
-/// What every tailer of one scrape config shares.
+/// What every tailer of one scrape config shares: the job's, and how files are watched.
 pub struct JobContext {
-    pub job: Arc<str>,
-    pub router: Router,
-    pub positions: Positions,
-    pub metrics: Arc<Metrics>,
-    pub pipeline: PipelineSpec,
-    pub limit: LineLimit,
+    pub source: SourceContext,
     pub min_poll: Duration,
     pub max_poll: Duration,
     /// Whether inotify watches this job's directories; if not, tailers poll between min and max_poll.
     pub inotify: bool,
     /// Send a file's unfinished last line when the agent stops (`target_config`'s extension key).
     pub flush_partial_on_stop: bool,
-    /// Where each file's progress is shown (`/targets`).
-    pub targets: Arc<Targets>,
     /// The agent's budget of open files, shared by every file job.
     pub open_files: Arc<OpenFiles>,
 }
@@ -76,6 +68,14 @@ impl Ledger for Offsets {
             epoch: self.epoch,
             offset: held.map_or(self.read, |held| held.min(self.read)),
         }))
+    }
+}
+
+impl std::ops::Deref for JobContext {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.source
     }
 }
 
@@ -399,7 +399,7 @@ impl Tailer {
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
     async fn read_chunk(&mut self, finish: bool) -> Option<(Output, ChunkStats)> {
         let labels = self.labels.clone();
-        let limit = self.ctx.limit;
+        let limit = self.ctx.line_limit;
         let reader = self.reader.take()?;
         let (reader, result) = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
@@ -473,7 +473,7 @@ impl Tailer {
                         reason: reason.into(),
                     })
                     .inc_by(n);
-                tracing::warn!(path = %self.path, lines = n, limit = self.ctx.limit.max, reason,
+                tracing::warn!(path = %self.path, lines = n, limit = self.ctx.line_limit.max, reason,
                     "lines over the line size limit");
             }
         }

@@ -31,19 +31,14 @@ pub mod reader;
 pub mod sys;
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use tokio::sync::{mpsc, watch};
 
 use super::feed::{Cursors, Feed, Next};
+use super::{SourceContext, HARD_LINE_LIMIT};
 use crate::config::JournalConfig;
-use crate::delivery::Router;
 use crate::entry::Labels;
-use crate::metrics::Metrics;
-use crate::positions::Positions;
 use crate::relabel::Relabeler;
-use crate::stage::PipelineSpec;
-use crate::targets::Targets;
 use format::Formatter;
 use reader::{Chunk, Reader, Settings, Stop};
 
@@ -56,17 +51,17 @@ pub fn cursor_key(job: &str) -> String {
 }
 
 pub struct JournalSource {
-    pub job: Arc<str>,
+    pub ctx: SourceContext,
     pub config: JournalConfig,
     pub relabeler: Relabeler,
-    pub pipeline: PipelineSpec,
-    pub router: Router,
-    pub positions: Positions,
-    pub metrics: Arc<Metrics>,
-    /// Fields longer than this are cut when read (the agent's hard line limit).
-    pub field_limit: usize,
-    /// Where the job's progress shows (`/targets`).
-    pub targets: Arc<Targets>,
+}
+
+impl std::ops::Deref for JournalSource {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.ctx
+    }
 }
 
 impl JournalSource {
@@ -111,7 +106,8 @@ impl JournalSource {
                     .collect(),
                 max_age: self.config.max_age.get(),
                 saved_cursor: self.positions.cursor(&key),
-                field_limit: self.field_limit,
+                // Fields longer are cut when read: the agent's hard limit, whatever `max_line_size`.
+                field_limit: HARD_LINE_LIMIT,
             },
             formatter: Formatter::new(self.config.json, static_labels, self.relabeler.clone()),
             stop: stop.clone(),

@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::config::StageConfig;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Router};
+use crate::positions::Positions;
 use crate::stage::BuildContext;
+use crate::stage::PipelineSpec;
 use tokio::sync::mpsc;
 
 const T: &str = "2024-03-27T08:30:08";
@@ -18,14 +20,16 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
         job: "docker".into(),
     };
     let ctx = JobContext {
-        job: "docker".into(),
-        router: Router::new(vec![tx], positions.clone()),
-        positions,
-        metrics,
-        pipeline: PipelineSpec::build(&stages, &build).unwrap(),
+        source: crate::source::SourceContext {
+            job: "docker".into(),
+            router: Router::new(vec![tx], positions.clone()),
+            positions,
+            metrics,
+            targets: crate::targets::Targets::new(),
+            pipeline: PipelineSpec::build(&stages, &build).unwrap(),
+            line_limit: crate::source::LineLimit::new(1024, true),
+        },
         relabeler: Relabeler::new(&[]).unwrap(),
-        line_limit: 1024,
-        targets: crate::targets::Targets::new(),
     };
     (ctx, rx)
 }
