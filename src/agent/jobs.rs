@@ -16,18 +16,16 @@ use crate::config::{
     Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
     SyslogConfig, TargetConfig,
 };
-use crate::delivery::Router;
 use crate::entry::Labels;
 use crate::metrics::Metrics;
-use crate::positions::Positions;
 use crate::relabel::Relabeler;
-use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext, SOFT_LINE_LIMIT};
-use crate::source::file::glob::PathGlob;
-use crate::source::file::reader::{LineLimit, HARD_LINE_LIMIT};
+use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext};
 use crate::source::file::tailer::JobContext;
+use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::journal::JournalSource;
 use crate::source::syslog::SyslogSource;
+use crate::source::{LineLimit, SourceContext};
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
 
 type SourceFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -43,7 +41,7 @@ pub(super) struct JobSpec {
     limits: LimitsConfig,
     target: TargetConfig,
     global: GlobalConfig,
-    /// Whether every Docker job reads the same daemon (see [`DockerShared`]).
+    /// Whether every Docker job reads the same daemon (its positions can be swept).
     one_daemon: bool,
     /// The extracted values entries keep for the Elasticsearch sinks (`extracted_fields`).
     keep_extracted: KeepExtracted,
@@ -155,34 +153,32 @@ fn sources_of(
     env: &Env,
     stop: &watch::Receiver<bool>,
 ) -> Vec<SourceFuture> {
+    let limits = &cfg.limits_config;
+    let ctx = SourceContext {
+        job: job.name,
+        router: env.router.clone(),
+        positions: env.positions.clone(),
+        metrics: env.metrics.clone(),
+        targets: env.targets.clone(),
+        pipeline: job.pipeline,
+        line_limit: LineLimit::new(
+            limits.max_line_size.get() as usize,
+            limits.max_line_size_truncate,
+        ),
+    };
     match job.source {
         JobSource::Files(targets) => {
-            let max_line = cfg.limits_config.max_line_size.get() as usize;
-            let limit = LineLimit {
-                max: if max_line == 0 {
-                    HARD_LINE_LIMIT
-                } else {
-                    max_line
-                },
-                truncate: max_line == 0 || cfg.limits_config.max_line_size_truncate,
-            };
             let fw = &cfg.global.file_watch_config;
             let source = FileSource {
                 targets,
                 sync_period: cfg.target_config.sync_period.get(),
                 claims: env.claims.clone(),
                 ctx: JobContext {
-                    job: job.name,
-                    router: env.router.clone(),
-                    positions: env.positions.clone(),
-                    metrics: env.metrics.clone(),
-                    pipeline: job.pipeline,
-                    limit,
+                    source: ctx,
                     min_poll: fw.min_poll_frequency.get(),
                     max_poll: fw.max_poll_frequency.get(),
                     inotify: false,
                     flush_partial_on_stop: cfg.target_config.flush_partial_lines_on_shutdown,
-                    targets: env.targets.clone(),
                     open_files: env.open_files.clone(),
                 },
             };
@@ -190,35 +186,21 @@ fn sources_of(
         }
         JobSource::Journal { config, relabeler } => {
             let source = JournalSource {
-                job: job.name,
+                ctx,
                 config,
                 relabeler,
-                pipeline: job.pipeline,
-                router: env.router.clone(),
-                positions: env.positions.clone(),
-                metrics: env.metrics.clone(),
-                field_limit: HARD_LINE_LIMIT,
-                targets: env.targets.clone(),
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
         JobSource::Syslog { config, relabeler } => {
             let source = SyslogSource {
-                job: job.name,
+                ctx,
                 config,
                 relabeler,
-                pipeline: job.pipeline,
-                router: env.router.clone(),
-                metrics: env.metrics.clone(),
-                targets: env.targets.clone(),
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
-        JobSource::Docker(docker) => {
-            let shared =
-                DockerShared::new(cfg, &env.router, &env.positions, &env.metrics, &env.targets);
-            docker_sources(job.name, job.pipeline, docker, &shared, stop)
-        }
+        JobSource::Docker(docker) => docker_sources(ctx, docker, docker_hosts(cfg) == 1, stop),
     }
 }
 
@@ -300,47 +282,8 @@ pub(super) fn build_job(
     }
     let relabeler = job_relabeler(index, sc, cfg)?;
     let pipeline = build_pipeline(cfg, index, sc, metrics)?;
-    let mut targets = Vec::new();
-    for (i, stat) in sc.static_configs.iter().enumerate() {
-        let addresses: Vec<String> = if stat.targets.is_empty() {
-            vec!["localhost".into()]
-        } else {
-            stat.targets.clone()
-        };
-        for address in addresses {
-            let mut labels: Labels = stat.labels.clone().into_iter().collect();
-            labels.insert("__address__".into(), address);
-            if !relabeler.process(&mut labels) {
-                continue;
-            }
-            if let Some(host) = labels.get("__host__") {
-                if *host != hostname() {
-                    continue;
-                }
-            }
-            let Some(path) = labels.get("__path__").cloned() else {
-                tracing::warn!(job = %sc.job_name, "target has no __path__ label; skipped");
-                continue;
-            };
-            let exclude = labels.get("__path_exclude__").cloned();
-            let glob = PathGlob::new(&path, exclude.as_deref()).map_err(|e| {
-                // At the label when it is written there (rather than made by a relabel rule).
-                let label = if e.exclude {
-                    "__path_exclude__"
-                } else {
-                    "__path__"
-                };
-                let at = if stat.labels.contains_key(label) {
-                    format!("{here}.static_configs[{i}].labels.{label}")
-                } else {
-                    format!("{here}.static_configs[{i}]")
-                };
-                fail(&at, e.message)
-            })?;
-            labels.retain(|k, _| !k.starts_with("__"));
-            targets.push(FileTarget { glob, labels });
-        }
-    }
+    let targets = static_targets(&sc.job_name, &sc.static_configs, &relabeler)
+        .map_err(|e| fail(&format!("{here}.{}", e.at), e.message))?;
     Ok(Job {
         name: sc.job_name.as_str().into(),
         source: JobSource::Files(targets),
@@ -473,67 +416,26 @@ fn build_docker_job(
     })
 }
 
-/// A Docker job's sources, one per daemon.
+/// A Docker job's sources, one per daemon. With `one_daemon`, every Docker job reads the same daemon
+/// (its positions can be swept).
 fn docker_sources(
-    name: Arc<str>,
-    pipeline: PipelineSpec,
+    source: SourceContext,
     docker: DockerJob,
-    shared: &DockerShared,
+    one_daemon: bool,
     stop: &watch::Receiver<bool>,
 ) -> Vec<SourceFuture> {
     let ctx = Arc::new(DockerContext {
-        job: name,
-        router: shared.router.clone(),
-        positions: shared.positions.clone(),
-        metrics: shared.metrics.clone(),
-        pipeline,
+        source,
         relabeler: docker.relabeler,
-        line_limit: shared.line_limit,
-        targets: shared.targets.clone(),
     });
     let sources = docker.daemons.iter().map(|sd| {
         let source = DockerSource {
             ctx: ctx.clone(),
-            daemon: Daemon::new(sd, shared.one_daemon),
+            daemon: Daemon::new(sd, one_daemon),
         };
         Box::pin(source.run(stop.clone())) as SourceFuture
     });
     sources.collect()
-}
-
-/// What every Docker job of the agent shares.
-struct DockerShared {
-    router: Router,
-    positions: Positions,
-    metrics: Arc<Metrics>,
-    line_limit: usize,
-    /// All Docker jobs read one daemon (its positions can be swept).
-    one_daemon: bool,
-    targets: Arc<crate::targets::Targets>,
-}
-
-impl DockerShared {
-    fn new(
-        cfg: &Config,
-        router: &Router,
-        positions: &Positions,
-        metrics: &Arc<Metrics>,
-        targets: &Arc<crate::targets::Targets>,
-    ) -> Self {
-        let max_line = cfg.limits_config.max_line_size.get() as usize;
-        DockerShared {
-            router: router.clone(),
-            positions: positions.clone(),
-            metrics: metrics.clone(),
-            line_limit: if max_line == 0 {
-                SOFT_LINE_LIMIT
-            } else {
-                max_line
-            },
-            one_daemon: docker_hosts(cfg) == 1,
-            targets: targets.clone(),
-        }
-    }
 }
 
 /// How many Docker daemons the jobs read.
@@ -593,15 +495,4 @@ pub(super) fn stdin_job(
         })
         .unwrap_or_default();
     Ok((labels, pipeline))
-}
-
-fn hostname() -> String {
-    if let Ok(h) = std::env::var("HOSTNAME") {
-        if !h.is_empty() {
-            return h;
-        }
-    }
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default()
 }

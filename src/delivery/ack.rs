@@ -9,17 +9,49 @@
 //! The disk buffer's reader uses the same token for its own records: the sink acks a record once the
 //! receiver accepted it, and the buffer may then forget it (see `buffer::reader`).
 //!
+//! A receiving source (`loki_push_api`) settles a batch differently: there is no position to commit,
+//! but a client waiting for its answer. Its token ([`Settle::Answer`]) tells the waiting requests once
+//! every sink holds their entries, and only then do they answer 2xx.
+//!
 //! A token dropped without all its acks (shutdown, a sink that gave up) commits nothing, so the data is
-//! read again after a restart: duplicates are possible, loss is not.
+//! read again after a restart (or the waiting client hears no success and pushes again): duplicates are
+//! possible, loss is not.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::order::{Commits, Ticket};
 use crate::entry::Batch;
 use crate::positions::Checkpoint;
+
+/// What a batch settles once every sink holds it.
+#[derive(Debug)]
+pub enum Settle {
+    /// A source's read position, committed in the order the source sent its batches.
+    Position(Checkpoint),
+    /// Pushed requests waiting to answer their clients: each is told once the batch is safe.
+    Answer(Vec<oneshot::Sender<()>>),
+}
+
+impl Settle {
+    /// Settle now: the batch has nothing any sink must hold.
+    pub(super) fn now(self, commits: &Commits) {
+        match self {
+            // In order: earlier batches of this source may still be on their way.
+            Settle::Position(c) => commits.commit_in_order(c),
+            Settle::Answer(waiting) => answer(waiting),
+        }
+    }
+}
+
+fn answer(waiting: Vec<oneshot::Sender<()>>) {
+    for w in waiting {
+        // A client that went away does not wait for its answer any more.
+        let _ = w.send(());
+    }
+}
 
 /// A batch on its way to one sink, with the token that sink acks once the batch is safe on its side.
 #[derive(Debug, Clone)]
@@ -52,6 +84,8 @@ enum Commit {
         commits: Commits,
         ticket: std::sync::Mutex<Option<Ticket>>,
     },
+    /// Requests waiting for their answer (see [`Settle::Answer`]).
+    Answer(std::sync::Mutex<Vec<oneshot::Sender<()>>>),
     /// A disk buffer's record, numbered in the order it was read.
     Record {
         id: u64,
@@ -66,6 +100,7 @@ impl std::fmt::Debug for AckToken {
         match &self.inner.commit {
             Commit::Position { ticket, .. } => d.field("ticket", ticket),
             Commit::Record { id, .. } => d.field("record", id),
+            Commit::Answer(w) => d.field("answers", &w.lock().unwrap().len()),
         };
         d.finish()
     }
@@ -83,6 +118,14 @@ impl AckToken {
             },
             holders,
         )
+    }
+
+    /// A token that settles `settle` once it has been acked `holders` times.
+    pub fn settle(commits: &Commits, settle: Settle, holders: usize) -> Self {
+        match settle {
+            Settle::Position(c) => Self::new(commits.clone(), c, holders),
+            Settle::Answer(w) => Self::with(Commit::Answer(std::sync::Mutex::new(w)), holders),
+        }
     }
 
     /// A token that reports buffer record `id` on `done` once acked.
@@ -114,6 +157,7 @@ impl AckToken {
                 // The buffer's reader is gone only when the agent stops: nothing to record then.
                 let _ = done.send(*id);
             }
+            Commit::Answer(waiting) => answer(std::mem::take(&mut *waiting.lock().unwrap())),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::mpsc;
 
 use super::order::Commits;
-use crate::delivery::{AckToken, Delivery};
+use crate::delivery::{AckToken, Delivery, Settle};
 use crate::entry::{Batch, Entry};
 use crate::positions::{Checkpoint, Positions};
 use crate::stage::filtering::selector::Selector;
@@ -99,22 +99,26 @@ impl Router {
         entries: Vec<Entry>,
         checkpoint: Option<Checkpoint>,
     ) -> Result<(), Closed> {
+        self.deliver(entries, checkpoint.map(Settle::Position))
+            .await
+    }
+
+    /// Send `entries` to every sink; once all of them hold the batch, `settle` is done: a position
+    /// committed, or waiting pushers answered. Waits while a sink's queue is full.
+    pub async fn deliver(&self, entries: Vec<Entry>, settle: Option<Settle>) -> Result<(), Closed> {
         let routes = self.routes.read().unwrap().clone();
         if routes.selective {
-            return self
-                .send_selected(&routes.routes, entries, checkpoint)
-                .await;
+            return self.send_selected(&routes.routes, entries, settle).await;
         }
         let routes = routes.routes;
         if entries.is_empty() || routes.is_empty() {
             // Nothing to deliver (all filtered out): the position may move on at once.
-            if let Some(c) = checkpoint {
-                // In order: earlier batches of this source may still be on their way.
-                self.commits.commit_in_order(c);
+            if let Some(s) = settle {
+                s.now(&self.commits);
             }
             return Ok(());
         }
-        let ack = checkpoint.map(|c| AckToken::new(self.commits.clone(), c, routes.len()));
+        let ack = settle.map(|s| AckToken::settle(&self.commits, s, routes.len()));
         let batch = Arc::new(Batch { entries });
         for route in routes.iter() {
             let delivery = Delivery {
@@ -130,7 +134,7 @@ impl Router {
         &self,
         routes: &[Route],
         entries: Vec<Entry>,
-        checkpoint: Option<Checkpoint>,
+        settle: Option<Settle>,
     ) -> Result<(), Closed> {
         // For each route: None = the shared batch, Some(empty) = nothing, Some(copies) = its own.
         let own: Vec<Option<Vec<Entry>>> = routes
@@ -142,13 +146,12 @@ impl Router {
             .filter(|o| o.as_ref().map_or(!entries.is_empty(), |v| !v.is_empty()))
             .count();
         if holders == 0 {
-            if let Some(c) = checkpoint {
-                // In order: earlier batches of this source may still be on their way.
-                self.commits.commit_in_order(c);
+            if let Some(s) = settle {
+                s.now(&self.commits);
             }
             return Ok(());
         }
-        let ack = checkpoint.map(|c| AckToken::new(self.commits.clone(), c, holders));
+        let ack = settle.map(|s| AckToken::settle(&self.commits, s, holders));
         let shared = Arc::new(Batch { entries });
         for (route, own) in routes.iter().zip(own) {
             let batch = match own {

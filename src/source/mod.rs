@@ -1,5 +1,13 @@
-//! Sources: where lines come from. Each discovers its targets, relabels them, runs the pipeline on
-//! its own task and hands batches to the [`Router`](crate::delivery::Router) with their checkpoint.
+//! Sources: where lines come from. Each discovers its targets and reads them; what it read goes
+//! through its job's [`feed::Feed`] (the pipeline, the router, the checkpoint), the same for all.
+
+use std::sync::Arc;
+
+use crate::delivery::Router;
+use crate::metrics::Metrics;
+use crate::positions::Positions;
+use crate::stage::PipelineSpec;
+use crate::targets::Targets;
 
 pub mod docker;
 pub mod feed;
@@ -7,3 +15,47 @@ pub mod file;
 pub mod journal;
 pub mod stdin;
 pub mod syslog;
+
+/// With no `max_line_size` configured, lines are still cut here: Loki itself refuses far shorter lines.
+pub const HARD_LINE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// What every source of one job shares, whatever it reads.
+pub struct SourceContext {
+    pub job: Arc<str>,
+    pub router: Router,
+    pub positions: Positions,
+    pub metrics: Arc<Metrics>,
+    /// Where the job's targets and their progress show (`/targets`).
+    pub targets: Arc<Targets>,
+    pub pipeline: PipelineSpec,
+    pub line_limit: LineLimit,
+}
+
+/// `limits_config.max_line_size` and `max_line_size_truncate`, as a source applies them.
+#[derive(Debug, Clone, Copy)]
+pub struct LineLimit {
+    /// Bytes; lines longer are cut (`truncate`) or dropped.
+    pub max: usize,
+    pub truncate: bool,
+    /// Whether `max` is the configured `max_line_size` (else the agent's [`HARD_LINE_LIMIT`]).
+    pub configured: bool,
+}
+
+impl LineLimit {
+    /// Promtail's `max_line_size` (0: none) and `max_line_size_truncate`. Without a limit, lines are
+    /// still cut at [`HARD_LINE_LIMIT`].
+    pub fn new(max_line_size: usize, truncate: bool) -> Self {
+        match max_line_size {
+            0 => LineLimit {
+                max: HARD_LINE_LIMIT,
+                truncate: true,
+                configured: false,
+            },
+            max => LineLimit {
+                max,
+                truncate,
+                configured: true,
+            },
+        }
+    }
+}

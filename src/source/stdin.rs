@@ -6,8 +6,8 @@
 
 use std::io::BufRead;
 use std::sync::Arc;
-use std::time::Instant;
 
+use super::feed::{Feed, NoLedger};
 use crate::delivery::Router;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
 use crate::stage::PipelineSpec;
@@ -52,11 +52,11 @@ impl StdinSource {
             }
         });
         let labels: Arc<LabelSet> = LabelSet::new(self.labels);
-        let mut pipeline = self.pipeline.instantiate();
+        let mut feed = Feed::new(self.pipeline.instantiate(), self.router, NoLedger);
         let mut last_ts = 0i64;
         while let Some(lines) = rx.recv().await {
             let now = now_nanos();
-            let mut entries: Vec<Entry> = lines
+            let entries: Vec<Entry> = lines
                 .into_iter()
                 .map(|line| {
                     last_ts = now.max(last_ts + 1);
@@ -69,24 +69,19 @@ impl StdinSource {
                     }
                 })
                 .collect();
-            pipeline.run(&mut entries, &[]);
-            if self.router.send(entries, None).await.is_err() {
+            if !feed.feed(entries, &[]).await {
                 return;
             }
             // A stage pacing entries (`limit` without `drop`): release them at its pace before
             // taking more lines.
-            while let (true, Some(deadline)) = (pipeline.holds_back(), pipeline.next_deadline()) {
-                tokio::time::sleep_until(deadline.into()).await;
-                let mut released = Vec::new();
-                pipeline.flush(Instant::now(), false, &mut released);
-                if self.router.send(released, None).await.is_err() {
+            while let Some(until) = feed.paced_until() {
+                tokio::time::sleep_until(until.into()).await;
+                if !feed.tick().await {
                     return;
                 }
             }
         }
-        let mut rest = Vec::new();
-        pipeline.flush(Instant::now(), true, &mut rest);
-        let _ = self.router.send(rest, None).await;
+        feed.finish().await;
         let _ = reader.join();
     }
 }

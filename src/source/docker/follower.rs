@@ -18,11 +18,13 @@
 //! Each batch carries the checkpoint it allows: the cursor after the last frame taken, except that it
 //! never passes the first frame of a line still being joined or of a line a stage holds (`multiline`), so
 //! that a crash re-reads those instead of losing them. [`Mark`] remembers, for each line, the cursor
-//! before its first frame.
+//! before its first frame. The container's [`Feed`] runs the pipeline and sends; a batch the stages
+//! left empty is still sent when it moves the cursor, and the router commits its checkpoint in order,
+//! after the container's batches still in the sinks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bollard::container::LogOutput;
 use bollard::query_parameters::LogsOptions;
@@ -31,17 +33,18 @@ use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
 use super::cursor::{Cursor, Window};
-use super::frames::{split_tty, Assembler, Line, Pushed};
+use super::frames::{split_tty, Assembler, Line, Pushed, SOFT_LINE_LIMIT};
 use super::stopped;
 use super::targets::LOG_STREAM;
-use crate::delivery::Router;
+use crate::delivery::Settle;
 use crate::entry::{Entry, LabelSet, Labels};
 use crate::metrics::Metrics;
-use crate::positions::{Checkpoint, Positions};
+use crate::positions::Checkpoint;
 use crate::relabel::Relabeler;
+use crate::source::feed::{sleep_until, Feed, Ledger};
+use crate::source::SourceContext;
 use crate::stage::parsing::rfc3339;
-use crate::stage::{Pipeline, PipelineSpec};
-use crate::targets::{ContainerProgress, Targets};
+use crate::targets::ContainerProgress;
 
 /// A batch is sent once it holds this many lines or bytes, or [`LINGER`] after its first line.
 const BATCH_LINES: usize = 2048;
@@ -50,20 +53,30 @@ const BATCH_BYTES: usize = 1 << 20;
 /// instead of waking the sinks for every few lines (they batch for far longer anyway).
 const LINGER: Duration = Duration::from_millis(10);
 
-/// What every container of one scrape config shares.
+/// What every container of one scrape config shares: the job's, and its relabel rules.
 pub struct JobContext {
-    pub job: Arc<str>,
-    pub router: Router,
-    pub positions: Positions,
-    pub metrics: Arc<Metrics>,
-    pub pipeline: PipelineSpec,
+    pub source: SourceContext,
     /// `relabel_configs`, applied per stream of each container (Promtail applies them per line, over
     /// labels that differ only by the stream).
     pub relabeler: Relabeler,
+}
+
+impl JobContext {
     /// A joined line longer than this is cut (Promtail: `max_line_size`, or 256 KiB when it is 0).
-    pub line_limit: usize,
-    /// Where each container's progress shows (`/targets`).
-    pub targets: Arc<Targets>,
+    pub fn joined_limit(&self) -> usize {
+        match self.source.line_limit {
+            l if l.configured => l.max,
+            _ => SOFT_LINE_LIMIT,
+        }
+    }
+}
+
+impl std::ops::Deref for JobContext {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.source
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,26 +127,84 @@ pub enum SessionEnd {
 
 pub struct Container {
     pub id: String,
-    key: String,
     /// After the last frame taken.
     cursor: Cursor,
     seq: u64,
     assemblers: [Assembler<Mark>; 2],
-    pipeline: Pipeline,
-    /// Cursor before each line that went into a non-empty pipeline, by the line's first frame, until no
-    /// stage can hold it any more.
-    starts: BTreeMap<u64, Cursor>,
+    /// The pipeline, and how far each batch lets the cursor go.
+    feed: Feed<Starts>,
     /// Discovered labels (`__meta_docker_*`, `__address__`).
     discovered: Arc<Labels>,
     /// Per stream, the labels after relabeling (`None`: the rules drop the stream), built on first use.
     streams: [Option<Option<Arc<LabelSet>>>; 2],
+}
+
+/// A container's ledger: a batch settles the cursor before the first line not yet handed over.
+struct Starts {
+    key: String,
+    id: String,
+    metrics: Arc<Metrics>,
+    /// After the last frame taken.
+    cursor: Cursor,
+    /// The first line still being joined (its frame number and the cursor before it).
+    joining: Option<(u64, Cursor)>,
+    /// Cursor before each line that went into a non-empty pipeline, by the line's first frame, until no
+    /// stage can hold it any more.
+    starts: BTreeMap<u64, Cursor>,
     warned_no_labels: bool,
+}
+
+impl Ledger for Starts {
+    /// The cursor a crash may resume from: never past a line being joined or a line a stage holds.
+    fn settle(&mut self, held: Option<u64>) -> Option<Settle> {
+        let mut earliest = self.joining;
+        match held {
+            Some(held) => {
+                self.starts = self.starts.split_off(&held);
+                if let Some(before) = self.starts.get(&held) {
+                    if earliest.map_or(true, |(seq, _)| seq > held) {
+                        earliest = Some((held, *before));
+                    }
+                }
+            }
+            None => self.starts.clear(),
+        }
+        let cursor = earliest.map_or(self.cursor, |(_, c)| c);
+        Some(Settle::Position(Checkpoint::Cursor {
+            key: self.key.clone(),
+            value: cursor.to_string(),
+        }))
+    }
+
+    /// Loki refuses a stream without labels, and with it the whole push: such entries are dropped here,
+    /// counted and reported once per container.
+    fn after_stages(&mut self, entries: &mut Vec<Entry>) {
+        let before = entries.len();
+        entries.retain(|e| !e.labels.labels().is_empty());
+        let dropped = before - entries.len();
+        if dropped > 0 {
+            self.metrics
+                .docker_dropped("no_labels")
+                .inc_by(dropped as u64);
+        }
+        if dropped > 0 && !self.warned_no_labels {
+            self.warned_no_labels = true;
+            tracing::warn!(container = %self.id, lines = dropped,
+                "Docker log lines have no labels after relabeling and are dropped (Loki refuses them); \
+                 add a relabel rule, e.g. source_labels: [__meta_docker_container_name], target_label: container");
+        }
+    }
 }
 
 impl Container {
     /// A container seen for the first time by this agent: it resumes from its saved cursor, or reads
     /// its whole log (Promtail starts at `since=0` too).
-    pub fn new(id: String, discovered: Arc<Labels>, ctx: &JobContext) -> Self {
+    pub fn new(
+        id: String,
+        discovered: Arc<Labels>,
+        ctx: &JobContext,
+        stop: watch::Receiver<bool>,
+    ) -> Self {
         let key = Cursor::key(&id);
         let cursor = match ctx.positions.cursor(&key) {
             Some(v) => Cursor::parse(&v).unwrap_or_else(|| {
@@ -146,20 +217,29 @@ impl Container {
         // Read again from the committed cursor: batches an earlier job left in flight (a reload)
         // must not hold this one's commits back.
         ctx.router.commits().restart(&key);
+        let starts = Starts {
+            key,
+            id: id.clone(),
+            metrics: ctx.metrics.clone(),
+            cursor,
+            joining: None,
+            starts: BTreeMap::new(),
+            warned_no_labels: false,
+        };
+        // While the sinks are full the router waits; a stopping agent does not: what was not handed
+        // over is read again after the restart.
+        let feed = Feed::new(ctx.pipeline.instantiate(), ctx.router.clone(), starts).stop_on(stop);
         Container {
             id,
-            key,
             cursor,
             seq: 0,
             assemblers: [
-                Assembler::new(ctx.line_limit),
-                Assembler::new(ctx.line_limit),
+                Assembler::new(ctx.joined_limit()),
+                Assembler::new(ctx.joined_limit()),
             ],
-            pipeline: ctx.pipeline.instantiate(),
-            starts: BTreeMap::new(),
+            feed,
             discovered,
             streams: [None, None],
-            warned_no_labels: false,
         }
     }
 
@@ -204,19 +284,13 @@ impl Container {
         let mut lines: Vec<Line<Mark>> = Vec::new();
         let mut labels_open = true;
         loop {
-            let deadline = self.pipeline.next_deadline();
-            let stage_timer = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let stage_timer = sleep_until(self.feed.deadline());
             tokio::select! {
                 biased;
                 _ = stopped(stop) => {
                     // As the file source does: what stages hold goes out, unfinished lines are re-read.
-                    if !self.pipeline.is_empty() {
-                        self.deliver(ctx, &mut lines, true, stop).await;
+                    if self.feed.has_stages() {
+                        self.feed.finish().await;
                     }
                     return SessionEnd::Stopped;
                 }
@@ -228,13 +302,13 @@ impl Container {
                     Err(_) => labels_open = false,
                 },
                 _ = stage_timer => {
-                    if !self.deliver(ctx, &mut lines, false, stop).await {
+                    if !self.feed.tick().await {
                         return SessionEnd::RouterClosed;
                     }
                 }
                 // While a stage paces entries (`limit` without `drop`), the stream is not read: the
                 // container's log keeps the backlog, and the stage timer above lets entries out.
-                item = stream.next(), if !self.pipeline.holds_back() => {
+                item = stream.next(), if self.feed.paced_until().is_none() => {
                     let end = match item {
                         None => return SessionEnd::Eof,
                         Some(Err(e)) => return SessionEnd::Failed(e),
@@ -243,7 +317,7 @@ impl Container {
                             self.take_burst(&mut stream, &mut session, ctx, &mut lines).await
                         }
                     };
-                    if !self.deliver(ctx, &mut lines, false, stop).await {
+                    if !self.deliver(ctx, &mut lines, false).await {
                         return SessionEnd::RouterClosed;
                     }
                     if let Some(end) = end {
@@ -291,13 +365,13 @@ impl Container {
     }
 
     /// The container stopped for good (or is gone): send the unfinished lines and what stages hold.
-    pub async fn finish(&mut self, ctx: &JobContext, stop: &watch::Receiver<bool>) {
+    pub async fn finish(&mut self, ctx: &JobContext) {
         let mut lines = Vec::new();
         for a in &mut self.assemblers {
             a.flush(&mut lines);
         }
         lines.sort_by_key(|l| l.mark.seq);
-        self.deliver(ctx, &mut lines, true, stop).await;
+        self.deliver(ctx, &mut lines, true).await;
     }
 
     /// Take one message of the logs stream: cut it into frames, skip those read before, join the rest.
@@ -355,25 +429,23 @@ impl Container {
             }
             Pushed::Oversized => {
                 ctx.metrics.docker_dropped("oversized").inc();
-                tracing::warn!(container = %self.id, limit = ctx.line_limit,
+                tracing::warn!(container = %self.id, limit = ctx.joined_limit(),
                     "docker log line longer than the line size limit: sent cut, rest dropped");
             }
         }
     }
 
-    /// Make entries of `lines`, run the pipeline (flushing every held line with `flush_all`) and hand
-    /// them to the router with their checkpoint. False once the router is closed, or if the agent stops
-    /// while the router waits.
+    /// Make entries of `lines` and feed them (then everything the stages hold, with `flush_all`). False
+    /// once the feed is closed: the router closed, or the agent stopped while the router waited.
     async fn deliver(
         &mut self,
         ctx: &JobContext,
         lines: &mut Vec<Line<Mark>>,
         flush_all: bool,
-        stop: &watch::Receiver<bool>,
     ) -> bool {
         let mut entries = Vec::with_capacity(lines.len());
         let mut origins = Vec::with_capacity(lines.len());
-        let keep_starts = !self.pipeline.is_empty();
+        let keep_starts = self.feed.has_stages();
         ctx.metrics.docker_entries.inc_by(lines.len() as u64);
         self.report(ctx, lines);
         for line in lines.drain(..) {
@@ -385,7 +457,10 @@ impl Container {
                 Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
             };
             if keep_starts {
-                self.starts.insert(line.mark.seq, line.mark.before);
+                self.feed
+                    .ledger()
+                    .starts
+                    .insert(line.mark.seq, line.mark.before);
             }
             origins.push(line.mark.seq);
             entries.push(Entry {
@@ -396,37 +471,19 @@ impl Container {
                 extracted: None,
             });
         }
-        self.pipeline.run(&mut entries, &origins);
-        if flush_all {
-            self.pipeline.flush(Instant::now(), true, &mut entries);
-        } else if self
-            .pipeline
-            .next_deadline()
-            .is_some_and(|d| d <= Instant::now())
-        {
-            self.pipeline.flush(Instant::now(), false, &mut entries);
+        let joining = self
+            .assemblers
+            .iter()
+            .filter_map(|a| a.pending())
+            .map(|m| (m.seq, m.before))
+            .min_by_key(|(seq, _)| *seq);
+        let ledger = self.feed.ledger();
+        ledger.cursor = self.cursor;
+        ledger.joining = joining;
+        if !self.feed.feed(entries, &origins).await {
+            return false;
         }
-        self.drop_unlabeled(&mut entries, &ctx.metrics);
-        let checkpoint = self.checkpoint();
-        if entries.is_empty() {
-            // Nothing to hand over. (The router would commit an empty batch's checkpoint in order,
-            // after the batches still in the sinks, so sending it would be safe too; the next batch
-            // with entries carries this position. Until one comes, a container whose every line its
-            // stages drop keeps its older cursor, and those lines are read again after a restart.)
-            return true;
-        }
-        let checkpoint = Checkpoint::Cursor {
-            key: self.key.clone(),
-            value: checkpoint.to_string(),
-        };
-        // While the sinks are full the router waits; a stopping agent does not: what was not handed
-        // over is read again after the restart.
-        let mut stop = stop.clone();
-        tokio::select! {
-            biased;
-            sent = ctx.router.send(entries, Some(checkpoint)) => sent.is_ok(),
-            _ = stopped(&mut stop) => false,
-        }
+        !flush_all || self.feed.finish().await
     }
 
     /// A batch's progress for `/targets`, with the labels of the container's stdout (else stderr).
@@ -453,28 +510,6 @@ impl Container {
             .map_or("", |n| n.trim_start_matches('/'))
     }
 
-    /// The cursor a crash may resume from: before the first line not yet handed to the router.
-    fn checkpoint(&mut self) -> Cursor {
-        let mut earliest: Option<(u64, Cursor)> = self
-            .assemblers
-            .iter()
-            .filter_map(|a| a.pending())
-            .map(|m| (m.seq, m.before))
-            .min_by_key(|(seq, _)| *seq);
-        match self.pipeline.held_origin() {
-            Some(held) => {
-                self.starts = self.starts.split_off(&held);
-                if let Some(before) = self.starts.get(&held) {
-                    if earliest.map_or(true, |(seq, _)| seq > held) {
-                        earliest = Some((held, *before));
-                    }
-                }
-            }
-            None => self.starts.clear(),
-        }
-        earliest.map_or(self.cursor, |(_, c)| c)
-    }
-
     /// Relabeled labels of a stream, `__*` removed; `None` if a rule drops it.
     fn stream_labels(&mut self, stream: Stream, relabeler: &Relabeler) -> Option<Arc<LabelSet>> {
         let slot = &mut self.streams[stream as usize];
@@ -486,23 +521,6 @@ impl Container {
             *slot = Some(kept.then(|| LabelSet::new(labels)));
         }
         slot.clone().flatten()
-    }
-
-    /// Loki refuses a stream without labels, and with it the whole push: such entries are dropped here,
-    /// counted and reported once per container.
-    fn drop_unlabeled(&mut self, entries: &mut Vec<Entry>, metrics: &Metrics) {
-        let before = entries.len();
-        entries.retain(|e| !e.labels.labels().is_empty());
-        let dropped = before - entries.len();
-        if dropped > 0 {
-            metrics.docker_dropped("no_labels").inc_by(dropped as u64);
-        }
-        if dropped > 0 && !self.warned_no_labels {
-            self.warned_no_labels = true;
-            tracing::warn!(container = %self.id, lines = dropped,
-                "Docker log lines have no labels after relabeling and are dropped (Loki refuses them); \
-                 add a relabel rule, e.g. source_labels: [__meta_docker_container_name], target_label: container");
-        }
     }
 }
 
@@ -562,7 +580,7 @@ pub async fn run_session(
         }
         if finished {
             // The process ended: a last line without its newline is complete now.
-            container.finish(&ctx, &stop).await;
+            container.finish(&ctx).await;
         }
     }
     Done {

@@ -384,12 +384,18 @@ impl Discovery {
 
     fn track(&mut self, id: &str, labels: Arc<Labels>) -> &mut Tracked {
         let ctx = &self.ctx;
+        let stop = &self.stop_rx;
         let t = self
             .tracked
             .entry(id.to_owned())
             .or_insert_with(|| Tracked {
                 labels: watch::channel(labels.clone()).0,
-                container: Some(Box::new(Container::new(id.to_owned(), labels.clone(), ctx))),
+                container: Some(Box::new(Container::new(
+                    id.to_owned(),
+                    labels.clone(),
+                    ctx,
+                    stop.clone(),
+                ))),
                 finished: false,
                 destroyed: false,
                 last_start: None,

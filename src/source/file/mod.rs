@@ -17,6 +17,7 @@ pub mod glob;
 pub mod open_files;
 pub mod reader;
 pub mod tailer;
+pub mod targets;
 
 use std::collections::{HashMap, HashSet};
 use std::io;

@@ -17,15 +17,7 @@ use crate::positions::{Fingerprint, FINGERPRINT_MAX};
 /// Bytes asked of the kernel per read.
 pub const CHUNK: usize = 512 * 1024;
 
-/// With no `max_line_size` configured, lines are still cut here: Loki itself refuses far shorter lines.
-pub const HARD_LINE_LIMIT: usize = 16 * 1024 * 1024;
-
-#[derive(Debug, Clone, Copy)]
-pub struct LineLimit {
-    /// Bytes; lines longer are cut (`truncate`) or dropped.
-    pub max: usize,
-    pub truncate: bool,
-}
+pub use crate::source::{LineLimit, HARD_LINE_LIMIT};
 
 /// A chunk's entries, with where each one's line starts in the file (for [`crate::stage`]'s held
 /// lines: a checkpoint never passes a line a stage still holds).
@@ -386,6 +378,7 @@ mod tests {
     const NO_LIMIT: LineLimit = LineLimit {
         max: HARD_LINE_LIMIT,
         truncate: true,
+        configured: false,
     };
 
     #[test]
@@ -414,10 +407,7 @@ mod tests {
     fn long_lines_are_cut_or_dropped_across_chunks() {
         let big = "x".repeat(3 * CHUNK + 17);
         let content = format!("short\n{big}\nafter\n");
-        let cut = LineLimit {
-            max: 1000,
-            truncate: true,
-        };
+        let cut = LineLimit::new(1000, true);
         let (lines, stats, offset) = read_all(content.as_bytes(), cut);
         assert_eq!(lines.len(), 3);
         assert_eq!(lines[1].len(), 1000);
@@ -425,10 +415,7 @@ mod tests {
         assert_eq!(stats.truncated, 1);
         assert_eq!(offset, content.len() as u64);
 
-        let drop = LineLimit {
-            max: 1000,
-            truncate: false,
-        };
+        let drop = LineLimit::new(1000, false);
         let (lines, stats, _) = read_all(content.as_bytes(), drop);
         assert_eq!(lines, ["short", "after"]);
         assert_eq!(stats.dropped, 1);
@@ -436,13 +423,7 @@ mod tests {
 
     #[test]
     fn truncation_does_not_split_characters() {
-        let (lines, stats, _) = read_all(
-            "ééé\n".as_bytes(),
-            LineLimit {
-                max: 3,
-                truncate: true,
-            },
-        );
+        let (lines, stats, _) = read_all("ééé\n".as_bytes(), LineLimit::new(3, true));
         assert_eq!(lines, ["é"]);
         assert_eq!(stats.invalid_utf8, 0);
     }

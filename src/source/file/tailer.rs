@@ -1,5 +1,5 @@
-//! One tailed file: an async task that reads chunks on the blocking pool, runs the pipeline, hands the
-//! entries to the router with their checkpoint, and waits for the file to grow.
+//! One tailed file: an async task that reads chunks on the blocking pool, feeds them with their offsets
+//! (`source::feed`: the feed, the router, the checkpoint), and waits for the file to grow.
 //!
 //! A tailer follows an open file (device + inode), not a path: a file renamed by rotation keeps being
 //! read through the same descriptor. The discovery loop in `mod.rs` decides when a file has left its
@@ -21,14 +21,14 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::open_files::{open_by_identity, OpenFiles, Slot};
-use super::reader::{fingerprint_of, ChunkStats, LineLimit, Output, Reader};
-use crate::delivery::Router;
+use super::reader::{fingerprint_of, ChunkStats, Output, Reader};
+use crate::delivery::Settle;
 use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN};
-use crate::entry::{Entry, LabelSet};
-use crate::metrics::{Escaped, JobReasonLabel, Metrics, PathLabel};
-use crate::positions::{Checkpoint, FileId, Positions, FINGERPRINT_MAX};
-use crate::stage::{Pipeline, PipelineSpec};
-use crate::targets::Targets;
+use crate::entry::LabelSet;
+use crate::metrics::{Escaped, JobReasonLabel, PathLabel};
+use crate::positions::{Checkpoint, FileId, FINGERPRINT_MAX};
+use crate::source::feed::{sleep_until, Feed, Ledger};
+use crate::source::SourceContext;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Command {
@@ -39,24 +39,44 @@ pub enum Command {
     Stop,
 }
 
-/// What every tailer of one scrape config shares.
+/// What every tailer of one scrape config shares: the job's, and how files are watched.
 pub struct JobContext {
-    pub job: Arc<str>,
-    pub router: Router,
-    pub positions: Positions,
-    pub metrics: Arc<Metrics>,
-    pub pipeline: PipelineSpec,
-    pub limit: LineLimit,
+    pub source: SourceContext,
     pub min_poll: Duration,
     pub max_poll: Duration,
     /// Whether inotify watches this job's directories; if not, tailers poll between min and max_poll.
     pub inotify: bool,
     /// Send a file's unfinished last line when the agent stops (`target_config`'s extension key).
     pub flush_partial_on_stop: bool,
-    /// Where each file's progress is shown (`/targets`).
-    pub targets: Arc<Targets>,
     /// The agent's budget of open files, shared by every file job.
     pub open_files: Arc<OpenFiles>,
+}
+
+/// A file's ledger: a batch settles the offset read so far, but never past a line a stage holds (the
+/// entries' origins are their lines' offsets in the file).
+struct Offsets {
+    id: FileId,
+    /// The file's restarts (truncations): an offset of the file's old content never moves the new one.
+    epoch: u32,
+    read: u64,
+}
+
+impl Ledger for Offsets {
+    fn settle(&mut self, held: Option<u64>) -> Option<Settle> {
+        Some(Settle::Position(Checkpoint::File {
+            id: self.id,
+            epoch: self.epoch,
+            offset: held.map_or(self.read, |held| held.min(self.read)),
+        }))
+    }
+}
+
+impl std::ops::Deref for JobContext {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.source
+    }
 }
 
 /// With inotify, a tailer still looks at its file this often, in case an event was missed.
@@ -287,12 +307,17 @@ impl Tailer {
     /// Follow the open file until it is drained or the agent stops.
     async fn follow(&mut self, path_label: &PathLabel) {
         let ctx = self.ctx.clone();
-        let mut pipeline = ctx.pipeline.instantiate();
+        let offsets = Offsets {
+            id: self.id,
+            epoch: self.epoch,
+            read: 0,
+        };
+        let feed = &mut Feed::new(ctx.pipeline.instantiate(), ctx.router.clone(), offsets);
         let mut poll = ctx.min_poll;
         let mut quiet_since: Option<Instant> = None;
         'outer: loop {
             if !self.reopen_if_changed().await {
-                self.stop(path_label, &mut pipeline).await;
+                self.stop(path_label, feed).await;
                 break;
             }
             // Read until the end of the file.
@@ -301,11 +326,11 @@ impl Tailer {
                 if !self.is_open() {
                     break;
                 }
-                if !self.wait_while_held_back(&mut pipeline).await {
+                if !self.wait_while_held_back(feed).await {
                     break 'outer;
                 }
                 if *self.commands.borrow() == Command::Stop {
-                    self.stop(path_label, &mut pipeline).await;
+                    self.stop(path_label, feed).await;
                     break 'outer;
                 }
                 let Some((output, stats)) = self.read_chunk(false).await else {
@@ -316,7 +341,7 @@ impl Tailer {
                 }
                 grew = true;
                 self.account(path_label, &stats);
-                if !self.deliver(&mut pipeline, output, false).await {
+                if !self.deliver(feed, output, false).await {
                     break 'outer;
                 }
             }
@@ -332,13 +357,13 @@ impl Tailer {
             let command = *self.commands.borrow();
             match command {
                 Command::Stop => {
-                    self.stop(path_label, &mut pipeline).await;
+                    self.stop(path_label, feed).await;
                     break;
                 }
                 Command::Drain => {
                     let since = *quiet_since.get_or_insert_with(Instant::now);
                     if since.elapsed() >= DRAIN_QUIET {
-                        self.finish_drained(path_label, &mut pipeline).await;
+                        self.finish_drained(path_label, feed).await;
                         break;
                     }
                 }
@@ -351,13 +376,7 @@ impl Tailer {
             } else {
                 poll
             };
-            let deadline = pipeline.next_deadline();
-            let stage_timer = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let stage_timer = sleep_until(feed.deadline());
             tokio::select! {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {
@@ -367,9 +386,8 @@ impl Tailer {
                 _ = ctx.open_files.release_requested(), if self.is_open() && command == Command::Run => {}
                 _ = stage_timer => {
                     // A stage's timeout (multiline's max_wait_time) is up, even though the file is idle.
-                    let mut entries = Vec::new();
-                    pipeline.flush(Instant::now(), false, &mut entries);
-                    if !self.send(pipeline.held_origin(), entries).await {
+                    self.settle_at(feed);
+                    if !feed.tick().await {
                         break;
                     }
                 }
@@ -381,7 +399,7 @@ impl Tailer {
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
     async fn read_chunk(&mut self, finish: bool) -> Option<(Output, ChunkStats)> {
         let labels = self.labels.clone();
-        let limit = self.ctx.limit;
+        let limit = self.ctx.line_limit;
         let reader = self.reader.take()?;
         let (reader, result) = tokio::task::spawn_blocking(move || {
             let mut reader = reader;
@@ -455,7 +473,7 @@ impl Tailer {
                         reason: reason.into(),
                     })
                     .inc_by(n);
-                tracing::warn!(path = %self.path, lines = n, limit = self.ctx.limit.max, reason,
+                tracing::warn!(path = %self.path, lines = n, limit = self.ctx.line_limit.max, reason,
                     "lines over the line size limit");
             }
         }
@@ -481,83 +499,61 @@ impl Tailer {
 
     /// While a stage paces entries (`limit` without `drop`), read nothing: sleep until its next
     /// release and send what it lets out, until it holds nothing back or the agent stops. The rest of
-    /// the file waits on disk. False once the router is closed.
-    async fn wait_while_held_back(&mut self, pipeline: &mut Pipeline) -> bool {
-        while pipeline.holds_back() && *self.commands.borrow() != Command::Stop {
-            let Some(deadline) = pipeline.next_deadline() else {
+    /// the file waits on disk. False once the feed is closed.
+    async fn wait_while_held_back(&mut self, feed: &mut Feed<Offsets>) -> bool {
+        while let Some(until) = feed.paced_until() {
+            if *self.commands.borrow() == Command::Stop {
                 break;
-            };
+            }
             tokio::select! {
-                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = tokio::time::sleep_until(until.into()) => {}
                 _ = self.commands.changed() => continue,
             }
-            let mut entries = Vec::new();
-            pipeline.flush(Instant::now(), false, &mut entries);
-            if !self.send(pipeline.held_origin(), entries).await {
+            self.settle_at(feed);
+            if !feed.tick().await {
                 return false;
             }
         }
         true
     }
 
-    /// Run a chunk through the pipeline and hand it to the router. False once the router is closed.
-    async fn deliver(&mut self, pipeline: &mut Pipeline, output: Output, flush_all: bool) -> bool {
-        let Output {
-            mut entries,
-            origins,
-        } = output;
-        pipeline.run(&mut entries, &origins);
-        if flush_all {
-            pipeline.flush(Instant::now(), true, &mut entries);
-        }
-        self.send(pipeline.held_origin(), entries).await
+    /// Feed a chunk (then everything the stages hold, with `flush_all`). False once the feed is closed.
+    async fn deliver(&mut self, feed: &mut Feed<Offsets>, output: Output, flush_all: bool) -> bool {
+        let Output { entries, origins } = output;
+        self.settle_at(feed);
+        feed.feed(entries, &origins).await && (!flush_all || feed.finish().await)
     }
 
-    /// Send entries with the checkpoint they allow: the end of what was read, but never past a line a
-    /// stage still holds (it would be lost in a crash).
-    async fn send(&mut self, held: Option<u64>, entries: Vec<Entry>) -> bool {
-        let Some(reader) = &self.reader else {
-            return false;
-        };
-        let read = reader.offset();
-        let offset = held.map_or(read, |held| held.min(read));
-        let checkpoint = Checkpoint::File {
-            id: self.id,
-            epoch: self.epoch,
-            offset,
-        };
-        self.ctx
-            .router
-            .send(entries, Some(checkpoint))
-            .await
-            .is_ok()
+    /// Tell the ledger how far the file was read, and in which epoch.
+    fn settle_at(&self, feed: &mut Feed<Offsets>) {
+        let ledger = feed.ledger();
+        ledger.epoch = self.epoch;
+        if let Some(reader) = &self.reader {
+            ledger.read = reader.offset();
+        }
     }
 
     /// Read what is left, the unfinished last line included, and send it with everything held.
-    async fn send_rest(&mut self, path_label: &PathLabel, pipeline: &mut Pipeline) {
+    async fn send_rest(&mut self, path_label: &PathLabel, feed: &mut Feed<Offsets>) {
         if let Some((output, stats)) = self.read_chunk(true).await {
             self.account(path_label, &stats);
-            self.deliver(pipeline, output, true).await;
+            self.deliver(feed, output, true).await;
         }
     }
 
     /// The agent is stopping: send what the stages hold (as Promtail flushes multiline blocks) and,
     /// if configured, the unfinished last line.
-    async fn stop(&mut self, path_label: &PathLabel, pipeline: &mut Pipeline) {
+    async fn stop(&mut self, path_label: &PathLabel, feed: &mut Feed<Offsets>) {
         if self.ctx.flush_partial_on_stop {
-            self.send_rest(path_label, pipeline).await;
-        } else if !pipeline.is_empty() {
-            self.deliver(pipeline, Output::default(), true).await;
+            self.send_rest(path_label, feed).await;
+        } else if feed.has_stages() {
+            self.deliver(feed, Output::default(), true).await;
         }
     }
 
     /// The file is gone from the glob and quiet: send its unfinished last line and forget it.
-    async fn finish_drained(
-        &mut self,
-        path_label: &PathLabel,
-        pipeline: &mut crate::stage::Pipeline,
-    ) {
-        self.send_rest(path_label, pipeline).await;
+    async fn finish_drained(&mut self, path_label: &PathLabel, feed: &mut Feed<Offsets>) {
+        self.send_rest(path_label, feed).await;
         if self.gone_at.is_some() {
             // Closed while idle (descriptor budget) and gone before it was opened again: anything
             // written to it in between could not be read.

@@ -12,13 +12,13 @@ use tokio::sync::{mpsc, watch};
 
 use super::glob::PathGlob;
 use super::open_files::OpenFiles;
-use super::reader::{LineLimit, HARD_LINE_LIMIT};
 use super::tailer::JobContext;
 use super::{FileSource, FileTarget};
 use crate::delivery::Router;
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::positions::Positions;
+use crate::source::{LineLimit, SourceContext};
 use crate::stage::PipelineSpec;
 
 fn append(path: &Path, text: &str) {
@@ -56,20 +56,19 @@ fn start_with(dir: &Path, positions: Positions, open_files: usize) -> Harness {
         sync_period: Duration::from_millis(200),
         claims: Arc::new(Mutex::new(HashSet::new())),
         ctx: JobContext {
-            job: "t".into(),
-            router,
-            positions: positions.clone(),
-            metrics: metrics.clone(),
-            pipeline: PipelineSpec::default(),
-            limit: LineLimit {
-                max: HARD_LINE_LIMIT,
-                truncate: true,
+            source: SourceContext {
+                job: "t".into(),
+                router,
+                positions: positions.clone(),
+                metrics: metrics.clone(),
+                targets: crate::targets::Targets::new(),
+                pipeline: PipelineSpec::default(),
+                line_limit: LineLimit::new(0, false),
             },
             min_poll: Duration::from_millis(50),
             max_poll: Duration::from_millis(250),
             inotify: false,
             flush_partial_on_stop: false,
-            targets: crate::targets::Targets::new(),
             open_files: OpenFiles::new(open_files, metrics),
         },
     };

@@ -39,13 +39,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::SyslogConfig;
-use crate::delivery::Router;
 use crate::entry::Entry;
-use crate::metrics::Metrics;
 use crate::relabel::Relabeler;
 use crate::source::feed::{Feed, Next, NoLedger};
-use crate::stage::PipelineSpec;
-use crate::targets::Targets;
+use crate::source::SourceContext;
 use labels::LabelRules;
 use listener::Shared;
 
@@ -55,13 +52,17 @@ const QUEUE: usize = 16;
 const BIND_RETRY: Duration = Duration::from_secs(2);
 
 pub struct SyslogSource {
-    pub job: Arc<str>,
+    pub ctx: SourceContext,
     pub config: SyslogConfig,
     pub relabeler: Relabeler,
-    pub pipeline: PipelineSpec,
-    pub router: Router,
-    pub metrics: Arc<Metrics>,
-    pub targets: Arc<Targets>,
+}
+
+impl std::ops::Deref for SyslogSource {
+    type Target = SourceContext;
+
+    fn deref(&self) -> &SourceContext {
+        &self.ctx
+    }
 }
 
 /// A bound socket of the configured protocol.

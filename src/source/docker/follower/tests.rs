@@ -2,8 +2,10 @@
 
 use super::*;
 use crate::config::StageConfig;
-use crate::delivery::Delivery;
+use crate::delivery::{Delivery, Router};
+use crate::positions::Positions;
 use crate::stage::BuildContext;
+use crate::stage::PipelineSpec;
 use tokio::sync::mpsc;
 
 const T: &str = "2024-03-27T08:30:08";
@@ -18,21 +20,24 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
         job: "docker".into(),
     };
     let ctx = JobContext {
-        job: "docker".into(),
-        router: Router::new(vec![tx], positions.clone()),
-        positions,
-        metrics,
-        pipeline: PipelineSpec::build(&stages, &build).unwrap(),
+        source: crate::source::SourceContext {
+            job: "docker".into(),
+            router: Router::new(vec![tx], positions.clone()),
+            positions,
+            metrics,
+            targets: crate::targets::Targets::new(),
+            pipeline: PipelineSpec::build(&stages, &build).unwrap(),
+            line_limit: crate::source::LineLimit::new(1024, true),
+        },
         relabeler: Relabeler::new(&[]).unwrap(),
-        line_limit: 1024,
-        targets: crate::targets::Targets::new(),
     };
     (ctx, rx)
 }
 
 fn container(ctx: &JobContext) -> Container {
     let labels = Labels::from([("container".to_string(), "c".to_string())]);
-    Container::new("abc".into(), Arc::new(labels), ctx)
+    // The sender is dropped: a send the sinks make wait is given up, as when the agent stops.
+    Container::new("abc".into(), Arc::new(labels), ctx, watch::channel(false).1)
 }
 
 /// A new logs request from the container's cursor.
@@ -66,8 +71,7 @@ async fn deliver(
     rx: &mut mpsc::Receiver<Delivery>,
     mut lines: Vec<Line<Mark>>,
 ) -> (Vec<String>, Cursor) {
-    let stop = watch::channel(false).1;
-    assert!(c.deliver(ctx, &mut lines, false, &stop).await);
+    assert!(c.deliver(ctx, &mut lines, false).await);
     let mut got = Vec::new();
     if let Ok(batch) = rx.try_recv() {
         batch.ack();

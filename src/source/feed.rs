@@ -1,0 +1,451 @@
+//! The one piece every source feeds: what it read goes through here, as `(entries, origins)`, and
+//! comes out as batches handed to the [`Router`] with what they settle.
+//!
+//! A source only reads (a file, a container's log stream, the journal, a socket). The feed does the
+//! rest, the same way for all of them:
+//! - runs the job's pipeline on the source's task, and flushes what a stage releases on its deadline
+//!   (`multiline`'s `max_wait_time`, `limit`'s next release);
+//! - paces: while a `limit` stage without `drop` holds entries back, the source reads nothing
+//!   ([`Feed::next`] takes no item, [`Feed::paced_until`] tells a source with its own loop how long
+//!   to wait);
+//! - asks the source's [`Ledger`] what the batch settles: never a checkpoint past a line a stage still
+//!   holds, since a crash would lose that line;
+//! - sends a batch when it has entries or moves the checkpoint (the router commits an empty batch's
+//!   checkpoint in order, after the batches of the same source still in the sinks);
+//! - stops: once a send failed (the router closed, or the agent stopped while the sinks were full)
+//!   the feed is closed and sends nothing more, so no later checkpoint can pass the lost batch.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::time::Instant;
+
+use tokio::sync::{mpsc, watch};
+
+use crate::delivery::{Router, Settle};
+use crate::entry::Entry;
+use crate::positions::Checkpoint;
+use crate::stage::Pipeline;
+
+/// A source's side of the feed: how far what was sent lets its position (or its waiting clients)
+/// settle.
+pub trait Ledger: Send {
+    /// What a batch sent now settles once every sink holds it, given the oldest origin a stage
+    /// still holds (`held`, in the source's own numbering of its entries).
+    fn settle(&mut self, held: Option<u64>) -> Option<Settle>;
+
+    /// Entries out of the stages, before they are sent: a source may drop some (Docker drops entries
+    /// left without labels, with its own metric).
+    fn after_stages(&mut self, _entries: &mut Vec<Entry>) {}
+}
+
+/// A source without positions (stdin, syslog, gelf): its batches settle nothing.
+pub struct NoLedger;
+
+impl Ledger for NoLedger {
+    fn settle(&mut self, _held: Option<u64>) -> Option<Settle> {
+        None
+    }
+}
+
+/// The ledger of a source read in chunks that each end at a cursor (the journal): a batch settles the
+/// furthest cursor whose chunk has wholly left the stages.
+pub struct Cursors {
+    key: String,
+    /// The origin the next entry gets: entries are numbered in reading order.
+    next_origin: u64,
+    /// (origin after a chunk's last entry, that chunk's cursor), oldest first: how far a checkpoint
+    /// may go while the stages hold entries back.
+    read_through: VecDeque<(u64, String)>,
+}
+
+impl Cursors {
+    /// Cursors committed under positions key `key`.
+    pub fn new(key: String) -> Self {
+        Cursors {
+            key,
+            next_origin: 0,
+            read_through: VecDeque::new(),
+        }
+    }
+
+    /// A chunk of `entries` entries was read, up to `cursor`. Returns their origins, to feed with
+    /// them (none when there are no stages that could hold one).
+    pub fn read(&mut self, entries: usize, cursor: Option<String>, numbered: bool) -> Vec<u64> {
+        let first = self.next_origin;
+        self.next_origin += entries as u64;
+        if let Some(c) = cursor {
+            self.read_through.push_back((self.next_origin, c));
+        }
+        if numbered {
+            (first..self.next_origin).collect()
+        } else {
+            Vec::new()
+        }
+    }
+}
+
+impl Ledger for Cursors {
+    fn settle(&mut self, held: Option<u64>) -> Option<Settle> {
+        let value = releasable(&mut self.read_through, held)?;
+        Some(Settle::Position(Checkpoint::Cursor {
+            key: self.key.clone(),
+            value,
+        }))
+    }
+}
+
+/// The furthest cursor whose entries have all left the pipeline, given the oldest origin a stage still
+/// holds; the cursors up to it are taken off `read_through`.
+fn releasable(read_through: &mut VecDeque<(u64, String)>, held: Option<u64>) -> Option<String> {
+    let limit = held.unwrap_or(u64::MAX);
+    let mut cursor = None;
+    while let Some((through, _)) = read_through.front() {
+        if *through > limit {
+            break;
+        }
+        cursor = read_through.pop_front().map(|(_, c)| c);
+    }
+    cursor
+}
+
+/// What [`Feed::next`] found to do.
+pub enum Next<T> {
+    /// The source read something.
+    Item(T),
+    /// A stage's deadline passed: call [`Feed::tick`].
+    Tick,
+    /// The agent stops, or the reader is gone.
+    Stop,
+}
+
+pub struct Feed<L> {
+    pipeline: Pipeline,
+    router: Router,
+    ledger: L,
+    /// While the sinks are full the router waits; a stopping agent does not (what was not handed
+    /// over is read again after the restart).
+    stop: Option<watch::Receiver<bool>>,
+    /// The last checkpoint sent: a batch with no entries is sent only to move it.
+    last: Option<Checkpoint>,
+    closed: bool,
+}
+
+impl<L: Ledger> Feed<L> {
+    pub fn new(pipeline: Pipeline, router: Router, ledger: L) -> Self {
+        Feed {
+            pipeline,
+            router,
+            ledger,
+            stop: None,
+            last: None,
+            closed: false,
+        }
+    }
+
+    /// Give up a send the sinks keep waiting for once `stop` turns true.
+    pub fn stop_on(mut self, stop: watch::Receiver<bool>) -> Self {
+        self.stop = Some(stop);
+        self
+    }
+
+    pub fn ledger(&mut self) -> &mut L {
+        &mut self.ledger
+    }
+
+    /// Whether a stage holds entries (then stopping should [`Feed::finish`]).
+    pub fn holds(&self) -> bool {
+        self.pipeline.held_origin().is_some()
+    }
+
+    pub fn has_stages(&self) -> bool {
+        !self.pipeline.is_empty()
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next time a stage has something to release: call [`Feed::tick`] then.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.pipeline.next_deadline()
+    }
+
+    /// While a stage paces entries (`limit` without `drop`): when it releases the next ones. The
+    /// source reads nothing until then.
+    pub fn paced_until(&self) -> Option<Instant> {
+        self.pipeline
+            .holds_back()
+            .then(|| self.pipeline.next_deadline())
+            .flatten()
+    }
+
+    /// Run what the source read through the stages (`origins[i]`: where entry i starts, in the
+    /// source's numbering; empty when its ledger has no use for it), with what a deadline released,
+    /// and send it. False once the feed is closed.
+    pub async fn feed(&mut self, mut entries: Vec<Entry>, origins: &[u64]) -> bool {
+        self.pipeline.run(&mut entries, origins);
+        if self.deadline().is_some_and(|d| d <= Instant::now()) {
+            self.pipeline.flush(Instant::now(), false, &mut entries);
+        }
+        self.send(entries).await
+    }
+
+    /// A stage's deadline passed: send what it released. False once the feed is closed.
+    pub async fn tick(&mut self) -> bool {
+        let mut entries = Vec::new();
+        self.pipeline.flush(Instant::now(), false, &mut entries);
+        self.send(entries).await
+    }
+
+    /// Send everything the stages hold (the source stops, or its target ended). False once the feed
+    /// is closed.
+    pub async fn finish(&mut self) -> bool {
+        let mut entries = Vec::new();
+        self.pipeline.flush(Instant::now(), true, &mut entries);
+        self.send(entries).await
+    }
+
+    /// Wait for what to do next: an item from `rx` (none is taken while a stage paces), a stage's
+    /// deadline, or the stop.
+    pub async fn next<T>(
+        &mut self,
+        rx: &mut mpsc::Receiver<T>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Next<T> {
+        if *stop.borrow() {
+            return Next::Stop;
+        }
+        let paced = self.pipeline.holds_back();
+        let deadline = self.deadline();
+        tokio::select! {
+            item = rx.recv(), if !paced => item.map_or(Next::Stop, Next::Item),
+            _ = sleep_until(deadline) => Next::Tick,
+            _ = stop.wait_for(|s| *s) => Next::Stop,
+        }
+    }
+
+    async fn send(&mut self, mut entries: Vec<Entry>) -> bool {
+        if self.closed {
+            return false;
+        }
+        self.ledger.after_stages(&mut entries);
+        let settle = self.ledger.settle(self.pipeline.held_origin());
+        let settle = match settle {
+            Some(Settle::Position(c)) if self.last.as_ref() == Some(&c) => None,
+            Some(Settle::Position(c)) => {
+                self.last = Some(c.clone());
+                Some(Settle::Position(c))
+            }
+            Some(Settle::Answer(w)) if w.is_empty() => None,
+            other => other,
+        };
+        if entries.is_empty() && settle.is_none() {
+            return true;
+        }
+        let sent = match &mut self.stop {
+            None => self.router.deliver(entries, settle).await.is_ok(),
+            Some(stop) => {
+                let stop = stop.clone();
+                until_stopped(self.router.deliver(entries, settle), stop)
+                    .await
+                    .is_some_and(|r| r.is_ok())
+            }
+        };
+        self.closed = !sent;
+        sent
+    }
+}
+
+/// Sleep until `deadline`; forever without one.
+pub async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `work`'s result, or `None` if `stop` turns true first. `work` is polled first, so what can be
+/// done at once is done even when stopping.
+async fn until_stopped<T>(
+    work: impl Future<Output = T>,
+    mut stop: watch::Receiver<bool>,
+) -> Option<T> {
+    tokio::select! {
+        biased;
+        done = work => Some(done),
+        _ = stop.wait_for(|s| *s) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::delivery::Delivery;
+    use crate::positions::Positions;
+    use crate::stage::testing::{entry, pipeline};
+
+    /// A ledger of line numbers: settles the cursor of the last line read that no stage holds.
+    struct Lines {
+        read: u64,
+    }
+
+    impl Ledger for Lines {
+        fn settle(&mut self, held: Option<u64>) -> Option<Settle> {
+            let through = held.map_or(self.read, |h| h.min(self.read));
+            Some(Settle::Position(Checkpoint::Cursor {
+                key: "k".into(),
+                value: through.to_string(),
+            }))
+        }
+    }
+
+    fn feed(stages: &str) -> (Feed<Lines>, mpsc::Receiver<Delivery>, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::open(&dir.path().join("p.yaml"), false).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let router = Router::new(vec![tx], positions);
+        let feed = Feed::new(pipeline(stages).unwrap(), router, Lines { read: 0 });
+        (feed, rx, dir)
+    }
+
+    fn lines(n: std::ops::Range<u64>) -> (Vec<Entry>, Vec<u64>) {
+        let entries = n
+            .clone()
+            .map(|i| entry(&format!("line {i}"), &[("job", "t")]));
+        (entries.collect(), n.collect())
+    }
+
+    fn at(line: u64) -> Option<Checkpoint> {
+        Some(Checkpoint::Cursor {
+            key: "k".into(),
+            value: line.to_string(),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_never_passes_a_line_a_stage_holds() {
+        let multiline = "- multiline: {firstline: '^line [05]', max_wait_time: 1h}";
+        let (mut feed, mut rx, _dir) = feed(multiline);
+        let (entries, origins) = lines(0..3);
+        feed.ledger().read = 3;
+        assert!(feed.feed(entries, &origins).await);
+        // Lines 0-2 are one block, still held: nothing reaches the sink, the checkpoint stays at 0.
+        assert!(rx.try_recv().is_err());
+        assert_eq!(feed.last, at(0));
+        let (entries, origins) = lines(3..7);
+        feed.ledger().read = 7;
+        assert!(feed.feed(entries, &origins).await);
+        // Line 5 starts a block: 0-4 go out as one entry, lines 5 and 6 are held.
+        let d = rx.recv().await.unwrap();
+        assert_eq!(d.batch.entries.len(), 1);
+        assert!(d.batch.entries[0].line.starts_with("line 0\nline 1"));
+        assert_eq!(feed.last, at(5));
+        assert!(feed.holds());
+        assert!(feed.finish().await);
+        let d = rx.recv().await.unwrap();
+        assert_eq!(d.batch.entries[0].line, "line 5\nline 6");
+        assert_eq!(feed.last, at(7));
+        assert!(!feed.holds());
+    }
+
+    #[test]
+    fn a_cursor_never_passes_an_entry_a_stage_holds() {
+        // Chunks of origins 0..10 (cursor a), 10..20 (b), 20..25 (c).
+        let mut q: VecDeque<(u64, String)> = [(10, "a"), (20, "b"), (25, "c")]
+            .map(|(o, c)| (o, c.to_owned()))
+            .into();
+        // Entry 12 is held (a multiline block): only chunk a is wholly out.
+        assert_eq!(releasable(&mut q, Some(12)).as_deref(), Some("a"));
+        assert_eq!(releasable(&mut q, Some(12)), None);
+        // Entry 20 held: chunk b (origins < 20) is out.
+        assert_eq!(releasable(&mut q, Some(20)).as_deref(), Some("b"));
+        // Nothing held: the newest cursor.
+        assert_eq!(releasable(&mut q, None).as_deref(), Some("c"));
+        assert!(q.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_empty_batch_is_sent_only_to_move_the_checkpoint() {
+        let (mut feed, mut rx, _dir) = feed("- drop: {expression: '.*'}");
+        let (entries, origins) = lines(0..2);
+        feed.ledger().read = 2;
+        assert!(feed.feed(entries, &origins).await);
+        // All dropped, the position moved: the router settles it at once, nothing reaches the sink.
+        assert!(rx.try_recv().is_err());
+        assert_eq!(feed.last, at(2));
+        // Nothing new read: no batch, no commit.
+        let before = feed.last.clone();
+        assert!(feed.tick().await);
+        assert_eq!(feed.last, before);
+    }
+
+    #[tokio::test]
+    async fn a_paced_source_takes_nothing_until_the_stage_releases() {
+        let limit = "- limit: {rate: 1, burst: 1}";
+        let (mut feed, mut rx, _dir) = feed(limit);
+        let (entries, origins) = lines(0..3);
+        feed.ledger().read = 3;
+        assert!(feed.feed(entries, &origins).await);
+        assert_eq!(rx.recv().await.unwrap().batch.entries.len(), 1);
+        let until = feed.paced_until().expect("two lines wait for the limit");
+        assert!(until > Instant::now());
+        let (items, mut items_rx) = mpsc::channel(1);
+        items.send(()).await.unwrap();
+        let (_stop, mut stop) = watch::channel(false);
+        // An item is waiting, but a paced feed ticks instead of taking it.
+        let next =
+            tokio::time::timeout(Duration::from_secs(5), feed.next(&mut items_rx, &mut stop));
+        assert!(matches!(next.await.unwrap(), Next::Tick));
+        assert!(feed.tick().await);
+        assert_eq!(rx.recv().await.unwrap().batch.entries.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn once_a_send_is_given_up_the_feed_sends_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::open(&dir.path().join("p.yaml"), false).unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let router = Router::new(vec![tx], positions);
+        let (stop_tx, stop) = watch::channel(false);
+        let mut feed = Feed::new(pipeline("[]").unwrap(), router, Lines { read: 0 }).stop_on(stop);
+        let (entries, origins) = lines(0..1);
+        assert!(
+            feed.feed(entries, &origins).await,
+            "the sink's queue had room"
+        );
+        let (entries, origins) = lines(1..2);
+        let send = feed.feed(entries, &origins);
+        stop_tx.send(true).unwrap();
+        assert!(!send.await, "the sink is full and the agent stops");
+        assert!(feed.is_closed());
+        assert!(!feed.finish().await);
+    }
+
+    #[tokio::test]
+    async fn waiting_pushers_are_answered_when_every_sink_holds_their_entries() {
+        struct Pushers(Vec<tokio::sync::oneshot::Sender<()>>);
+        impl Ledger for Pushers {
+            fn settle(&mut self, _held: Option<u64>) -> Option<Settle> {
+                Some(Settle::Answer(std::mem::take(&mut self.0)))
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let positions = Positions::open(&dir.path().join("p.yaml"), false).unwrap();
+        let (a_tx, mut a_rx) = mpsc::channel(4);
+        let (b_tx, mut b_rx) = mpsc::channel(4);
+        let router = Router::new(vec![a_tx, b_tx], positions);
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
+        let mut feed = Feed::new(pipeline("[]").unwrap(), router, Pushers(vec![answer]));
+        let (entries, origins) = lines(0..2);
+        assert!(feed.feed(entries, &origins).await);
+        a_rx.recv().await.unwrap().ack();
+        assert!(
+            answered.try_recv().is_err(),
+            "one sink does not hold it yet"
+        );
+        b_rx.recv().await.unwrap().ack();
+        assert!(answered.try_recv().is_ok());
+    }
+}
