@@ -195,7 +195,7 @@ fn sources_of(
         JobSource::Syslog { config, relabeler } => {
             let source = SyslogSource {
                 ctx,
-                config,
+                config: *config,
                 relabeler,
             };
             vec![Box::pin(source.run(stop.clone()))]
@@ -220,9 +220,9 @@ pub(super) enum JobSource {
     },
     /// Relabeled per container and stream, by the source.
     Docker(DockerJob),
-    /// Relabeled per message, by the source.
+    /// Relabeled per message, by the source. (Boxed: the config is the largest of the variants.)
     Syslog {
-        config: SyslogConfig,
+        config: Box<SyslogConfig>,
         relabeler: Relabeler,
     },
 }
@@ -327,7 +327,7 @@ fn syslog_job(
     Ok(Job {
         name: sc.job_name.as_str().into(),
         source: JobSource::Syslog {
-            config,
+            config: Box::new(config),
             relabeler: job_relabeler(index, sc, cfg)?,
         },
         pipeline: build_pipeline(cfg, index, sc, metrics)?,

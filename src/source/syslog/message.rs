@@ -30,11 +30,14 @@ pub struct Message {
     pub app_name: Option<String>,
     pub proc_id: Option<String>,
     pub msg_id: Option<String>,
-    /// SD-ID → (PARAM-NAME, value) in the order received (RFC 5424).
-    pub structured_data: Vec<(String, Vec<(String, String)>)>,
+    /// The structured-data elements in the order received (RFC 5424).
+    pub structured_data: Vec<SdElement>,
     /// The MSG part; `None` when absent or empty (Promtail's "empty message").
     pub message: Option<String>,
 }
+
+/// One structured-data element: its SD-ID and its (PARAM-NAME, value) pairs in order.
+pub type SdElement = (String, Vec<(String, String)>);
 
 /// Why a message did not parse; the name is what the source logs (once per kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -360,8 +363,8 @@ fn rfc3339_micro(ns: i64, offset: i32) -> String {
 }
 
 /// One or more `[SD-ID (SP PARAM-NAME="value")*]` elements.
-fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<(String, Vec<(String, String)>)>, ParseError> {
-    let mut elements: Vec<(String, Vec<(String, String)>)> = Vec::new();
+fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, ParseError> {
+    let mut elements: Vec<SdElement> = Vec::new();
     while c.eat(b'[') {
         let id = sd_name(c).ok_or(ParseError::StructuredData)?;
         if elements.iter().any(|(e, _)| *e == id) {
@@ -481,9 +484,12 @@ pub fn parse_rfc3164(frame: &[u8], now: i64) -> Result<Message, ParseError> {
     Ok(m)
 }
 
+/// A parsed `TAG[CONTENT]: MSG`: tag, content, message.
+type Tagged<'a> = (&'a [u8], Option<&'a [u8]>, &'a [u8]);
+
 /// `TAG[CONTENT]: MSG` or `TAG: MSG`: the tag (1 to 48 printable characters but space, `:` and `[`),
 /// the bracketed content (the process id) and the message after `": "`.
-fn tag(body: &[u8]) -> Option<(&[u8], Option<&[u8]>, &[u8])> {
+fn tag(body: &[u8]) -> Option<Tagged<'_>> {
     let n = body
         .iter()
         .take_while(|&&b| (33..=126).contains(&b) && !matches!(b, b':' | b'['))
