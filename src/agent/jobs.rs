@@ -13,8 +13,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::Env;
 use crate::config::{
-    Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
-    SyslogConfig, TargetConfig,
+    Config, DockerSdConfig, GelfConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig,
+    SourceKind, SyslogConfig, TargetConfig,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -23,6 +23,7 @@ use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext};
 use crate::source::file::tailer::JobContext;
 use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
+use crate::source::gelf::GelfSource;
 use crate::source::journal::JournalSource;
 use crate::source::syslog::SyslogSource;
 use crate::source::{LineLimit, SourceContext};
@@ -200,6 +201,14 @@ fn sources_of(
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
+        JobSource::Gelf { config, relabeler } => {
+            let source = GelfSource {
+                ctx,
+                config,
+                relabeler,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
         JobSource::Docker(docker) => docker_sources(ctx, docker, docker_hosts(cfg) == 1, stop),
     }
 }
@@ -223,6 +232,11 @@ pub(super) enum JobSource {
     /// Relabeled per message, by the source. (Boxed: the config is the largest of the variants.)
     Syslog {
         config: Box<SyslogConfig>,
+        relabeler: Relabeler,
+    },
+    /// Relabeled per message, by the source.
+    Gelf {
+        config: GelfConfig,
         relabeler: Relabeler,
     },
 }
@@ -263,6 +277,16 @@ pub(super) fn build_job(
         }
         Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
         Some(SourceKind::Syslog) => return syslog_job(index, sc, cfg, metrics),
+        Some(SourceKind::Gelf) => {
+            return Ok(Job {
+                name: sc.job_name.as_str().into(),
+                source: JobSource::Gelf {
+                    config: sc.gelf.clone().unwrap_or_default(),
+                    relabeler: job_relabeler(index, sc, cfg)?,
+                },
+                pipeline: build_pipeline(cfg, index, sc, metrics)?,
+            })
+        }
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());
@@ -308,7 +332,7 @@ fn journal_job(
     })
 }
 
-// ---- Listening jobs (src/source/syslog) ----------------------------------------------------------------
+// ---- Listening jobs (src/source/syslog, src/source/gelf) --------------------------------------------------------------
 
 fn syslog_job(
     index: usize,
@@ -338,20 +362,23 @@ fn syslog_job(
 /// port in use fails the start with the address named (as Promtail fails), rather than a job that
 /// retries in the background. On a reload, the source retries until its previous instance let go.
 pub(super) fn check_listen_address(job: &Job, index: usize, cfg: &Config) -> anyhow::Result<()> {
-    let JobSource::Syslog { config, .. } = &job.source else {
-        return Ok(());
+    let (key, address, udp) = match &job.source {
+        JobSource::Syslog { config, .. } => ("syslog", &config.listen_address, config.is_udp()),
+        JobSource::Gelf { config, .. } => ("gelf", &config.listen_address, true),
+        _ => return Ok(()),
     };
-    let address = crate::source::syslog::go_listen_address(&config.listen_address);
-    let bound = if config.is_udp() {
-        std::net::UdpSocket::bind(address.as_ref()).map(drop)
+    let at = crate::source::syslog::go_listen_address(address);
+    let bound = if udp {
+        std::net::UdpSocket::bind(at.as_ref()).map(drop)
     } else {
-        std::net::TcpListener::bind(address.as_ref()).map(drop)
+        std::net::TcpListener::bind(at.as_ref()).map(drop)
     };
     bound.map_err(|e| {
-        let path = format!("scrape_configs[{index}].syslog.listen_address");
+        let path = format!("scrape_configs[{index}].{key}.listen_address");
+        let protocol = if udp { "udp" } else { "tcp" };
         let msg = format!(
-            "cannot listen on {} ({}): {e} (job {:?})",
-            config.listen_address, config.listen_protocol, job.name
+            "cannot listen on {address} ({protocol}): {e} (job {:?})",
+            job.name
         );
         cfg.error_at(&path, msg).into()
     })

@@ -75,12 +75,12 @@ impl GelfMetrics {
     pub(super) fn register(&self, registry: &mut Registry) {
         registry.register(
             "promtail_gelf_target_entries",
-            "Total number of successful entries sent to the GELF target",
+            "Total number of successful entries sent to the gelf target",
             self.entries.clone(),
         );
         registry.register(
             "promtail_gelf_target_parsing_errors",
-            "Total number of parsing errors while receiving GELF messages",
+            "Total number of parsing errors while receiving gelf messages",
             self.parsing_errors.clone(),
         );
         registry.register(

@@ -12,6 +12,7 @@ use crate::targets::Targets;
 pub mod docker;
 pub mod feed;
 pub mod file;
+pub mod gelf;
 pub mod journal;
 pub mod stdin;
 pub mod syslog;

@@ -29,8 +29,9 @@ use crate::targets::listener::ListenerRow;
 
 /// TCP connections served at once per listener; more are closed as soon as they are accepted.
 pub const MAX_CONNECTIONS: usize = 1024;
-/// Bytes read from a connection at a time.
-const READ_SIZE: usize = 64 * 1024;
+/// Bytes read from a connection at a time (each open connection holds one such buffer: 16 MiB at
+/// the connection cap).
+const READ_SIZE: usize = 16 * 1024;
 /// Datagrams gathered into one batch when they arrive together.
 const DATAGRAMS_PER_BATCH: usize = 64;
 /// The UDP socket's receive buffer (Promtail's `SetReadBuffer(1 MiB)`).
@@ -56,7 +57,6 @@ pub struct Shared {
 }
 
 impl Shared {
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         job: Arc<str>,
         config: &crate::config::SyslogConfig,
@@ -395,7 +395,8 @@ pub async fn serve_udp(
     }
 }
 
-fn set_receive_buffer(socket: &UdpSocket) {
+/// Promtail's `SetReadBuffer(1 MiB)` on a UDP socket (GELF's too).
+pub fn set_receive_buffer(socket: &UdpSocket) {
     use std::os::fd::AsRawFd;
     let size = UDP_RECEIVE_BUFFER;
     // SAFETY: a valid socket descriptor and a c_int option value of the size passed.
