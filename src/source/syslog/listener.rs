@@ -196,15 +196,17 @@ struct Batch {
     messages: u64,
 }
 
-/// Accept connections until `stop`, then wait for them to end.
+/// Accept connections until `stop`, then wait for them to end; at most `max_connections` at once
+/// ([`MAX_CONNECTIONS`]).
 pub async fn serve_tcp(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<Shared>,
     tx: mpsc::Sender<Vec<Entry>>,
     mut stop: watch::Receiver<bool>,
+    max_connections: usize,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let permits = Arc::new(Semaphore::new(max_connections));
     let mut connections = JoinSet::new();
     let mut backoff = Duration::from_millis(5);
     let mut cap_logged: Option<Instant> = None;
@@ -231,7 +233,7 @@ pub async fn serve_tcp(
             shared.metrics.syslog.connections_refused.inc();
             if cap_logged.map_or(true, |at| at.elapsed() >= CAP_LOG_EVERY) {
                 cap_logged = Some(Instant::now());
-                tracing::warn!(job = %shared.job, max = MAX_CONNECTIONS, peer = %peer,
+                tracing::warn!(job = %shared.job, max = max_connections, peer = %peer,
                     "syslog listener has its maximum of connections open; new ones are closed at once \
                      until some end (idle ones end after idle_timeout; counted in \
                      logferry_syslog_connections_refused_total)");
@@ -411,5 +413,68 @@ pub fn set_receive_buffer(socket: &UdpSocket) {
     };
     if rc != 0 {
         tracing::debug!(error = %std::io::Error::last_os_error(), "cannot set the UDP receive buffer size");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::config::SyslogConfig;
+    use crate::relabel::Relabeler;
+    use crate::targets::Targets;
+
+    #[tokio::test]
+    async fn connections_past_the_cap_are_closed_at_once_and_idle_ones_time_out() {
+        let metrics = Metrics::new();
+        let targets = Targets::new();
+        let job: Arc<str> = "s".into();
+        let config: SyslogConfig =
+            serde_yaml_ng::from_str("listen_address: 127.0.0.1:0\nidle_timeout: 500ms").unwrap();
+        let row = targets.listener_started("syslog", &job, "tcp://x".into(), BTreeMap::new());
+        let rules = Arc::new(LabelRules {
+            static_labels: [("job".to_owned(), "s".to_owned())].into(),
+            relabeler: Relabeler::new(&[]).unwrap(),
+            structured_data: false,
+        });
+        let shared = Arc::new(Shared::new(job, &config, rules, metrics.clone(), row));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, mut rx) = mpsc::channel(4);
+        let (stop_tx, stop) = watch::channel(false);
+        let server = tokio::spawn(serve_tcp(listener, None, shared, tx, stop, 2));
+
+        let mut a = TcpStream::connect(addr).await.unwrap();
+        let mut b = TcpStream::connect(addr).await.unwrap();
+        while metrics.syslog.connections.get() < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let started = Instant::now();
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(c.read(&mut buf).await.unwrap_or(0), 0, "closed at once");
+        assert!(started.elapsed() < Duration::from_millis(400));
+        assert_eq!(metrics.syslog.connections_refused.get(), 1);
+
+        // The two served connections go on; one sends, the other idles out.
+        a.write_all(b"<13>1 - h app - - - hi\n").await.unwrap();
+        let entries = rx.recv().await.unwrap();
+        assert_eq!(entries[0].line, "hi");
+        assert_eq!(b.read(&mut buf).await.unwrap_or(0), 0);
+        let idle_for = started.elapsed();
+        assert!(idle_for >= Duration::from_millis(400), "{idle_for:?}");
+        // A slot is free again.
+        while metrics.syslog.connections.get() > 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let mut d = TcpStream::connect(addr).await.unwrap();
+        d.write_all(b"<13>1 - h app - - - again\n").await.unwrap();
+        assert_eq!(rx.recv().await.unwrap()[0].line, "again");
+        stop_tx.send(true).unwrap();
+        server.await.unwrap();
+        assert_eq!(metrics.syslog.connections.get(), 0);
     }
 }

@@ -160,7 +160,14 @@ impl SyslogSource {
         ));
         let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
         let server = match bound {
-            Bound::Tcp(l) => tokio::spawn(listener::serve_tcp(l, tls, shared, tx, stop.clone())),
+            Bound::Tcp(l) => tokio::spawn(listener::serve_tcp(
+                l,
+                tls,
+                shared,
+                tx,
+                stop.clone(),
+                listener::MAX_CONNECTIONS,
+            )),
             Bound::Udp(s) => tokio::spawn(listener::serve_udp(s, shared, tx, stop.clone())),
         };
         let mut feed = Feed::new(self.pipeline.instantiate(), self.router.clone(), NoLedger)
