@@ -2,7 +2,8 @@
 //! RFC 5424 and RFC 3164, newline and octet-counted framing, structured data as labels; relabeling on
 //! the meta labels; empty, garbage and oversized messages counted and skipped while the connection
 //! goes on; idle connections closed; TLS with client certificates (made with the openssl CLI); the
-//! Docker engine's syslog log driver; a port in use; and the shipped example config.
+//! Docker engine's syslog log driver; a port in use; a reload and a stop with senders connected;
+//! and the shipped example config.
 
 mod common;
 
@@ -664,4 +665,70 @@ fn bad_syslog_settings_are_located_and_the_example_config_is_valid() {
         .run(WAIT);
     assert!(out.status.success(), "{}", out.stderr);
     assert!(out.stdout.contains("Valid config file!"));
+}
+
+#[test]
+fn a_reload_restarts_the_listener_on_its_port_and_a_stop_does_not_wait_for_senders() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = |job: &str| {
+        format!("  - job_name: s\n    syslog:\n      listen_address: 127.0.0.1:{port}\n      labels: {{job: {job}}}\n")
+    };
+    let mut agent = start_agent(&write_config(&dir, &receiver.url(), &config("before")));
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    assert_eq!(listen_addr(&agent, "s"), addr);
+    // A sender that stays connected over the reload.
+    let mut held = TcpStream::connect(addr).unwrap();
+    held.write_all(b"<13>1 - h a - - - held before\n").unwrap();
+    logger(addr, &["--tcp", "--rfc5424"], "before reload");
+    assert_eq!(
+        entry_with(&receiver, "before reload").labels,
+        "{job=\"before\"}"
+    );
+    assert_eq!(
+        entry_with(&receiver, "held before").labels,
+        "{job=\"before\"}"
+    );
+
+    write_config(&dir, &receiver.url(), &config("after"));
+    agent.reload();
+    assert!(
+        agent.wait_for_log_count("syslog source receiving", 2, WAIT),
+        "{}",
+        agent.logs()
+    );
+    logger(addr, &["--tcp", "--rfc5424"], "after reload");
+    assert_eq!(
+        entry_with(&receiver, "after reload").labels,
+        "{job=\"after\"}"
+    );
+    // The old listener closed its connections when it stopped: the sender sees it and reconnects.
+    let mut buf = [0u8; 1];
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(held.read(&mut buf).unwrap_or(0), 0);
+
+    // An open connection, even one in the middle of a line, does not hold up a graceful stop; the
+    // complete message before it still goes out.
+    let mut open = TcpStream::connect(addr).unwrap();
+    open.write_all(b"<13>1 - h a - - - last one\n<13>1 - h a - - - half")
+        .unwrap();
+    entry_with(&receiver, "last one");
+    let started = Instant::now();
+    let status = agent.terminate(Duration::from_secs(10));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}\n{}",
+        agent.logs()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(open);
 }
