@@ -13,8 +13,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::Env;
 use crate::config::{
-    Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig, SourceKind,
-    TargetConfig,
+    Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, LokiPushApiConfig,
+    ScrapeConfig, SourceKind, TargetConfig,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -24,6 +24,7 @@ use crate::source::file::tailer::JobContext;
 use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::journal::JournalSource;
+use crate::source::loki_push::LokiPushSource;
 use crate::source::{LineLimit, SourceContext};
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
 
@@ -192,6 +193,22 @@ fn sources_of(
             vec![Box::pin(source.run(stop.clone()))]
         }
         JobSource::Docker(docker) => docker_sources(ctx, docker, docker_hosts(cfg) == 1, stop),
+        JobSource::LokiPush {
+            config,
+            relabeler,
+            listener,
+        } => {
+            let limits =
+                crate::server::ConnectionLimits::from_config(&config.server, &env.fd_limits);
+            let source = LokiPushSource {
+                ctx,
+                config,
+                relabeler,
+                listener,
+                limits,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
     }
 }
 
@@ -211,6 +228,27 @@ pub(super) enum JobSource {
     },
     /// Relabeled per container and stream, by the source.
     Docker(DockerJob),
+    /// Relabeled per pushed stream, by the source.
+    LokiPush {
+        config: LokiPushApiConfig,
+        relabeler: Relabeler,
+        /// Bound by [`Job::listen`] when the agent starts.
+        listener: Option<std::net::TcpListener>,
+    },
+}
+
+impl Job {
+    /// Bind the job's listening socket, if it has one, so that an address in use fails the start
+    /// (with the address named) rather than a source later.
+    pub fn listen(&mut self) -> anyhow::Result<()> {
+        if let JobSource::LokiPush {
+            config, listener, ..
+        } = &mut self.source
+        {
+            *listener = Some(crate::source::loki_push::bind(config)?);
+        }
+        Ok(())
+    }
 }
 
 /// An error in scrape config `sc` at key `path`, placed in the file and naming the job.
@@ -248,6 +286,17 @@ pub(super) fn build_job(
             return Err(fail(&here, msg.into()).into());
         }
         Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
+        Some(SourceKind::LokiPushApi) => {
+            return Ok(Job {
+                name: sc.job_name.as_str().into(),
+                source: JobSource::LokiPush {
+                    config: sc.loki_push_api.clone().unwrap_or_else(|| unreachable!()),
+                    relabeler: job_relabeler(index, sc, cfg)?,
+                    listener: None,
+                },
+                pipeline: build_pipeline(cfg, index, sc, metrics)?,
+            })
+        }
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");
             return Err(fail(&format!("{here}.{}", kind.key()), msg).into());

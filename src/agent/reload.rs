@@ -118,11 +118,11 @@ impl Running {
         if !env.to_stdout(&cfg) {
             warn_orphaned_buffers(&cfg);
         }
-        let jobs = plan
-            .jobs
-            .into_iter()
-            .map(|(job, spec)| RunningJob::start(job, spec, &cfg, env, None))
-            .collect();
+        let mut jobs = Vec::new();
+        for (mut job, spec) in plan.jobs {
+            job.listen()?;
+            jobs.push(RunningJob::start(job, spec, &cfg, env, None));
+        }
         Ok(Running {
             cfg,
             sinks,

@@ -13,6 +13,7 @@ pub mod docker;
 pub mod feed;
 pub mod file;
 pub mod journal;
+pub mod loki_push;
 pub mod stdin;
 
 /// With no `max_line_size` configured, lines are still cut here: Loki itself refuses far shorter lines.
