@@ -202,7 +202,7 @@ fn sources_of(
                 crate::server::ConnectionLimits::from_config(&config.server, &env.fd_limits);
             let source = LokiPushSource {
                 ctx,
-                config,
+                config: *config,
                 relabeler,
                 listener,
                 limits,
@@ -230,7 +230,7 @@ pub(super) enum JobSource {
     Docker(DockerJob),
     /// Relabeled per pushed stream, by the source.
     LokiPush {
-        config: LokiPushApiConfig,
+        config: Box<LokiPushApiConfig>,
         relabeler: Relabeler,
         /// Bound by [`Job::listen`] when the agent starts.
         listener: Option<std::net::TcpListener>,
@@ -290,7 +290,7 @@ pub(super) fn build_job(
             return Ok(Job {
                 name: sc.job_name.as_str().into(),
                 source: JobSource::LokiPush {
-                    config: sc.loki_push_api.clone().unwrap_or_else(|| unreachable!()),
+                    config: Box::new(sc.loki_push_api.clone().expect("its source kind says so")),
                     relabeler: job_relabeler(index, sc, cfg)?,
                     listener: None,
                 },

@@ -126,19 +126,23 @@ pub struct Answers {
     order: Arc<Mutex<InOrder>>,
 }
 
+/// A request's answer once its batch is finished: the first batch its entries can be in, and where
+/// to answer.
+type Due = (u64, oneshot::Sender<bool>);
+
 /// Batches finished out of order, held until the earlier ones are finished.
 #[derive(Default)]
 struct InOrder {
     /// The first batch not finished yet.
     next: u64,
     /// Finished batches from `next` on: whether safe, and the answers (first batch, answer) they settle.
-    finished: BTreeMap<u64, (bool, Vec<(u64, oneshot::Sender<bool>)>)>,
+    finished: BTreeMap<u64, (bool, Vec<Due>)>,
     /// The last batch, in order, that was dropped.
     last_dropped: Option<u64>,
 }
 
 impl InOrder {
-    fn finish(&mut self, batch: u64, safe: bool, answers: Vec<(u64, oneshot::Sender<bool>)>) {
+    fn finish(&mut self, batch: u64, safe: bool, answers: Vec<Due>) {
         self.finished.insert(batch, (safe, answers));
         while let Some((safe, answers)) = self.finished.remove(&self.next) {
             if !safe {
