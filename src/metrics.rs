@@ -23,10 +23,12 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 mod buffer;
+mod listener;
 mod stage;
 pub mod text;
 
 pub use buffer::BufferMetrics;
+pub use listener::{GelfMetrics, SyslogMetrics};
 
 pub use stage::{SeriesUpdate, StageMetricKind, StageMetricVec, StageMetrics};
 
@@ -209,6 +211,9 @@ pub struct Metrics {
     pub docker_lines_dropped: Family<ReasonLabel, Counter>,
     /// Containers whose log is being followed right now.
     pub docker_containers: Gauge,
+    // Syslog and GELF sources (Promtail names, then logferry's own).
+    pub syslog: SyslogMetrics,
+    pub gelf: GelfMetrics,
     // Sink buffers (logferry's own), by sink.
     pub buffer: BufferMetrics,
     // Elasticsearch sinks (logferry's own), by sink.
@@ -361,11 +366,15 @@ impl Metrics {
             docker_parsing_errors: Counter::default(),
             docker_lines_dropped: Family::default(),
             docker_containers: Gauge::default(),
+            syslog: SyslogMetrics::default(),
+            gelf: GelfMetrics::default(),
             elasticsearch: ElasticsearchMetrics::default(),
             registry: Registry::default(),
         };
         m.elasticsearch.register(&mut registry);
         m.buffer.register(&mut registry);
+        m.syslog.register(&mut registry);
+        m.gelf.register(&mut registry);
         registry.register(
             "promtail_read_bytes_total",
             "Number of bytes read (the file offset)",

@@ -14,6 +14,7 @@
 //! for a journal read to its end. Neither asks the journal or the daemon for more than reading needs.
 //! The server renders a snapshot as JSON, or as HTML for browsers ([`page`]).
 
+pub mod listener;
 pub mod page;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,8 @@ pub struct Targets {
     files: Mutex<BTreeMap<String, FileStatus>>,
     journals: Mutex<BTreeMap<Arc<str>, JournalStatus>>,
     containers: Mutex<BTreeMap<String, ContainerStatus>>,
+    /// Syslog and GELF listeners, by job and bound address ([`listener`]).
+    listeners: Mutex<BTreeMap<(Arc<str>, String), listener::ListenerStatus>>,
 }
 
 /// Where a target stands.
@@ -90,11 +93,11 @@ struct ContainerStatus {
 /// One target as `/targets` lists it. Fields that do not apply to a kind are left out of the JSON.
 #[derive(Debug, Serialize, PartialEq)]
 pub struct TargetView {
-    /// `file`, `journal` or `container`.
+    /// `file`, `journal`, `container`, `syslog` or `gelf`.
     pub kind: &'static str,
     pub job: String,
     /// The file's path, the journal's directory (`local` for the machine's journals), the container's
-    /// name.
+    /// name, a listener's `<protocol>://<bound address>`.
     pub name: String,
     /// The stream labels after relabeling (what Loki sees, before pipeline stages add more). For the
     /// journal, whose labels are relabeled per entry, the job's `labels`.
@@ -125,6 +128,9 @@ pub struct TargetView {
     pub lag_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
+    /// A TCP listener's open connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connections: Option<u64>,
 }
 
 /// What a journal job read in one chunk.
@@ -334,6 +340,7 @@ impl Targets {
                 lag_bytes: Some(lag),
                 lag_seconds: None,
                 container_id: None,
+                connections: None,
             });
         }
         for (job, j) in lock(&self.journals).iter() {
@@ -356,6 +363,7 @@ impl Targets {
                 lag_bytes: None,
                 lag_seconds: Some(j.lag_seconds),
                 container_id: None,
+                connections: None,
             });
         }
         let mut containers: Vec<TargetView> = lock(&self.containers)
@@ -385,10 +393,12 @@ impl Targets {
                 lag_bytes: None,
                 lag_seconds: Some(c.lag_seconds),
                 container_id: Some(id.clone()),
+                connections: None,
             })
             .collect();
         containers.sort_by(|a, b| a.name.cmp(&b.name));
         views.extend(containers);
+        self.listener_views(&mut views);
         views
     }
 }

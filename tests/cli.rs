@@ -229,8 +229,8 @@ fn a_stage_or_source_not_supported_yet_is_named_with_its_place_in_the_file() {
             ":4:9: scrape_configs[0].pipeline_stages[0]: stage \"eventlogmessage\" is not supported yet",
         ),
         (
-            "scrape_configs:\n  - job_name: s\n    syslog:\n      listen_address: 0.0.0.0:1514\n",
-            ":4:7: scrape_configs[0].syslog: the syslog source is not supported yet",
+            "scrape_configs:\n  - job_name: s\n    kafka:\n      brokers: [127.0.0.1:9092]\n",
+            ":4:7: scrape_configs[0].kafka: the kafka source is not supported yet",
         ),
         (
             "limits_config:\n  readline_rate_enabled: true\n",

@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::Env;
 use crate::config::{
     Config, DockerSdConfig, GlobalConfig, JournalConfig, LimitsConfig, LokiPushApiConfig,
-    ScrapeConfig, SourceKind, TargetConfig,
+    ScrapeConfig, SourceKind, SyslogConfig, TargetConfig,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -25,6 +25,7 @@ use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::journal::JournalSource;
 use crate::source::loki_push::LokiPushSource;
+use crate::source::syslog::SyslogSource;
 use crate::source::{LineLimit, SourceContext};
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
 
@@ -192,6 +193,14 @@ fn sources_of(
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
+        JobSource::Syslog { config, relabeler } => {
+            let source = SyslogSource {
+                ctx,
+                config: *config,
+                relabeler,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
         JobSource::Docker(docker) => docker_sources(ctx, docker, docker_hosts(cfg) == 1, stop),
         JobSource::LokiPush {
             config,
@@ -228,6 +237,11 @@ pub(super) enum JobSource {
     },
     /// Relabeled per container and stream, by the source.
     Docker(DockerJob),
+    /// Relabeled per message, by the source. (Boxed: the config is the largest of the variants.)
+    Syslog {
+        config: Box<SyslogConfig>,
+        relabeler: Relabeler,
+    },
     /// Relabeled per pushed stream, by the source.
     LokiPush {
         config: Box<LokiPushApiConfig>,
@@ -286,6 +300,7 @@ pub(super) fn build_job(
             return Err(fail(&here, msg.into()).into());
         }
         Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
+        Some(SourceKind::Syslog) => return syslog_job(index, sc, cfg, metrics),
         Some(SourceKind::LokiPushApi) => {
             return Ok(Job {
                 name: sc.job_name.as_str().into(),
@@ -339,6 +354,55 @@ fn journal_job(
             relabeler,
         },
         pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+// ---- Listening jobs (src/source/syslog) ----------------------------------------------------------------
+
+fn syslog_job(
+    index: usize,
+    sc: &ScrapeConfig,
+    cfg: &Config,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Job> {
+    let config = sc.syslog.clone().unwrap_or_default();
+    if let Some(tls) = config.tls_config.as_ref().filter(|_| config.tls_enabled()) {
+        // Unreadable certificate files fail the start (and check-config), as in Promtail.
+        crate::source::syslog::tls::server_config(tls).map_err(|e| {
+            let path = format!("scrape_configs[{index}].syslog.tls_config");
+            job_error(cfg, sc, &path, e)
+        })?;
+    }
+    Ok(Job {
+        name: sc.job_name.as_str().into(),
+        source: JobSource::Syslog {
+            config: Box::new(config),
+            relabeler: job_relabeler(index, sc, cfg)?,
+        },
+        pipeline: build_pipeline(cfg, index, sc, metrics)?,
+    })
+}
+
+/// At the agent's start, a listening job's address must be free: bind it once and let go, so that a
+/// port in use fails the start with the address named (as Promtail fails), rather than a job that
+/// retries in the background. On a reload, the source retries until its previous instance let go.
+pub(super) fn check_listen_address(job: &Job, index: usize, cfg: &Config) -> anyhow::Result<()> {
+    let JobSource::Syslog { config, .. } = &job.source else {
+        return Ok(());
+    };
+    let address = crate::source::syslog::go_listen_address(&config.listen_address);
+    let bound = if config.is_udp() {
+        std::net::UdpSocket::bind(address.as_ref()).map(drop)
+    } else {
+        std::net::TcpListener::bind(address.as_ref()).map(drop)
+    };
+    bound.map_err(|e| {
+        let path = format!("scrape_configs[{index}].syslog.listen_address");
+        let msg = format!(
+            "cannot listen on {} ({}): {e} (job {:?})",
+            config.listen_address, config.listen_protocol, job.name
+        );
+        cfg.error_at(&path, msg).into()
     })
 }
 

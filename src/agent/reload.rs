@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::jobs::{build_job, Job, JobSource, JobSpec, RunningJob};
+use super::jobs::{build_job, check_listen_address, Job, JobSource, JobSpec, RunningJob};
 use super::sinks::{plan_sinks, warn_orphaned_buffers, RunningSink, SinkPlan};
 use super::{check_limits, Env};
 use crate::config::Config;
@@ -117,6 +117,9 @@ impl Running {
             .set_routes(sinks.iter().map(|s| s.route.clone()).collect());
         if !env.to_stdout(&cfg) {
             warn_orphaned_buffers(&cfg);
+        }
+        for (i, (job, _)) in plan.jobs.iter().enumerate() {
+            check_listen_address(job, i, &cfg)?;
         }
         let mut jobs = Vec::new();
         for (mut job, spec) in plan.jobs {

@@ -48,6 +48,7 @@ mod redact;
 mod scrape;
 mod server;
 mod stages;
+mod syslog;
 mod tailing;
 mod validate;
 mod yaml;
@@ -79,6 +80,7 @@ pub use redact::{is_secret_name, redact_header, redact_url};
 pub use scrape::{DecompressionConfig, JournalConfig, LokiPushApiConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
 pub use stages::{StageConfig, STAGE_NAMES};
+pub use syslog::{GelfConfig, SyslogConfig};
 pub use tailing::{FileWatchConfig, GlobalConfig, PositionsConfig, TargetConfig};
 pub use yaml::LabelSet;
 

@@ -1,7 +1,7 @@
 //! `scrape_configs[]`: one job each, with its source, relabeling and pipeline (compat reference §3, §10).
 //!
 //! The sources logferry runs (files via `static_configs`/`file_sd_configs`, `docker_sd_configs`,
-//! `journal`) are typed and checked here. Every other Promtail source and service discovery is accepted as
+//! `journal`, `syslog`, `gelf`) are typed and checked here. Every other Promtail source and service discovery is accepted as
 //! raw YAML so that a Promtail config still loads, and [`ScrapeConfig::source`] tells the runtime which
 //! source a job uses, so it can say which ones it does not support.
 
@@ -16,6 +16,7 @@ use super::error::Invalid;
 use super::locate::join_key;
 use super::server::ServerConfig;
 use super::stages::StageConfig;
+use super::syslog::{GelfConfig, SyslogConfig};
 use super::yaml::{self, LabelSet};
 use crate::relabel::RelabelConfig;
 
@@ -44,16 +45,12 @@ pub struct ScrapeConfig {
     pub docker_sd_configs: Vec<DockerSdConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalConfig>,
-
-    // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
-    #[serde(
-        default,
-        serialize_with = "yaml::redacted_value",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub syslog: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syslog: Option<SyslogConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loki_push_api: Option<LokiPushApiConfig>,
+
+    // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
     #[serde(
         default,
         serialize_with = "yaml::redacted_value",
@@ -66,12 +63,8 @@ pub struct ScrapeConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub kafka: Option<Value>,
-    #[serde(
-        default,
-        serialize_with = "yaml::redacted_value",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub gelf: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gelf: Option<GelfConfig>,
     #[serde(
         default,
         serialize_with = "yaml::redacted_value",
@@ -262,13 +255,13 @@ impl ScrapeConfig {
                 SourceKind::File,
             ),
             (self.journal.is_some(), SourceKind::Journal),
-            (present(&self.syslog), SourceKind::Syslog),
+            (self.syslog.is_some(), SourceKind::Syslog),
             (present(&self.gcplog), SourceKind::Gcplog),
             (self.loki_push_api.is_some(), SourceKind::LokiPushApi),
             (present(&self.windows_events), SourceKind::WindowsEvents),
             (present(&self.kafka), SourceKind::Kafka),
             (present(&self.azure_event_hubs), SourceKind::AzureEventHubs),
-            (present(&self.gelf), SourceKind::Gelf),
+            (self.gelf.is_some(), SourceKind::Gelf),
             (present(&self.cloudflare), SourceKind::Cloudflare),
             (!self.docker_sd_configs.is_empty(), SourceKind::Docker),
             (present(&self.heroku_drain), SourceKind::HerokuDrain),
@@ -291,6 +284,12 @@ impl ScrapeConfig {
         }
         if let Some(journal) = &self.journal {
             journal.validate(&join_key(base, "journal"))?;
+        }
+        if let Some(syslog) = &self.syslog {
+            syslog.validate(&join_key(base, "syslog"))?;
+        }
+        if let Some(gelf) = &self.gelf {
+            gelf.validate(&join_key(base, "gelf"))?;
         }
         if let Some(push) = &self.loki_push_api {
             push.validate(&join_key(base, "loki_push_api"))?;

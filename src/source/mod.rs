@@ -15,6 +15,7 @@ pub mod file;
 pub mod journal;
 pub mod loki_push;
 pub mod stdin;
+pub mod syslog;
 
 /// With no `max_line_size` configured, lines are still cut here: Loki itself refuses far shorter lines.
 pub const HARD_LINE_LIMIT: usize = 16 * 1024 * 1024;

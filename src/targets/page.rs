@@ -108,6 +108,7 @@ mod tests {
             lag_bytes: None,
             lag_seconds: Some(0.25),
             container_id: Some("abc".into()),
+            connections: None,
         };
         let html = render(&[view]);
         assert!(!html.contains("<script>"), "{html}");

@@ -1,0 +1,667 @@
+//! End to end, syslog senders to Loki through the real binary: util-linux `logger` over TCP and UDP, in
+//! RFC 5424 and RFC 3164, newline and octet-counted framing, structured data as labels; relabeling on
+//! the meta labels; empty, garbage and oversized messages counted and skipped while the connection
+//! goes on; idle connections closed; TLS with client certificates (made with the openssl CLI); the
+//! Docker engine's syslog log driver; a port in use; and the shipped example config.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::http::{get, metric_sum, wait_for_metric};
+use common::{start_agent, Agent, LokiReceiver, ReceivedEntry, TestDir};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Relabel rules that show every meta label Promtail sets (and the structured data, by `labelmap`).
+const SHOW_META: &str = "    relabel_configs:
+      - {source_labels: [__syslog_message_severity], target_label: severity}
+      - {source_labels: [__syslog_message_facility], target_label: facility}
+      - {source_labels: [__syslog_message_hostname], target_label: host}
+      - {source_labels: [__syslog_message_app_name], target_label: app}
+      - {source_labels: [__syslog_message_proc_id], target_label: proc_id}
+      - {source_labels: [__syslog_message_msg_id], target_label: msg_id}
+      - {source_labels: [__syslog_connection_ip_address], target_label: ip}
+      - {source_labels: [__syslog_connection_hostname], target_label: conn_host}
+      - {action: labelmap, regex: __syslog_message_sd_(.+), replacement: sd_$1}
+";
+
+/// A config whose jobs are `jobs` (each a `- job_name: …` item, indented 2).
+fn write_config(dir: &TestDir, url: &str, jobs: &str) -> PathBuf {
+    let root = dir.path().display();
+    dir.write_config(&format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n\
+         positions:\n  filename: {root}/positions.yaml\n\
+         clients:\n  - url: {url}\n    batchwait: 100ms\n    backoff_config:\n      min_period: 50ms\n      max_period: 500ms\n\
+         scrape_configs:\n{jobs}"
+    ))
+}
+
+/// A syslog job `name` on a port the OS picks; `syslog_yaml` under `syslog:` (6 spaces), `rest` under
+/// the job (4 spaces).
+fn job(name: &str, syslog_yaml: &str, rest: &str) -> String {
+    format!(
+        "  - job_name: {name}\n    syslog:\n      listen_address: 127.0.0.1:0\n      labels: {{job: {name}}}\n{syslog_yaml}{rest}"
+    )
+}
+
+/// The address job `name` listens on, from its `syslog source receiving` log line.
+fn listen_addr(agent: &Agent, name: &str) -> SocketAddr {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let logs = agent.logs();
+        let found = logs
+            .lines()
+            .filter(|l| l.contains("syslog source receiving"))
+            .filter(|l| {
+                l.contains(&format!("job={name} ")) || l.contains(&format!("job=\"{name}\""))
+            })
+            .find_map(|l| {
+                let rest = &l[l.find("address=")? + "address=".len()..];
+                let rest = rest.trim_start_matches('"');
+                let end = rest
+                    .find(|c: char| c == '"' || c.is_whitespace())
+                    .unwrap_or(rest.len());
+                rest[..end].parse().ok()
+            });
+        if let Some(addr) = found {
+            return addr;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "job {name} never listened; logs:\n{logs}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Runs util-linux `logger` against `addr` with `args`, then the message.
+fn logger(addr: SocketAddr, args: &[&str], message: &str) {
+    let out = Command::new("logger")
+        .args(["--server", "127.0.0.1", "--port", &addr.port().to_string()])
+        .args(args)
+        .arg(message)
+        .output()
+        .expect("run logger");
+    assert!(
+        out.status.success(),
+        "logger {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn entry_with(receiver: &LokiReceiver, line: &str) -> ReceivedEntry {
+    assert!(
+        receiver.wait_for_all_lines(&[line.to_owned()], WAIT),
+        "{line:?} never arrived; got {:?}",
+        receiver.entries()
+    );
+    receiver
+        .entries()
+        .into_iter()
+        .find(|e| e.line == line)
+        .unwrap()
+}
+
+fn hostname() -> String {
+    let out = Command::new("hostname").output().expect("hostname");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// What the agent's reverse lookup of 127.0.0.1 gives (Go's form: with a trailing dot).
+fn loopback_name() -> String {
+    let out = Command::new("getent")
+        .args(["hosts", "127.0.0.1"])
+        .output()
+        .expect("getent");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let name = text
+        .split_whitespace()
+        .nth(1)
+        .expect("127.0.0.1 has a name in /etc/hosts");
+    format!("{name}.")
+}
+
+fn now_ns() -> i128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as i128
+}
+
+#[test]
+fn logger_over_tcp_and_udp_in_both_formats_arrives_with_promtails_labels() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let jobs = [
+        job("tcp5424", "      label_structured_data: true\n", SHOW_META),
+        job(
+            "udp5424",
+            "      listen_protocol: udp\n      use_incoming_timestamp: true\n",
+            SHOW_META,
+        ),
+        job("tcp3164", "      syslog_format: rfc3164\n", SHOW_META),
+        job(
+            "udp3164",
+            "      syslog_format: rfc3164\n      listen_protocol: udp\n      use_rfc5424_message: true\n",
+            SHOW_META,
+        ),
+        job(
+            "full",
+            "      use_rfc5424_message: true\n      label_structured_data: true\n",
+            "",
+        ),
+    ];
+    let agent = start_agent(&write_config(&dir, &receiver.url(), &jobs.concat()));
+    let host = hostname();
+    let conn_host = loopback_name();
+
+    let tcp5424 = listen_addr(&agent, "tcp5424");
+    logger(
+        tcp5424,
+        &["--tcp", "--rfc5424", "-t", "app1", "-p", "local0.info"],
+        "newline framed",
+    );
+    let sd = ["--sd-id", "custom@99770", "--sd-param", "example=\"1\""];
+    let mut args = vec![
+        "--tcp",
+        "--rfc5424",
+        "--octet-count",
+        "-t",
+        "app2",
+        "-p",
+        "daemon.warning",
+        "--msgid",
+        "M1",
+        "--id=4242",
+    ];
+    args.extend(sd);
+    logger(tcp5424, &args, "octet counted");
+    let before = now_ns();
+    logger(
+        listen_addr(&agent, "udp5424"),
+        &["--udp", "--rfc5424", "-t", "app3", "-p", "user.err"],
+        "over udp",
+    );
+    logger(
+        listen_addr(&agent, "tcp3164"),
+        &["--tcp", "--rfc3164", "-t", "app4", "-p", "mail.debug"],
+        "bsd over tcp",
+    );
+    logger(
+        listen_addr(&agent, "udp3164"),
+        &[
+            "--udp",
+            "--rfc3164",
+            "-t",
+            "app5",
+            "--id=42",
+            "-p",
+            "local7.crit",
+        ],
+        "bsd over udp",
+    );
+    let mut args = vec!["--tcp", "--rfc5424", "-t", "app6"];
+    args.extend(sd);
+    logger(listen_addr(&agent, "full"), &args, "whole message");
+
+    let meta = |job: &str, sev: &str, fac: &str, app: &str, extra: &str| {
+        format!(
+            "{{app=\"{app}\", conn_host=\"{conn_host}\", facility=\"{fac}\", host=\"{host}\", ip=\"127.0.0.1\", job=\"{job}\"{extra}, severity=\"{sev}\"}}"
+        )
+    };
+    let e = entry_with(&receiver, "newline framed");
+    assert_eq!(
+        e.labels,
+        meta(
+            "tcp5424",
+            "informational",
+            "local0",
+            "app1",
+            ", sd_timeQuality_isSynced=\"0\", sd_timeQuality_tzKnown=\"1\""
+        )
+    );
+    let e = entry_with(&receiver, "octet counted");
+    assert_eq!(
+        e.labels,
+        meta("tcp5424", "warning", "daemon", "app2", ", msg_id=\"M1\", proc_id=\"4242\", sd_custom_99770_example=\"1\", sd_timeQuality_isSynced=\"0\", sd_timeQuality_tzKnown=\"1\"")
+    );
+    // label_structured_data is off for this job; the timestamp is logger's own (microseconds).
+    let e = entry_with(&receiver, "over udp");
+    assert_eq!(e.labels, meta("udp5424", "error", "user", "app3", ""));
+    assert!(
+        e.timestamp_ns >= before - 1_000_000 && e.timestamp_ns <= now_ns(),
+        "{e:?}"
+    );
+    assert_eq!(
+        e.timestamp_ns % 1000,
+        0,
+        "logger's timestamp has microseconds: {e:?}"
+    );
+    let e = entry_with(&receiver, "bsd over tcp");
+    assert_eq!(e.labels, meta("tcp3164", "debug", "mail", "app4", ""));
+    // use_rfc5424_message does nothing to RFC 3164 messages (as in Promtail).
+    let e = entry_with(&receiver, "bsd over udp");
+    assert_eq!(
+        e.labels,
+        meta("udp3164", "critical", "local7", "app5", ", proc_id=\"42\"")
+    );
+    let e = entry_with_prefix(&receiver, "<13>1 ");
+    assert_eq!(e.labels, "{job=\"full\"}");
+    assert!(
+        e.line.ends_with(&format!(" {host} app6 - - [custom@99770 example=\"1\"][timeQuality isSynced=\"0\" tzKnown=\"1\"] whole message")),
+        "{e:?}"
+    );
+    assert_eq!(
+        metric_sum(&agent.http_url(), "promtail_syslog_target_entries_total"),
+        6.0
+    );
+
+    // /targets lists each listener with what it received.
+    let targets = get(&format!("{}/targets?format=json", agent.http_url()))
+        .unwrap()
+        .text();
+    let json: serde_json::Value = serde_json::from_str(&targets).unwrap();
+    let tcp = json["targets"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{targets}"))
+        .iter()
+        .find(|t| t["job"] == "tcp5424")
+        .unwrap_or_else(|| panic!("{targets}"));
+    assert_eq!(tcp["kind"], "syslog");
+    assert_eq!(tcp["name"], format!("tcp://{tcp5424}"));
+    assert_eq!(tcp["read_entries"], 2);
+    assert!(tcp["read_bytes"].as_u64().unwrap() > 100, "{tcp}");
+    assert!(tcp["position"].as_str().unwrap().ends_with('Z'), "{tcp}");
+}
+
+fn entry_with_prefix(receiver: &LokiReceiver, prefix: &str) -> ReceivedEntry {
+    let ok = receiver.wait_until(
+        |r| r.entries.iter().any(|e| e.line.starts_with(prefix)),
+        WAIT,
+    );
+    assert!(
+        ok,
+        "no line starting {prefix:?}; got {:?}",
+        receiver.entries()
+    );
+    receiver
+        .entries()
+        .into_iter()
+        .find(|e| e.line.starts_with(prefix))
+        .unwrap()
+}
+
+#[test]
+fn relabeling_on_app_name_and_empty_or_unlabeled_messages_dropped_and_counted() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let rules = "    relabel_configs:
+      - {source_labels: [__syslog_message_app_name], regex: noisy, action: drop}
+      - {source_labels: [__syslog_message_app_name], regex: '(kept)', target_label: app}
+      - {source_labels: [__syslog_message_app_name], regex: bare, target_label: job, replacement: ''}
+";
+    let jobs = job("syslog", "", rules);
+    let agent = start_agent(&write_config(&dir, &receiver.url(), &jobs));
+    let addr = listen_addr(&agent, "syslog");
+    logger(
+        addr,
+        &["--tcp", "--rfc5424", "-t", "noisy"],
+        "dropped by a rule",
+    );
+    logger(
+        addr,
+        &["--tcp", "--rfc5424", "-t", "bare"],
+        "no labels left",
+    );
+    let mut conn = TcpStream::connect(addr).unwrap();
+    conn.write_all(b"<13>1 - host quiet - - -\n<13>1 - host quiet - - - \n<13>1 - host kept - - - after the empty ones\n")
+        .unwrap();
+    drop(conn);
+    let e = entry_with(&receiver, "after the empty ones");
+    assert_eq!(e.labels, "{app=\"kept\", job=\"syslog\"}");
+    let url = agent.http_url();
+    assert!(wait_for_metric(
+        &url,
+        "promtail_syslog_empty_messages_total",
+        WAIT,
+        |v| v == 2.0
+    ));
+    assert!(wait_for_metric(
+        &url,
+        "logferry_syslog_messages_dropped_total",
+        WAIT,
+        |v| v == 1.0
+    ));
+    assert_eq!(receiver.lines(), ["after the empty ones"]);
+    assert_eq!(
+        metric_sum(&url, "promtail_syslog_target_entries_total"),
+        1.0
+    );
+    assert_eq!(agent.log_count("no labels after relabeling"), 1);
+}
+
+#[test]
+fn garbage_and_oversized_messages_are_skipped_and_the_connection_goes_on() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let opts = "      max_message_length: 200\n      idle_timeout: 1s\n";
+    let jobs = [
+        job("tcp", opts, ""),
+        job("udp", &format!("{opts}      listen_protocol: udp\n"), ""),
+    ]
+    .concat();
+    let agent = start_agent(&write_config(&dir, &receiver.url(), &jobs));
+    let (tcp, udp) = (listen_addr(&agent, "tcp"), listen_addr(&agent, "udp"));
+    let big = "x".repeat(100_000);
+
+    // Newline framing: garbage, a line 100 kB long, then a good message on the same connection.
+    let mut conn = TcpStream::connect(tcp).unwrap();
+    let stream = format!(
+        "this is not syslog\n<13>1 - h a - - - {big}\n<13>1 - h a - - - good after a long line\n"
+    );
+    conn.write_all(stream.as_bytes()).unwrap();
+    // Octet counting: an oversized frame (skipped by its length, newlines inside and all), garbage
+    // where a length should be, then good frames.
+    let mut conn2 = TcpStream::connect(tcp).unwrap();
+    let inner = format!("<13>1 - h a - - - {}", "line\n".repeat(100));
+    let good = "<13>1 - h a - - - good after a big frame";
+    let good2 = "<13>1 - h a - - - good after garbage";
+    let stream = format!(
+        "{} {inner}{} {good}junk junk\n{} {good2}",
+        inner.len(),
+        good.len(),
+        good2.len()
+    );
+    conn2.write_all(stream.as_bytes()).unwrap();
+    // UDP: an oversized datagram, then a good one.
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.send_to(
+        format!("<13>1 - h a - - - {}", &big[..1000]).as_bytes(),
+        udp,
+    )
+    .unwrap();
+    sock.send_to(b"<13>1 - h a - - - good udp", udp).unwrap();
+
+    let want: Vec<String> = [
+        "good after a long line",
+        "good after a big frame",
+        "good after garbage",
+        "good udp",
+    ]
+    .map(String::from)
+    .into();
+    assert!(
+        receiver.wait_for_all_lines(&want, WAIT),
+        "got {:?}\n{}",
+        receiver.lines(),
+        agent.logs()
+    );
+    let url = agent.http_url();
+    assert_eq!(
+        metric_sum(&url, "promtail_syslog_target_parsing_errors_total"),
+        2.0
+    );
+    assert_eq!(
+        metric_sum(&url, "logferry_syslog_messages_dropped_total"),
+        3.0
+    );
+    assert_eq!(
+        agent.log_count("longer than max_message_length"),
+        2,
+        "once per listener"
+    );
+
+    // A connection that sends nothing is closed after idle_timeout (1s here), and the listener still
+    // serves others meanwhile.
+    let mut idle = TcpStream::connect(tcp).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let start = Instant::now();
+    let mut buf = [0u8; 1];
+    let n = idle.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the agent never writes");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    drop((conn, conn2));
+}
+
+/// The openssl CLI makes a CA, a server certificate for 127.0.0.1 and a client certificate.
+fn make_certs(dir: &Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec![
+        "req",
+        "-x509",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=logferry test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ];
+    ca.extend(ec);
+    run(&ca);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("client.ext"), "extendedKeyUsage=clientAuth\n").unwrap();
+    for who in ["server", "client"] {
+        let (key, csr, crt, ext) = (
+            format!("{who}.key"),
+            format!("{who}.csr"),
+            format!("{who}.crt"),
+            format!("{who}.ext"),
+        );
+        let subj = format!("/CN={who}");
+        let mut req = vec!["req", "-subj", &subj, "-keyout", &key, "-out", &csr];
+        req.extend(ec);
+        run(&req);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+            "-out",
+            &crt,
+        ]);
+    }
+}
+
+/// A TLS client (rustls) for `addr`, trusting `dir/ca.crt`, presenting `dir/client.crt` if `with_cert`.
+fn tls_send(addr: SocketAddr, dir: &Path, with_cert: bool, data: &[u8]) -> std::io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(dir.join("ca.crt")).unwrap())
+        .unwrap();
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots);
+    let config = if with_cert {
+        let cert = CertificateDer::from_pem_file(dir.join("client.crt")).unwrap();
+        let key = PrivateKeyDer::from_pem_file(dir.join("client.key")).unwrap();
+        builder.with_client_auth_cert(vec![cert], key).unwrap()
+    } else {
+        builder.with_no_client_auth()
+    };
+    let name = ServerName::try_from("127.0.0.1").unwrap();
+    let conn = rustls::ClientConnection::new(Arc::new(config), name).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, TcpStream::connect(addr)?);
+    tls.write_all(data)?;
+    tls.flush()?;
+    tls.conn.send_close_notify();
+    tls.flush()?;
+    // Wait for the server to close, so a refused handshake shows here.
+    let mut rest = Vec::new();
+    tls.sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+    match tls.read_to_end(&mut rest) {
+        // The agent closes without a close_notify of its own.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Ok(()),
+        other => other.map(drop),
+    }
+}
+
+#[test]
+fn tls_with_client_certificates() {
+    let dir = TestDir::new();
+    make_certs(dir.path());
+    let receiver = LokiReceiver::start();
+    let d = dir.path().display();
+    let tls = format!("      tls_config:\n        cert_file: {d}/server.crt\n        key_file: {d}/server.key\n        ca_file: {d}/ca.crt\n");
+    let agent = start_agent(&write_config(&dir, &receiver.url(), &job("tls", &tls, "")));
+    let addr = listen_addr(&agent, "tls");
+    assert!(
+        agent.logs().contains("protocol=tls") || agent.logs().contains("protocol=\"tls\""),
+        "{}",
+        agent.logs()
+    );
+
+    let frames =
+        ["<13>1 - h a - - - x", "<13>1 - h a - - - over tls"].map(|m| format!("{} {m}", m.len()));
+    tls_send(addr, dir.path(), true, frames.concat().as_bytes()).unwrap();
+    let e = entry_with(&receiver, "over tls");
+    assert_eq!(e.labels, "{job=\"tls\"}");
+    // Without a client certificate the handshake is refused and nothing arrives.
+    let refused = tls_send(addr, dir.path(), false, b"<13>1 - h a - - - no cert\n");
+    assert!(
+        refused.is_err(),
+        "a client without a certificate was served"
+    );
+    // A plain TCP client is not served either.
+    let mut plain = TcpStream::connect(addr).unwrap();
+    plain.write_all(b"<13>1 - h a - - - plain\n").unwrap();
+    drop(plain);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(receiver.lines(), ["x", "over tls"]);
+}
+
+#[test]
+fn docker_syslog_log_driver_in_rfc5424() {
+    common::docker::require();
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let rules = "    relabel_configs:\n      - {source_labels: [__syslog_message_app_name], target_label: app}\n";
+    let agent = start_agent(&write_config(
+        &dir,
+        &receiver.url(),
+        &job("docker", "", rules),
+    ));
+    let addr = listen_addr(&agent, "docker");
+    let containers = common::docker::Containers::new();
+    let address = format!("syslog-address=tcp://{addr}");
+    let opts = [
+        "--log-driver=syslog",
+        "--log-opt",
+        &address,
+        "--log-opt",
+        "syslog-format=rfc5424",
+        "--log-opt",
+        "tag=lfdocker",
+    ];
+    containers.run(
+        "syslog",
+        &opts,
+        "echo first from docker; echo second from docker",
+    );
+    let want = [
+        "first from docker".to_owned(),
+        "second from docker".to_owned(),
+    ];
+    assert!(
+        receiver.wait_for_all_lines(&want, WAIT),
+        "got {:?}\n{}",
+        receiver.entries(),
+        agent.logs()
+    );
+    let e = entry_with(&receiver, "first from docker");
+    assert_eq!(e.labels, "{app=\"lfdocker\", job=\"docker\"}");
+}
+
+#[test]
+fn a_port_in_use_fails_the_start_naming_the_address() {
+    let dir = TestDir::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    let jobs = format!("  - job_name: busy\n    syslog:\n      listen_address: {addr}\n      labels: {{job: busy}}\n");
+    let config = write_config(&dir, "http://127.0.0.1:9/loki/api/v1/push", &jobs);
+    let out = Agent::builder().config_file(&config).run(WAIT);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains(&format!("cannot listen on {addr} (tcp)"))
+            && out
+                .stderr
+                .contains("scrape_configs[0].syslog.listen_address"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_syslog_settings_are_located_and_the_example_config_is_valid() {
+    let dir = TestDir::new();
+    for (syslog, want) in [
+        ("      listen_protocol: sctp\n", ":7:24: scrape_configs[0].syslog.listen_protocol: invalid transport protocol \"sctp\": expected tcp or udp"),
+        ("      syslog_format: rfc9999\n", ":7:22: scrape_configs[0].syslog.syslog_format: invalid syslog_format \"rfc9999\""),
+        ("      listen_adress: x\n", "scrape_configs[0].syslog: unknown field \"listen_adress\""),
+    ] {
+        let config = dir.write_config(&format!(
+            "clients:\n  - url: http://127.0.0.1:9/push\nscrape_configs:\n  - job_name: s\n    syslog:\n      listen_address: 127.0.0.1:0\n{syslog}"
+        ));
+        let out = Agent::builder().arg("check-config").arg(&config).run(WAIT);
+        assert!(!out.status.success());
+        assert!(out.stderr.contains(want), "want {want:?} in:\n{}", out.stderr);
+    }
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/syslog.yaml");
+    let out = Agent::builder()
+        .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")
+        .arg("check-config")
+        .arg(&example)
+        .arg("-config.expand-env=true")
+        .run(WAIT);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("Valid config file!"));
+}
