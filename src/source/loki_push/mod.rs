@@ -44,6 +44,7 @@ use crate::config::LokiPushApiConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::relabel::Relabeler;
+use crate::targets::listener::ListenerRow;
 use decode::{decode, PushedStream};
 
 /// Requests taken but not yet fed: beyond this, a push waits for room, then hears 429.
@@ -78,6 +79,8 @@ struct Handler {
     use_incoming_timestamp: bool,
     max_size: usize,
     metrics: Arc<Metrics>,
+    /// Its row on `/targets`: what it received.
+    row: ListenerRow,
     /// Malformed pushes were logged once at warning level (then at debug).
     warned_malformed: AtomicBool,
 }
@@ -119,6 +122,13 @@ impl LokiPushSource {
             }
         };
         let bound = listener.local_addr().ok();
+        let address = bound.map_or_else(|| address(&self.config), |a| a.to_string());
+        let row = self.ctx.targets.listener_started(
+            "loki_push_api",
+            &job,
+            format!("http://{address}"),
+            self.config.labels.clone(),
+        );
         let (queue, mut rx) = mpsc::channel(QUEUE);
         let handler = Arc::new(Handler {
             job: job.clone(),
@@ -128,6 +138,7 @@ impl LokiPushSource {
             use_incoming_timestamp: self.config.use_incoming_timestamp,
             max_size: usize::try_from(self.config.max_send_msg_size).unwrap_or(usize::MAX),
             metrics: self.ctx.metrics.clone(),
+            row,
             warned_malformed: AtomicBool::new(false),
         });
         let app = axum::Router::new()
@@ -144,7 +155,7 @@ impl LokiPushSource {
             self.ctx.metrics.clone(),
             stop.clone(),
         ));
-        tracing::info!(job = %job, address = ?bound, "loki_push_api: listening for pushes");
+        tracing::info!(job = %job, address = %address, "loki_push_api: listening for pushes");
         let mut feed = Feed::new(
             self.ctx.pipeline.instantiate(),
             self.ctx.router.clone(),
@@ -208,8 +219,9 @@ impl Handler {
     }
 
     /// Hand the entries to the feed and wait until every sink holds them.
-    async fn deliver(&self, entries: Vec<Entry>) -> Response {
+    async fn deliver(&self, entries: Vec<Entry>, bytes: usize) -> Response {
         let count = entries.len() as u64;
+        self.row.received(count, bytes as u64);
         let (answer, answered) = oneshot::channel();
         let queued = self
             .queue
@@ -323,7 +335,7 @@ async fn push(State(h): State<Arc<Handler>>, headers: HeaderMap, body: Bytes) ->
         Err(why) => return h.malformed(why),
     };
     let entries = h.entries(streams);
-    h.deliver(entries).await
+    h.deliver(entries, body.len()).await
 }
 
 async fn raw(State(h): State<Arc<Handler>>, body: Bytes) -> Response {
@@ -348,5 +360,5 @@ async fn raw(State(h): State<Arc<Handler>>, body: Bytes) -> Response {
             extracted: None,
         })
         .collect();
-    h.deliver(entries).await
+    h.deliver(entries, body.len()).await
 }
