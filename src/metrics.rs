@@ -166,6 +166,11 @@ pub struct Metrics {
     pub batch_retries: Family<HostTenantLabel, Counter>,
     // Journal source (Promtail names).
     pub journal_lines: Counter,
+    // loki_push_api source (logferry's own).
+    /// Push requests by how they were answered.
+    pub push_requests: Family<JobReasonLabel, Counter>,
+    /// Pushed entries: accepted (safe in every sink), or left out (relabeled away, no labels).
+    pub push_entries: Family<JobReasonLabel, Counter>,
     pub journal_parsing_errors: Family<ErrorLabel, Counter>,
     // logferry's own.
     /// Lines whose invalid UTF-8 was replaced with U+FFFD.
@@ -338,6 +343,8 @@ impl Metrics {
             request_duration: Family::new_with_constructor(request_histogram),
             batch_retries: Family::default(),
             journal_lines: Counter::default(),
+            push_requests: Family::default(),
+            push_entries: Family::default(),
             journal_parsing_errors: Family::default(),
             lines_invalid_utf8: Family::default(),
             lines_oversized: Family::default(),
@@ -452,6 +459,16 @@ impl Metrics {
             "logferry_lines_oversized",
             "Lines longer than the line size limit, truncated or dropped",
             m.lines_oversized.clone(),
+        );
+        registry.register(
+            "logferry_push_requests",
+            "loki_push_api requests by answer: accepted (204 once safe in every sink), malformed (400), full (429), stopping or not_safe (503)",
+            m.push_requests.clone(),
+        );
+        registry.register(
+            "logferry_push_entries",
+            "loki_push_api entries: accepted, or left out (relabeled_away, no_labels)",
+            m.push_entries.clone(),
         );
         registry.register(
             "promtail_journal_target_lines",

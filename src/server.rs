@@ -192,7 +192,7 @@ pub async fn serve(
 
 /// Accept while a connection slot is free; at shutdown, stop accepting and let the open connections
 /// finish their request in flight.
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     app: Router,
     limits: ConnectionLimits,

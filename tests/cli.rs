@@ -367,6 +367,10 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/buffer.yaml",
         "configs/docker.yaml",
         "configs/elasticsearch.yaml",
+        "configs/syslog.yaml",
+        "configs/loki_push.yaml",
+        "examples/relay/agent.yaml",
+        "examples/relay/relay.yaml",
         "examples/sidecar-docker.yaml",
         "examples/bare-metal.yaml",
         "examples/elasticsearch-json.yaml",
@@ -377,6 +381,7 @@ fn the_shipped_example_configs_pass_check_config() {
         let out = Agent::builder()
             .env("LOKI_URL", "http://127.0.0.1:3100/loki/api/v1/push")
             .env("ES_URL", "http://127.0.0.1:9200")
+            .env("RELAY_URL", "http://127.0.0.1:3500/loki/api/v1/push")
             .env("HOSTNAME", "web-01")
             .arg("check-config")
             .arg(&path)

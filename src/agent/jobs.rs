@@ -13,8 +13,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::Env;
 use crate::config::{
-    Config, DockerSdConfig, GelfConfig, GlobalConfig, JournalConfig, LimitsConfig, ScrapeConfig,
-    SourceKind, SyslogConfig, TargetConfig,
+    Config, DockerSdConfig, GelfConfig, GlobalConfig, JournalConfig, LimitsConfig,
+    LokiPushApiConfig, ScrapeConfig, SourceKind, SyslogConfig, TargetConfig,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -25,6 +25,7 @@ use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::gelf::GelfSource;
 use crate::source::journal::JournalSource;
+use crate::source::loki_push::LokiPushSource;
 use crate::source::syslog::SyslogSource;
 use crate::source::{LineLimit, SourceContext};
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
@@ -193,23 +194,49 @@ fn sources_of(
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
-        JobSource::Syslog { config, relabeler } => {
+        JobSource::Syslog {
+            config,
+            relabeler,
+            socket,
+        } => {
             let source = SyslogSource {
                 ctx,
                 config: *config,
                 relabeler,
+                socket,
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
-        JobSource::Gelf { config, relabeler } => {
+        JobSource::Gelf {
+            config,
+            relabeler,
+            socket,
+        } => {
             let source = GelfSource {
                 ctx,
                 config,
                 relabeler,
+                socket,
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
         JobSource::Docker(docker) => docker_sources(ctx, docker, docker_hosts(cfg) == 1, stop),
+        JobSource::LokiPush {
+            config,
+            relabeler,
+            listener,
+        } => {
+            let limits =
+                crate::server::ConnectionLimits::from_config(&config.server, &env.fd_limits);
+            let source = LokiPushSource {
+                ctx,
+                config: *config,
+                relabeler,
+                listener,
+                limits,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
     }
 }
 
@@ -233,12 +260,37 @@ pub(super) enum JobSource {
     Syslog {
         config: Box<SyslogConfig>,
         relabeler: Relabeler,
+        /// Bound by [`listen_located`] when the agent starts.
+        socket: Option<crate::source::syslog::StdSocket>,
     },
     /// Relabeled per message, by the source.
     Gelf {
         config: GelfConfig,
         relabeler: Relabeler,
+        /// Bound by [`listen_located`] when the agent starts.
+        socket: Option<std::net::UdpSocket>,
     },
+    /// Relabeled per pushed stream, by the source.
+    LokiPush {
+        config: Box<LokiPushApiConfig>,
+        relabeler: Relabeler,
+        /// Bound by [`Job::listen`] when the agent starts.
+        listener: Option<std::net::TcpListener>,
+    },
+}
+
+impl Job {
+    /// Bind the job's listening socket, if it has one, so that an address in use fails the start
+    /// (with the address named) rather than a source later.
+    pub fn listen(&mut self) -> anyhow::Result<()> {
+        if let JobSource::LokiPush {
+            config, listener, ..
+        } = &mut self.source
+        {
+            *listener = Some(crate::source::loki_push::bind(config)?);
+        }
+        Ok(())
+    }
 }
 
 /// An error in scrape config `sc` at key `path`, placed in the file and naming the job.
@@ -283,6 +335,18 @@ pub(super) fn build_job(
                 source: JobSource::Gelf {
                     config: sc.gelf.clone().unwrap_or_default(),
                     relabeler: job_relabeler(index, sc, cfg)?,
+                    socket: None,
+                },
+                pipeline: build_pipeline(cfg, index, sc, metrics)?,
+            })
+        }
+        Some(SourceKind::LokiPushApi) => {
+            return Ok(Job {
+                name: sc.job_name.as_str().into(),
+                source: JobSource::LokiPush {
+                    config: Box::new(sc.loki_push_api.clone().expect("its source kind says so")),
+                    relabeler: job_relabeler(index, sc, cfg)?,
+                    listener: None,
                 },
                 pipeline: build_pipeline(cfg, index, sc, metrics)?,
             })
@@ -353,33 +417,40 @@ fn syslog_job(
         source: JobSource::Syslog {
             config: Box::new(config),
             relabeler: job_relabeler(index, sc, cfg)?,
+            socket: None,
         },
         pipeline: build_pipeline(cfg, index, sc, metrics)?,
     })
 }
 
-/// At the agent's start, a listening job's address must be free: bind it once and let go, so that a
-/// port in use fails the start with the address named (as Promtail fails), rather than a job that
-/// retries in the background. On a reload, the source retries until its previous instance let go.
-pub(super) fn check_listen_address(job: &Job, index: usize, cfg: &Config) -> anyhow::Result<()> {
-    let (key, address, udp) = match &job.source {
-        JobSource::Syslog { config, .. } => ("syslog", &config.listen_address, config.is_udp()),
-        JobSource::Gelf { config, .. } => ("gelf", &config.listen_address, true),
+/// At the agent's start, bind a syslog or GELF job's socket and hand it to the source, so that an
+/// address in use fails the start with the address named and placed in the file (as Promtail fails),
+/// rather than a job that retries in the background. After a reload, the source binds itself and
+/// retries until its previous instance let go.
+pub(super) fn listen_located(job: &mut Job, index: usize, cfg: &Config) -> anyhow::Result<()> {
+    let name = job.name.clone();
+    let (key, address, udp, bound) = match &mut job.source {
+        JobSource::Syslog { config, socket, .. } => {
+            let bound = crate::source::syslog::bind_std(&config.listen_address, config.is_udp())
+                .map(|s| *socket = Some(s));
+            (
+                "syslog",
+                config.listen_address.clone(),
+                config.is_udp(),
+                bound,
+            )
+        }
+        JobSource::Gelf { config, socket, .. } => {
+            let at = crate::source::syslog::go_listen_address(&config.listen_address);
+            let bound = std::net::UdpSocket::bind(at.as_ref()).map(|s| *socket = Some(s));
+            ("gelf", config.listen_address.clone(), true, bound)
+        }
         _ => return Ok(()),
-    };
-    let at = crate::source::syslog::go_listen_address(address);
-    let bound = if udp {
-        std::net::UdpSocket::bind(at.as_ref()).map(drop)
-    } else {
-        std::net::TcpListener::bind(at.as_ref()).map(drop)
     };
     bound.map_err(|e| {
         let path = format!("scrape_configs[{index}].{key}.listen_address");
         let protocol = if udp { "udp" } else { "tcp" };
-        let msg = format!(
-            "cannot listen on {address} ({protocol}): {e} (job {:?})",
-            job.name
-        );
+        let msg = format!("cannot listen on {address} ({protocol}): {e} (job {name:?})");
         cfg.error_at(&path, msg).into()
     })
 }

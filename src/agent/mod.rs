@@ -77,6 +77,8 @@ pub(crate) struct Env {
     abort: watch::Receiver<bool>,
     mode: Mode,
     stdin: bool,
+    /// The process's descriptor budget (receiving sources bound their connections by it).
+    fd_limits: crate::descriptors::Limits,
 }
 
 impl Env {
@@ -165,6 +167,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         abort: abort_rx,
         mode: opts.mode,
         stdin,
+        fd_limits,
     };
     if env.to_stdout(&cfg) && opts.mode == Mode::Run {
         if opts.default_config {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::jobs::{build_job, check_listen_address, Job, JobSource, JobSpec, RunningJob};
+use super::jobs::{build_job, listen_located, Job, JobSource, JobSpec, RunningJob};
 use super::sinks::{plan_sinks, warn_orphaned_buffers, RunningSink, SinkPlan};
 use super::{check_limits, Env};
 use crate::config::Config;
@@ -118,14 +118,12 @@ impl Running {
         if !env.to_stdout(&cfg) {
             warn_orphaned_buffers(&cfg);
         }
-        for (i, (job, _)) in plan.jobs.iter().enumerate() {
-            check_listen_address(job, i, &cfg)?;
+        let mut jobs = Vec::new();
+        for (i, (mut job, spec)) in plan.jobs.into_iter().enumerate() {
+            listen_located(&mut job, i, &cfg)?;
+            job.listen()?;
+            jobs.push(RunningJob::start(job, spec, &cfg, env, None));
         }
-        let jobs = plan
-            .jobs
-            .into_iter()
-            .map(|(job, spec)| RunningJob::start(job, spec, &cfg, env, None))
-            .collect();
         Ok(Running {
             cfg,
             sinks,

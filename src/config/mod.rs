@@ -77,7 +77,7 @@ pub use http::{header, Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS
 pub use index_template::{IndexNamer, IndexTemplate};
 pub use limits::LimitsConfig;
 pub use redact::{is_secret_name, redact_header, redact_url};
-pub use scrape::{DecompressionConfig, JournalConfig, ScrapeConfig, SourceKind};
+pub use scrape::{DecompressionConfig, JournalConfig, LokiPushApiConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
 pub use stages::{StageConfig, STAGE_NAMES};
 pub use syslog::{GelfConfig, SyslogConfig};

@@ -14,6 +14,7 @@ use super::discovery::{DockerSdConfig, FileSdConfig, StaticConfig};
 use super::duration::GoDuration;
 use super::error::Invalid;
 use super::locate::join_key;
+use super::server::ServerConfig;
 use super::stages::StageConfig;
 use super::syslog::{GelfConfig, SyslogConfig};
 use super::yaml::{self, LabelSet};
@@ -46,14 +47,10 @@ pub struct ScrapeConfig {
     pub journal: Option<JournalConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syslog: Option<SyslogConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loki_push_api: Option<LokiPushApiConfig>,
 
     // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
-    #[serde(
-        default,
-        serialize_with = "yaml::redacted_value",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub loki_push_api: Option<Value>,
     #[serde(
         default,
         serialize_with = "yaml::redacted_value",
@@ -260,7 +257,7 @@ impl ScrapeConfig {
             (self.journal.is_some(), SourceKind::Journal),
             (self.syslog.is_some(), SourceKind::Syslog),
             (present(&self.gcplog), SourceKind::Gcplog),
-            (present(&self.loki_push_api), SourceKind::LokiPushApi),
+            (self.loki_push_api.is_some(), SourceKind::LokiPushApi),
             (present(&self.windows_events), SourceKind::WindowsEvents),
             (present(&self.kafka), SourceKind::Kafka),
             (present(&self.azure_event_hubs), SourceKind::AzureEventHubs),
@@ -293,6 +290,9 @@ impl ScrapeConfig {
         }
         if let Some(gelf) = &self.gelf {
             gelf.validate(&join_key(base, "gelf"))?;
+        }
+        if let Some(push) = &self.loki_push_api {
+            push.validate(&join_key(base, "loki_push_api"))?;
         }
         Ok(())
     }
@@ -329,6 +329,40 @@ impl DecompressionConfig {
                     "invalid decompression format {:?}: expected one of gz, z, bz2",
                     self.format
                 ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `loki_push_api`: a Loki push endpoint of the job's own, for agents and clients that push (a relay
+/// tier). Its `server` block is the same as the agent's top-level one.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LokiPushApiConfig {
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// Static labels set on every pushed stream before relabeling.
+    #[serde(default)]
+    pub labels: LabelSet,
+    /// Keep the pushed entries' timestamps (else: the time they were received).
+    #[serde(default, deserialize_with = "yaml::bool")]
+    pub use_incoming_timestamp: bool,
+    /// The largest request body taken, in bytes (Promtail's default: 100 MiB).
+    #[serde(default = "hundred_mib")]
+    pub max_send_msg_size: u64,
+}
+
+fn hundred_mib() -> u64 {
+    100 << 20
+}
+
+impl LokiPushApiConfig {
+    fn validate(&self, base: &str) -> Result<(), Invalid> {
+        if self.max_send_msg_size == 0 {
+            return Err(Invalid::value(
+                join_key(base, "max_send_msg_size"),
+                "max_send_msg_size must be above 0 bytes",
             ));
         }
         Ok(())

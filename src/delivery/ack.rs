@@ -10,8 +10,9 @@
 //! receiver accepted it, and the buffer may then forget it (see `buffer::reader`).
 //!
 //! A receiving source (`loki_push_api`) settles a batch differently: there is no position to commit,
-//! but a client waiting for its answer. Its token ([`Settle::Answer`]) tells the waiting requests once
-//! every sink holds their entries, and only then do they answer 2xx.
+//! but clients waiting for their answer. Its token carries a [`Notify`] ([`Settle::Notify`]), called
+//! with `true` once every sink holds the batch, or with `false` if the token is dropped first; the
+//! source answers its clients 2xx only after the former.
 //!
 //! A token dropped without all its acks (shutdown, a sink that gave up) commits nothing, so the data is
 //! read again after a restart (or the waiting client hears no success and pushes again): duplicates are
@@ -20,7 +21,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 use super::order::{Commits, Ticket};
 use crate::entry::Batch;
@@ -31,8 +32,38 @@ use crate::positions::Checkpoint;
 pub enum Settle {
     /// A source's read position, committed in the order the source sent its batches.
     Position(Checkpoint),
-    /// Pushed requests waiting to answer their clients: each is told once the batch is safe.
-    Answer(Vec<oneshot::Sender<()>>),
+    /// Tell the source whether the batch is safe (see [`Notify`]).
+    Notify(Notify),
+}
+
+/// A call made once about a batch: `true` when every sink holds it, `false` if it was dropped before
+/// (shutdown, a sink that gave up).
+pub struct Notify(Option<Box<dyn FnOnce(bool) + Send + Sync>>);
+
+impl Notify {
+    pub fn new(call: impl FnOnce(bool) + Send + Sync + 'static) -> Self {
+        Notify(Some(Box::new(call)))
+    }
+
+    fn call(mut self, safe: bool) {
+        if let Some(call) = self.0.take() {
+            call(safe);
+        }
+    }
+}
+
+impl Drop for Notify {
+    fn drop(&mut self) {
+        if let Some(call) = self.0.take() {
+            call(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for Notify {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Notify")
+    }
 }
 
 impl Settle {
@@ -41,15 +72,8 @@ impl Settle {
         match self {
             // In order: earlier batches of this source may still be on their way.
             Settle::Position(c) => commits.commit_in_order(c),
-            Settle::Answer(waiting) => answer(waiting),
+            Settle::Notify(n) => n.call(true),
         }
-    }
-}
-
-fn answer(waiting: Vec<oneshot::Sender<()>>) {
-    for w in waiting {
-        // A client that went away does not wait for its answer any more.
-        let _ = w.send(());
     }
 }
 
@@ -84,8 +108,8 @@ enum Commit {
         commits: Commits,
         ticket: std::sync::Mutex<Option<Ticket>>,
     },
-    /// Requests waiting for their answer (see [`Settle::Answer`]).
-    Answer(std::sync::Mutex<Vec<oneshot::Sender<()>>>),
+    /// A receiving source's call (see [`Notify`]).
+    Notify(std::sync::Mutex<Option<Notify>>),
     /// A disk buffer's record, numbered in the order it was read.
     Record {
         id: u64,
@@ -100,7 +124,7 @@ impl std::fmt::Debug for AckToken {
         match &self.inner.commit {
             Commit::Position { ticket, .. } => d.field("ticket", ticket),
             Commit::Record { id, .. } => d.field("record", id),
-            Commit::Answer(w) => d.field("answers", &w.lock().unwrap().len()),
+            Commit::Notify(_) => d.field("notify", &true),
         };
         d.finish()
     }
@@ -124,7 +148,9 @@ impl AckToken {
     pub fn settle(commits: &Commits, settle: Settle, holders: usize) -> Self {
         match settle {
             Settle::Position(c) => Self::new(commits.clone(), c, holders),
-            Settle::Answer(w) => Self::with(Commit::Answer(std::sync::Mutex::new(w)), holders),
+            Settle::Notify(n) => {
+                Self::with(Commit::Notify(std::sync::Mutex::new(Some(n))), holders)
+            }
         }
     }
 
@@ -157,7 +183,11 @@ impl AckToken {
                 // The buffer's reader is gone only when the agent stops: nothing to record then.
                 let _ = done.send(*id);
             }
-            Commit::Answer(waiting) => answer(std::mem::take(&mut *waiting.lock().unwrap())),
+            Commit::Notify(n) => {
+                if let Some(n) = n.lock().unwrap().take() {
+                    n.call(true);
+                }
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ mod part_ack;
 mod request;
 mod router;
 
-pub use ack::{AckToken, Delivery, Settle};
+pub use ack::{AckToken, Delivery, Notify, Settle};
 pub use order::{Commits, InFlightMarks, Ticket};
 pub use part_ack::PartAck;
 pub use request::{Done, Outgoing, Payload, Request};

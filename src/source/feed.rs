@@ -15,13 +15,14 @@
 //! - stops: once a send failed (the router closed, or the agent stopped while the sinks were full)
 //!   the feed is closed and sends nothing more, so no later checkpoint can pass the lost batch.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use crate::delivery::{Router, Settle};
+use crate::delivery::{Notify, Router, Settle};
 use crate::entry::Entry;
 use crate::positions::Checkpoint;
 use crate::stage::Pipeline;
@@ -106,6 +107,107 @@ fn releasable(read_through: &mut VecDeque<(u64, String)>, held: Option<u64>) -> 
         cursor = read_through.pop_front().map(|(_, c)| c);
     }
     cursor
+}
+
+/// The ledger of a receiving source (`loki_push_api`): each client waits for its answer until every
+/// entry it pushed is safe in every sink; `true` then, `false` if a batch holding some of them was
+/// dropped (the client pushes again: a duplicate at worst, never a loss).
+///
+/// Answers are given in batch order: a sink may finish a batch before an earlier one (tenants are
+/// batched apart), and a request's entries may span batches (a stage held some), so a request is
+/// answered once every batch up to the one that settled it is finished, and only `true` if none of
+/// the batches since its first entry could have left was dropped.
+pub struct Answers {
+    next_origin: u64,
+    /// Requests with entries still in the stages: the origin after their last entry, the first batch
+    /// their entries can be in, and their answer.
+    waiting: VecDeque<(u64, u64, oneshot::Sender<bool>)>,
+    next_batch: u64,
+    order: Arc<Mutex<InOrder>>,
+}
+
+/// A request's answer once its batch is finished: the first batch its entries can be in, and where
+/// to answer.
+type Due = (u64, oneshot::Sender<bool>);
+
+/// Batches finished out of order, held until the earlier ones are finished.
+#[derive(Default)]
+struct InOrder {
+    /// The first batch not finished yet.
+    next: u64,
+    /// Finished batches from `next` on: whether safe, and the answers (first batch, answer) they settle.
+    finished: BTreeMap<u64, (bool, Vec<Due>)>,
+    /// The last batch, in order, that was dropped.
+    last_dropped: Option<u64>,
+}
+
+impl InOrder {
+    fn finish(&mut self, batch: u64, safe: bool, answers: Vec<Due>) {
+        self.finished.insert(batch, (safe, answers));
+        while let Some((safe, answers)) = self.finished.remove(&self.next) {
+            if !safe {
+                self.last_dropped = Some(self.next);
+            }
+            self.next += 1;
+            for (first, answer) in answers {
+                let all_safe = self.last_dropped.map_or(true, |d| d < first);
+                // A client that went away no longer waits for its answer.
+                let _ = answer.send(all_safe);
+            }
+        }
+    }
+}
+
+impl Answers {
+    pub fn new() -> Self {
+        Answers {
+            next_origin: 0,
+            waiting: VecDeque::new(),
+            next_batch: 0,
+            order: Arc::default(),
+        }
+    }
+
+    /// A request of `entries` entries arrived, to be answered on `answer`. Returns the entries'
+    /// origins, to feed with them.
+    pub fn pushed(&mut self, entries: usize, answer: oneshot::Sender<bool>) -> Vec<u64> {
+        let first = self.next_origin;
+        self.next_origin += entries as u64;
+        self.waiting
+            .push_back((self.next_origin, self.next_batch, answer));
+        (first..self.next_origin).collect()
+    }
+}
+
+impl Default for Answers {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Ledger for Answers {
+    fn settle(&mut self, held: Option<u64>) -> Option<Settle> {
+        if self.waiting.is_empty() {
+            // Then nothing is in the stages either: the batch has no entries.
+            return None;
+        }
+        let limit = held.unwrap_or(u64::MAX);
+        let mut due = Vec::new();
+        while self
+            .waiting
+            .front()
+            .is_some_and(|(through, _, _)| *through <= limit)
+        {
+            let (_, first, answer) = self.waiting.pop_front().expect("checked");
+            due.push((first, answer));
+        }
+        let batch = self.next_batch;
+        self.next_batch += 1;
+        let order = self.order.clone();
+        Some(Settle::Notify(Notify::new(move |safe| {
+            order.lock().unwrap().finish(batch, safe, due);
+        })))
+    }
 }
 
 /// What [`Feed::next`] found to do.
@@ -236,7 +338,6 @@ impl<L: Ledger> Feed<L> {
                 self.last = Some(c.clone());
                 Some(Settle::Position(c))
             }
-            Some(Settle::Answer(w)) if w.is_empty() => None,
             other => other,
         };
         if entries.is_empty() && settle.is_none() {
@@ -423,29 +524,55 @@ mod tests {
         assert!(!feed.finish().await);
     }
 
-    #[tokio::test]
-    async fn waiting_pushers_are_answered_when_every_sink_holds_their_entries() {
-        struct Pushers(Vec<tokio::sync::oneshot::Sender<()>>);
-        impl Ledger for Pushers {
-            fn settle(&mut self, _held: Option<u64>) -> Option<Settle> {
-                Some(Settle::Answer(std::mem::take(&mut self.0)))
-            }
-        }
+    fn router(sinks: usize) -> (Router, Vec<mpsc::Receiver<Delivery>>, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let positions = Positions::open(&dir.path().join("p.yaml"), false).unwrap();
-        let (a_tx, mut a_rx) = mpsc::channel(4);
-        let (b_tx, mut b_rx) = mpsc::channel(4);
-        let router = Router::new(vec![a_tx, b_tx], positions);
-        let (answer, mut answered) = tokio::sync::oneshot::channel();
-        let mut feed = Feed::new(pipeline("[]").unwrap(), router, Pushers(vec![answer]));
-        let (entries, origins) = lines(0..2);
+        let (txs, rxs) = (0..sinks).map(|_| mpsc::channel(8)).unzip();
+        (Router::new(txs, positions), rxs, dir)
+    }
+
+    #[tokio::test]
+    async fn a_pusher_is_answered_once_every_sink_holds_its_entries() {
+        let (router, mut sinks, _dir) = router(2);
+        let mut feed = Feed::new(pipeline("[]").unwrap(), router, Answers::new());
+        let (answer, mut answered) = oneshot::channel();
+        let (entries, _) = lines(0..2);
+        let origins = feed.ledger().pushed(entries.len(), answer);
         assert!(feed.feed(entries, &origins).await);
-        a_rx.recv().await.unwrap().ack();
+        sinks[0].recv().await.unwrap().ack();
         assert!(
             answered.try_recv().is_err(),
             "one sink does not hold it yet"
         );
-        b_rx.recv().await.unwrap().ack();
-        assert!(answered.try_recv().is_ok());
+        sinks[1].recv().await.unwrap().ack();
+        assert_eq!(answered.try_recv(), Ok(true));
+    }
+
+    #[tokio::test]
+    async fn answers_wait_for_earlier_batches_and_a_dropped_batch_answers_false() {
+        let multiline = "- multiline: {firstline: '^line [03]', max_wait_time: 1h}";
+        let (router, mut sinks, _dir) = router(1);
+        let mut feed = Feed::new(pipeline(multiline).unwrap(), router, Answers::new());
+        // Request a: lines 0-1, held as a block. Request b: lines 2-4; line 3 starts a block, so
+        // a's block (0-2) goes out in batch 1, and b still has 3-4 held.
+        let (a, mut a_answer) = oneshot::channel();
+        let (b, mut b_answer) = oneshot::channel();
+        let (entries, _) = lines(0..2);
+        let origins = feed.ledger().pushed(2, a);
+        assert!(feed.feed(entries, &origins).await);
+        let (entries, _) = lines(2..5);
+        let origins = feed.ledger().pushed(3, b);
+        assert!(feed.feed(entries, &origins).await);
+        let first = sinks[0].recv().await.unwrap();
+        assert_eq!(first.batch.entries.len(), 1);
+        assert!(feed.finish().await);
+        let second = sinks[0].recv().await.unwrap();
+        // The later batch is safe first: nobody is answered before the earlier one is finished.
+        second.ack();
+        assert!(a_answer.try_recv().is_err() && b_answer.try_recv().is_err());
+        // The earlier batch is dropped (a sink gave up): a hears false; so does b, whose line 2 was in it.
+        drop(first);
+        assert_eq!(a_answer.try_recv(), Ok(false));
+        assert_eq!(b_answer.try_recv(), Ok(false));
     }
 }

@@ -14,6 +14,7 @@ pub mod feed;
 pub mod file;
 pub mod gelf;
 pub mod journal;
+pub mod loki_push;
 pub mod stdin;
 pub mod syslog;
 

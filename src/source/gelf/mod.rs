@@ -45,6 +45,8 @@ pub struct GelfSource {
     pub ctx: SourceContext,
     pub config: GelfConfig,
     pub relabeler: Relabeler,
+    /// Bound when the agent started; `None` after a reload (the source binds, retrying).
+    pub socket: Option<std::net::UdpSocket>,
 }
 
 impl std::ops::Deref for GelfSource {
@@ -56,10 +58,18 @@ impl std::ops::Deref for GelfSource {
 }
 
 impl GelfSource {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let address = crate::source::syslog::go_listen_address(&self.config.listen_address);
+        let mut given = self.socket.take().map(|s| {
+            s.set_nonblocking(true)?;
+            UdpSocket::from_std(s)
+        });
         let socket = loop {
-            match UdpSocket::bind(address.as_ref()).await {
+            let bound = match given.take() {
+                Some(Ok(s)) => Ok(s),
+                _ => UdpSocket::bind(address.as_ref()).await,
+            };
+            match bound {
                 Ok(s) => break s,
                 Err(e) => {
                     tracing::error!(job = %self.job, address = %self.config.listen_address, error = %e,

@@ -55,6 +55,8 @@ pub struct SyslogSource {
     pub ctx: SourceContext,
     pub config: SyslogConfig,
     pub relabeler: Relabeler,
+    /// Bound when the agent started; `None` after a reload (the source binds, retrying).
+    pub socket: Option<StdSocket>,
 }
 
 impl std::ops::Deref for SyslogSource {
@@ -62,6 +64,37 @@ impl std::ops::Deref for SyslogSource {
 
     fn deref(&self) -> &SourceContext {
         &self.ctx
+    }
+}
+
+/// A socket bound before the runtime takes it (at the agent's start).
+pub enum StdSocket {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+/// Bind `address` for the protocol, blocking (the agent's start).
+pub fn bind_std(address: &str, udp: bool) -> std::io::Result<StdSocket> {
+    let address = go_listen_address(address);
+    if udp {
+        std::net::UdpSocket::bind(address.as_ref()).map(StdSocket::Udp)
+    } else {
+        std::net::TcpListener::bind(address.as_ref()).map(StdSocket::Tcp)
+    }
+}
+
+impl StdSocket {
+    fn into_tokio(self) -> std::io::Result<Bound> {
+        match self {
+            StdSocket::Tcp(l) => {
+                l.set_nonblocking(true)?;
+                TcpListener::from_std(l).map(Bound::Tcp)
+            }
+            StdSocket::Udp(s) => {
+                s.set_nonblocking(true)?;
+                UdpSocket::from_std(s).map(Bound::Udp)
+            }
+        }
     }
 }
 
@@ -100,7 +133,7 @@ pub fn go_listen_address(address: &str) -> std::borrow::Cow<'_, str> {
 }
 
 impl SyslogSource {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
         let tls = match self
             .config
             .tls_config
@@ -116,8 +149,13 @@ impl SyslogSource {
             },
             None => None,
         };
+        let mut given = self.socket.take().map(StdSocket::into_tokio);
         let bound = loop {
-            match bind(&self.config.listen_address, self.config.is_udp()).await {
+            let bound = match given.take() {
+                Some(Ok(b)) => Ok(b),
+                _ => bind(&self.config.listen_address, self.config.is_udp()).await,
+            };
+            match bound {
                 Ok(b) => break b,
                 Err(e) => {
                     tracing::error!(job = %self.job, address = %self.config.listen_address, error = %e,
