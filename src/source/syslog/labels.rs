@@ -116,8 +116,15 @@ impl Labeler {
 }
 
 /// Promtail's meta labels of message `m` received on `conn`, in `out`.
+///
+/// A label whose value is empty is left out, as Prometheus' label builder deletes a label set to "" (a
+/// sender without a reverse DNS name, an empty structured-data value).
 pub fn meta_labels(conn: &Connection, m: &Message, sd: bool, out: &mut Vec<(String, String)>) {
-    let mut set = |name: &str, value: &str| out.push((name.to_owned(), value.to_owned()));
+    let mut set = |name: &str, value: &str| {
+        if !value.is_empty() {
+            out.push((name.to_owned(), value.to_owned()))
+        }
+    };
     set("__syslog_connection_ip_address", &conn.ip);
     set("__syslog_connection_hostname", &conn.hostname);
     set("__syslog_message_severity", m.severity());
@@ -136,7 +143,7 @@ pub fn meta_labels(conn: &Connection, m: &Message, sd: bool, out: &mut Vec<(Stri
     if sd {
         for (id, params) in &m.structured_data {
             let id = id.replace('@', "_");
-            for (name, value) in params {
+            for (name, value) in params.iter().filter(|(_, v)| !v.is_empty()) {
                 out.push((format!("__syslog_message_sd_{id}_{name}"), value.clone()));
             }
         }
@@ -170,17 +177,20 @@ mod tests {
     #[test]
     fn promtails_meta_labels_with_structured_data() {
         let m = super::super::message::parse_rfc5424(
-            b"<134>1 - web nginx 12 REQ [custom@99770 example=\"1\" b=\"2\"] hi",
+            b"<134>1 - web nginx 12 REQ [custom@99770 example=\"1\" b=\"2\" empty=\"\"] hi",
         )
         .unwrap();
         let mut out = Vec::new();
-        meta_labels(&conn(), &m, true, &mut out);
+        let unnamed = Connection {
+            hostname: String::new(),
+            ..conn()
+        };
+        meta_labels(&unnamed, &m, true, &mut out);
         let got: Vec<String> = out.iter().map(|(k, v)| format!("{k}={v}")).collect();
         assert_eq!(
             got,
             [
                 "__syslog_connection_ip_address=127.0.0.1",
-                "__syslog_connection_hostname=localhost.",
                 "__syslog_message_severity=informational",
                 "__syslog_message_facility=local0",
                 "__syslog_message_hostname=web",
