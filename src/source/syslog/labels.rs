@@ -7,8 +7,10 @@
 //! it ([`Relabeler::name_matters`]): messages of one sender and app share one `Arc<LabelSet>`. The cache
 //! belongs to one connection (or the UDP listener) and is small and bounded.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
 
 use super::message::Message;
 use crate::entry::{LabelSet, Labels};
@@ -43,14 +45,17 @@ pub enum Unlabeled {
 
 type Labeled = Result<Arc<LabelSet>, Unlabeled>;
 
+/// A meta label: its name (static, or made for a structured-data parameter) and its value, borrowed
+/// from the connection or the message.
+pub type Meta<'a> = (Cow<'static, str>, &'a str);
+
 /// Labels messages of one connection (or listener), with a cache.
 pub struct Labeler {
     rules: Arc<LabelRules>,
     conn: Connection,
-    cache: HashMap<Vec<u8>, Labeled>,
-    relevant: HashMap<String, bool>,
+    cache: FxHashMap<Vec<u8>, Labeled>,
+    relevant: FxHashMap<Cow<'static, str>, bool>,
     key: Vec<u8>,
-    meta: Vec<(String, String)>,
 }
 
 impl Labeler {
@@ -58,19 +63,18 @@ impl Labeler {
         Labeler {
             rules,
             conn,
-            cache: HashMap::new(),
-            relevant: HashMap::new(),
+            cache: FxHashMap::default(),
+            relevant: FxHashMap::default(),
             key: Vec::with_capacity(128),
-            meta: Vec::with_capacity(16),
         }
     }
 
     /// The stream labels of `m`, or why it has none.
-    pub fn labels(&mut self, m: &Message) -> Labeled {
-        self.meta.clear();
-        meta_labels(&self.conn, m, self.rules.structured_data, &mut self.meta);
+    pub fn labels(&mut self, m: &Message<'_>) -> Labeled {
+        let mut meta: Vec<Meta<'_>> = Vec::with_capacity(16);
+        meta_labels(&self.conn, m, self.rules.structured_data, &mut meta);
         self.key.clear();
-        for (name, value) in &self.meta {
+        for (name, value) in &meta {
             let relevant = match self.relevant.get(name) {
                 Some(r) => *r,
                 None => {
@@ -91,7 +95,7 @@ impl Labeler {
         if let Some(hit) = self.cache.get(&self.key) {
             return hit.clone();
         }
-        let labels = self.relabel();
+        let labels = self.relabel(&meta);
         if self.cache.len() >= CACHE_MAX {
             self.cache.clear();
         }
@@ -99,10 +103,10 @@ impl Labeler {
         labels
     }
 
-    fn relabel(&self) -> Labeled {
+    fn relabel(&self, meta: &[Meta<'_>]) -> Labeled {
         let mut labels = self.rules.static_labels.clone();
-        for (name, value) in &self.meta {
-            labels.insert(name.clone(), value.clone());
+        for (name, value) in meta {
+            labels.insert(name.to_string(), (*value).to_owned());
         }
         if !self.rules.relabeler.process(&mut labels) {
             return Err(Unlabeled::Dropped);
@@ -119,10 +123,15 @@ impl Labeler {
 ///
 /// A label whose value is empty is left out, as Prometheus' label builder deletes a label set to "" (a
 /// sender without a reverse DNS name, an empty structured-data value).
-pub fn meta_labels(conn: &Connection, m: &Message, sd: bool, out: &mut Vec<(String, String)>) {
-    let mut set = |name: &str, value: &str| {
+pub fn meta_labels<'a>(
+    conn: &'a Connection,
+    m: &'a Message<'_>,
+    sd: bool,
+    out: &mut Vec<Meta<'a>>,
+) {
+    let mut set = |name: &'static str, value: &'a str| {
         if !value.is_empty() {
-            out.push((name.to_owned(), value.to_owned()))
+            out.push((Cow::Borrowed(name), value))
         }
     };
     set("__syslog_connection_ip_address", &conn.ip);
@@ -144,7 +153,8 @@ pub fn meta_labels(conn: &Connection, m: &Message, sd: bool, out: &mut Vec<(Stri
         for (id, params) in &m.structured_data {
             let id = id.replace('@', "_");
             for (name, value) in params.iter().filter(|(_, v)| !v.is_empty()) {
-                out.push((format!("__syslog_message_sd_{id}_{name}"), value.clone()));
+                let label = format!("__syslog_message_sd_{id}_{name}");
+                out.push((Cow::Owned(label), value));
             }
         }
     }
@@ -211,7 +221,9 @@ mod tests {
             false,
         );
         let mut l = Labeler::new(r, conn());
-        let parse = |s: &[u8]| super::super::message::parse_rfc5424(s).unwrap();
+        fn parse(s: &[u8]) -> Message<'_> {
+            super::super::message::parse_rfc5424(s).unwrap()
+        }
         let a1 = l.labels(&parse(b"<13>1 - h app1 1 - - x")).unwrap();
         let a2 = l.labels(&parse(b"<13>1 - h app1 2 - - y")).unwrap();
         assert!(Arc::ptr_eq(&a1, &a2), "proc_id is not read by any rule");

@@ -159,7 +159,7 @@ impl Shared {
         let line = if self.use_rfc5424_message && !self.rfc3164 {
             m.to_rfc5424()
         } else {
-            m.message.take().unwrap_or_default()
+            m.message.take().unwrap_or_default().into_owned()
         };
         let timestamp = match m.timestamp {
             Some(t) if self.use_incoming_timestamp => t,

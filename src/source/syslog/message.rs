@@ -13,11 +13,14 @@
 //! * RFC 5424: a backslash before a character other than `"`, `\` or `]` in a structured-data value
 //!   is kept as it is (go-syslog refuses the message).
 
+use std::borrow::Cow;
+
 use crate::stage::parsing::rfc3339;
 
-/// The parts of a syslog message the source turns into labels and a line.
+/// The parts of a syslog message the source turns into labels and a line, borrowed from the frame
+/// where they can be (no copy per field and message).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Message {
+pub struct Message<'a> {
     /// `facility * 8 + severity`.
     pub priority: u8,
     /// RFC 5424's VERSION; 0 for RFC 3164.
@@ -26,18 +29,18 @@ pub struct Message {
     pub timestamp: Option<i64>,
     /// The timestamp's UTC offset in seconds, for re-serializing (RFC 5424).
     pub offset_seconds: i32,
-    pub hostname: Option<String>,
-    pub app_name: Option<String>,
-    pub proc_id: Option<String>,
-    pub msg_id: Option<String>,
+    pub hostname: Option<Cow<'a, str>>,
+    pub app_name: Option<Cow<'a, str>>,
+    pub proc_id: Option<Cow<'a, str>>,
+    pub msg_id: Option<Cow<'a, str>>,
     /// The structured-data elements in the order received (RFC 5424).
-    pub structured_data: Vec<SdElement>,
+    pub structured_data: Vec<SdElement<'a>>,
     /// The MSG part; `None` when absent or empty (Promtail's "empty message").
-    pub message: Option<String>,
+    pub message: Option<Cow<'a, str>>,
 }
 
 /// One structured-data element: its SD-ID and its (PARAM-NAME, value) pairs in order.
-pub type SdElement = (String, Vec<(String, String)>);
+pub type SdElement<'a> = (Cow<'a, str>, Vec<(Cow<'a, str>, Cow<'a, str>)>);
 
 /// Why a message did not parse; the name is what the source logs (once per kind).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +106,7 @@ pub const FACILITIES: [&str; 24] = [
     "local5", "local6", "local7",
 ];
 
-impl Message {
+impl Message<'_> {
     pub fn severity(&self) -> &'static str {
         SEVERITIES[usize::from(self.priority % 8)]
     }
@@ -116,20 +119,18 @@ impl Message {
     /// it: nil fields as `-`, structured-data elements and parameters sorted by name, values escaped.
     pub fn to_rfc5424(&self) -> String {
         let mut out = format!("<{}>{} ", self.priority, self.version.max(1));
-        let field = |out: &mut String, v: &Option<String>| {
-            out.push_str(v.as_deref().unwrap_or("-"));
+        let field = |out: &mut String, v: Option<&str>| {
+            out.push_str(v.unwrap_or("-"));
             out.push(' ');
         };
-        field(
-            &mut out,
-            &self
-                .timestamp
-                .map(|t| rfc3339_micro(t, self.offset_seconds)),
-        );
-        field(&mut out, &self.hostname);
-        field(&mut out, &self.app_name);
-        field(&mut out, &self.proc_id);
-        field(&mut out, &self.msg_id);
+        let stamp = self
+            .timestamp
+            .map(|t| rfc3339_micro(t, self.offset_seconds));
+        field(&mut out, stamp.as_deref());
+        field(&mut out, self.hostname.as_deref());
+        field(&mut out, self.app_name.as_deref());
+        field(&mut out, self.proc_id.as_deref());
+        field(&mut out, self.msg_id.as_deref());
         if self.structured_data.is_empty() {
             out.push('-');
         } else {
@@ -226,8 +227,8 @@ fn number(digits: &[u8]) -> u32 {
     digits.iter().fold(0, |n, d| n * 10 + u32::from(d - b'0'))
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+fn lossy(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
 /// PRINTUSASCII (`%d33-126`).
@@ -236,7 +237,11 @@ fn printable(b: &[u8]) -> bool {
 }
 
 /// An RFC 5424 header field: NILVALUE (`None`) or 1 to `max` printable characters.
-fn header_field(token: &[u8], max: usize, err: ParseError) -> Result<Option<String>, ParseError> {
+fn header_field(
+    token: &[u8],
+    max: usize,
+    err: ParseError,
+) -> Result<Option<Cow<'_, str>>, ParseError> {
     if token == b"-" {
         return Ok(None);
     }
@@ -247,7 +252,7 @@ fn header_field(token: &[u8], max: usize, err: ParseError) -> Result<Option<Stri
 }
 
 /// Parses one RFC 5424 message (the frame, without its trailer).
-pub fn parse_rfc5424(frame: &[u8]) -> Result<Message, ParseError> {
+pub fn parse_rfc5424(frame: &[u8]) -> Result<Message<'_>, ParseError> {
     let mut c = Cursor { b: frame, i: 0 };
     let priority = c.priority()?;
     let version = c.digits(3);
@@ -363,8 +368,8 @@ fn rfc3339_micro(ns: i64, offset: i32) -> String {
 }
 
 /// One or more `[SD-ID (SP PARAM-NAME="value")*]` elements.
-fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, ParseError> {
-    let mut elements: Vec<SdElement> = Vec::new();
+fn structured_data<'a>(c: &mut Cursor<'a>) -> Result<Vec<SdElement<'a>>, ParseError> {
+    let mut elements: Vec<SdElement<'a>> = Vec::new();
     while c.eat(b'[') {
         let id = sd_name(c).ok_or(ParseError::StructuredData)?;
         if elements.iter().any(|(e, _)| *e == id) {
@@ -376,15 +381,14 @@ fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, ParseError> {
             if !c.eat(b'=') || !c.eat(b'"') {
                 return Err(ParseError::StructuredData);
             }
-            let mut value = Vec::new();
+            let start = c.i;
+            let mut escaped: Option<Vec<u8>> = None;
             loop {
                 match c.peek() {
                     None | Some(b']') => return Err(ParseError::StructuredData),
-                    Some(b'"') => {
-                        c.i += 1;
-                        break;
-                    }
+                    Some(b'"') => break,
                     Some(b'\\') => {
+                        let value = escaped.get_or_insert_with(|| c.b[start..c.i].to_vec());
                         c.i += 1;
                         match c.peek() {
                             Some(e @ (b'"' | b'\\' | b']')) => {
@@ -395,12 +399,19 @@ fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, ParseError> {
                         }
                     }
                     Some(other) => {
-                        value.push(other);
+                        if let Some(value) = &mut escaped {
+                            value.push(other);
+                        }
                         c.i += 1;
                     }
                 }
             }
-            params.push((name, lossy(&value)));
+            let value = match escaped {
+                Some(v) => Cow::Owned(String::from_utf8_lossy(&v).into_owned()),
+                None => lossy(&c.b[start..c.i]),
+            };
+            c.i += 1; // the closing quote
+            params.push((name, value));
         }
         if !c.eat(b']') {
             return Err(ParseError::StructuredData);
@@ -414,7 +425,7 @@ fn structured_data(c: &mut Cursor<'_>) -> Result<Vec<SdElement>, ParseError> {
 }
 
 /// SD-NAME: 1 to 32 printable characters except `=`, space, `]` and `"`.
-fn sd_name(c: &mut Cursor<'_>) -> Option<String> {
+fn sd_name<'a>(c: &mut Cursor<'a>) -> Option<Cow<'a, str>> {
     let rest = c.rest();
     let n = rest
         .iter()
@@ -433,7 +444,7 @@ const MONTHS: [&[u8; 3]; 12] = [
 
 /// Parses one RFC 3164 message: `<PRI>Mmm dd hh:mm:ss [HOSTNAME ]TAG[[PID]]: MSG`. `now` (Unix
 /// nanoseconds) gives the year the timestamp lacks.
-pub fn parse_rfc3164(frame: &[u8], now: i64) -> Result<Message, ParseError> {
+pub fn parse_rfc3164(frame: &[u8], now: i64) -> Result<Message<'_>, ParseError> {
     let mut c = Cursor { b: frame, i: 0 };
     let priority = c.priority()?;
     while c.eat(b' ') {}
@@ -565,19 +576,23 @@ mod tests {
         assert_eq!(m.app_name.as_deref(), Some("evntslog"));
         assert_eq!(m.proc_id.as_deref(), Some("123"));
         assert_eq!(m.msg_id.as_deref(), Some("ID47"));
+        let sd: Vec<(&str, Vec<(&str, &str)>)> = m
+            .structured_data
+            .iter()
+            .map(|(id, ps)| (&**id, ps.iter().map(|(k, v)| (&**k, &**v)).collect()))
+            .collect();
         assert_eq!(
-            m.structured_data,
+            sd,
             [
                 (
-                    "exampleSDID@32473".to_owned(),
-                    vec![
-                        ("iut".to_owned(), "3".to_owned()),
-                        ("eventSource".to_owned(), "Appl\"ication".to_owned())
-                    ]
+                    "exampleSDID@32473",
+                    vec![("iut", "3"), ("eventSource", "Appl\"ication")]
                 ),
-                ("x@1".to_owned(), vec![("a".to_owned(), String::new())])
+                ("x@1", vec![("a", "")])
             ]
         );
+        assert!(matches!(m.structured_data[0].1[0].1, Cow::Borrowed(_)));
+        assert!(matches!(m.structured_data[0].1[1].1, Cow::Owned(_)));
         assert_eq!(m.message.as_deref(), Some("An application event"));
         assert_eq!(
             m.to_rfc5424(),
@@ -615,7 +630,8 @@ mod tests {
             ("2026-12-03T16:46:05.000+05:30", "2026-12-03T16:46:05+05:30"),
             ("2026-12-03T16:46:05Z", "2026-12-03T16:46:05Z"),
         ] {
-            let m = parse_rfc5424(format!("<13>1 {written} - - - - -").as_bytes()).unwrap();
+            let text = format!("<13>1 {written} - - - - -");
+            let m = parse_rfc5424(text.as_bytes()).unwrap();
             assert_eq!(m.to_rfc5424(), format!("<13>1 {formatted} - - - - -"));
         }
     }
