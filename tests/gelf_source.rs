@@ -246,6 +246,19 @@ fn chunked_compressed_and_malformed_datagrams() {
         3,
         "once per kind"
     );
+
+    // /targets: the listener, with the whole messages it received (the four that were complete,
+    // whether they decoded or not) and the bytes of every datagram.
+    let targets = common::http::get(&format!("{url}/targets?format=json"))
+        .unwrap()
+        .text();
+    let json: serde_json::Value = serde_json::from_str(&targets).unwrap();
+    let row = &json["targets"][0];
+    let name = format!("udp://{addr}");
+    assert_eq!(row["kind"], "gelf", "{targets}");
+    assert_eq!(row["name"], name.as_str(), "{targets}");
+    assert_eq!(row["read_entries"], 4, "{targets}");
+    assert!(row["read_bytes"].as_u64().unwrap() > 20_000, "{targets}");
 }
 
 #[test]
