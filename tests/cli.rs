@@ -368,6 +368,7 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/docker.yaml",
         "configs/elasticsearch.yaml",
         "configs/syslog.yaml",
+        "configs/gelf.yaml",
         "configs/loki_push.yaml",
         "examples/relay/agent.yaml",
         "examples/relay/relay.yaml",

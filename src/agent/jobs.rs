@@ -274,23 +274,9 @@ pub(super) enum JobSource {
     LokiPush {
         config: Box<LokiPushApiConfig>,
         relabeler: Relabeler,
-        /// Bound by [`Job::listen`] when the agent starts.
+        /// Bound by [`listen_located`] when the agent starts.
         listener: Option<std::net::TcpListener>,
     },
-}
-
-impl Job {
-    /// Bind the job's listening socket, if it has one, so that an address in use fails the start
-    /// (with the address named) rather than a source later.
-    pub fn listen(&mut self) -> anyhow::Result<()> {
-        if let JobSource::LokiPush {
-            config, listener, ..
-        } = &mut self.source
-        {
-            *listener = Some(crate::source::loki_push::bind(config)?);
-        }
-        Ok(())
-    }
 }
 
 /// An error in scrape config `sc` at key `path`, placed in the file and naming the job.
@@ -423,7 +409,7 @@ fn syslog_job(
     })
 }
 
-/// At the agent's start, bind a syslog or GELF job's socket and hand it to the source, so that an
+/// At the agent's start, bind a syslog, GELF or `loki_push_api` job's socket and hand it to the source, so that an
 /// address in use fails the start with the address named and placed in the file (as Promtail fails),
 /// rather than a job that retries in the background. After a reload, the source binds itself and
 /// retries until its previous instance let go.
@@ -445,10 +431,25 @@ pub(super) fn listen_located(job: &mut Job, index: usize, cfg: &Config) -> anyho
             let bound = std::net::UdpSocket::bind(at.as_ref()).map(|s| *socket = Some(s));
             ("gelf", config.listen_address.clone(), true, bound)
         }
+        JobSource::LokiPush {
+            config, listener, ..
+        } => {
+            let address = crate::source::loki_push::address(config);
+            let bound = crate::source::loki_push::bind(&address).map(|l| *listener = Some(l));
+            (
+                "loki_push_api.server.http_listen_port",
+                address,
+                false,
+                bound,
+            )
+        }
         _ => return Ok(()),
     };
     bound.map_err(|e| {
-        let path = format!("scrape_configs[{index}].{key}.listen_address");
+        let path = match key {
+            "syslog" | "gelf" => format!("scrape_configs[{index}].{key}.listen_address"),
+            _ => format!("scrape_configs[{index}].{key}"),
+        };
         let protocol = if udp { "udp" } else { "tcp" };
         let msg = format!("cannot listen on {address} ({protocol}): {e} (job {name:?})");
         cfg.error_at(&path, msg).into()

@@ -121,7 +121,6 @@ impl Running {
         let mut jobs = Vec::new();
         for (i, (mut job, spec)) in plan.jobs.into_iter().enumerate() {
             listen_located(&mut job, i, &cfg)?;
-            job.listen()?;
             jobs.push(RunningJob::start(job, spec, &cfg, env, None));
         }
         Ok(Running {

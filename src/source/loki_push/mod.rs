@@ -99,11 +99,9 @@ pub fn address(config: &LokiPushApiConfig) -> String {
     }
 }
 
-/// Bind the push server's address; the error names it.
-pub fn bind(config: &LokiPushApiConfig) -> anyhow::Result<std::net::TcpListener> {
-    let address = address(config);
-    let listener = std::net::TcpListener::bind(&address)
-        .map_err(|e| anyhow::anyhow!("loki_push_api: cannot listen on {address}: {e}"))?;
+/// Bind the push server's address (see [`address`]).
+pub fn bind(address: &str) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)?;
     listener.set_nonblocking(true)?;
     Ok(listener)
 }
@@ -188,12 +186,14 @@ impl LokiPushSource {
         if let Some(l) = &self.listener {
             return l.try_clone().ok();
         }
+        let address = address(&self.config);
         let mut tries = 0;
         loop {
-            match bind(&self.config) {
+            match bind(&address) {
                 Ok(l) => return Some(l),
                 Err(e) if tries >= 20 => {
-                    tracing::error!(job = %self.ctx.job, error = %e, "loki_push_api: not started");
+                    tracing::error!(job = %self.ctx.job, address, error = %e,
+                        "loki_push_api: cannot listen; not started");
                     return None;
                 }
                 Err(_) => {}

@@ -284,7 +284,7 @@ fn series_labels_leave_out_reserved_and_invalid_names() {
         "{text}"
     );
     assert!(text.contains("\npromtail_custom_lines_total 1"), "{text}");
-    assert!(!text.contains("tenant") && !text.contains("bad-name") && !text.contains("empty"));
+    assert!(!text.contains("tenant") && !text.contains("bad-name") && !text.contains("empty="));
 }
 
 #[test]
