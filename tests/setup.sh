@@ -23,6 +23,11 @@ apt_install() {
 # writes with systemd-cat/logger, and makes fixture files with systemd-journal-remote and xz.
 apt_install systemd libsystemd0 systemd-journal-remote util-linux xz-utils
 
+# --- syslog source (tests/syslog_source.rs) ---
+# logger (util-linux, above) as a client, and an rsyslogd of each test's own (started by the test, on a
+# socket in its temp dir; the package starts no daemon where systemd does not run) as a relay.
+apt_install rsyslog
+
 # ---- Docker source (tests/docker_source.rs, benches/docker.rs) ----------------------------------------
 # A tiny image made without any registry: Debian's static busybox in an otherwise empty rootfs, imported
 # as logferry-test-busybox:latest. Skipped (the Docker tests then skip too) where no engine answers.

@@ -732,3 +732,126 @@ fn a_reload_restarts_the_listener_on_its_port_and_a_stop_does_not_wait_for_sende
     );
     drop(open);
 }
+
+/// An rsyslogd of the test's own (no system daemon involved): it takes messages on a Unix socket in
+/// the test dir and forwards them to `addr` over TCP, as a relay would, with `template` and `framing`.
+struct Rsyslog {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Rsyslog {
+    fn start(dir: &TestDir, addr: SocketAddr, template: &str, framing: &str) -> Rsyslog {
+        let work = dir.join("rsyslog");
+        std::fs::create_dir_all(&work).unwrap();
+        let socket = work.join("log.sock");
+        let config = work.join("rsyslog.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "global(workDirectory=\"{work}\")\n\
+                 module(load=\"imuxsock\" SysSock.Use=\"off\")\n\
+                 input(type=\"imuxsock\" Socket=\"{socket}\" CreatePath=\"on\")\n\
+                 action(type=\"omfwd\" target=\"127.0.0.1\" port=\"{port}\" protocol=\"tcp\" \
+                 template=\"{template}\" TCP_Framing=\"{framing}\")\n",
+                work = work.display(),
+                socket = socket.display(),
+                port = addr.port(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&config)
+            .arg("-i")
+            .arg(work.join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("run rsyslogd (tests/setup.sh installs it)");
+        let deadline = Instant::now() + WAIT;
+        while !socket.exists() {
+            assert!(Instant::now() < deadline, "rsyslogd made no socket");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Rsyslog { child, socket }
+    }
+
+    /// Log `message` as `tag` through the daemon's socket, with util-linux `logger`.
+    fn log(&self, tag: &str, message: &str) {
+        let out = Command::new("logger")
+            .arg("--socket")
+            .arg(&self.socket)
+            .args(["--tag", tag, "--priority", "local3.warning", message])
+            .output()
+            .expect("run logger");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Rsyslog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn rsyslog_forwarding_in_rfc5424_with_octet_counting_and_in_rfc3164() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let rules = "    relabel_configs:\n      \
+                 - {source_labels: [__syslog_message_app_name], target_label: app}\n      \
+                 - {source_labels: [__syslog_message_severity], target_label: severity}\n      \
+                 - {source_labels: [__syslog_message_facility], target_label: facility}\n";
+    let jobs = format!(
+        "{}{}",
+        job("r5424", "", rules),
+        job("r3164", "      syslog_format: rfc3164\n", rules)
+    );
+    let agent = start_agent(&write_config(&dir, &receiver.url(), &jobs));
+    let (modern_dir, legacy_dir) = (TestDir::new(), TestDir::new());
+    let modern = Rsyslog::start(
+        &modern_dir,
+        listen_addr(&agent, "r5424"),
+        "RSYSLOG_SyslogProtocol23Format",
+        "octet-counted",
+    );
+    let legacy = Rsyslog::start(
+        &legacy_dir,
+        listen_addr(&agent, "r3164"),
+        "RSYSLOG_TraditionalForwardFormat",
+        "traditional",
+    );
+    for i in 0..50 {
+        modern.log("relayed", &format!("rfc5424 via rsyslog {i}"));
+        legacy.log("legacy", &format!("rfc3164 via rsyslog {i}"));
+    }
+    // rsyslog's RFC 5424 template writes MSG with a leading space and a newline inside the counted
+    // frame; the line keeps both, as Promtail ships MSG as it is.
+    let mut want: Vec<String> = (0..50)
+        .map(|i| format!(" rfc5424 via rsyslog {i}\n"))
+        .collect();
+    want.extend((0..50).map(|i| format!("rfc3164 via rsyslog {i}")));
+    assert!(
+        receiver.wait_for_all_lines(&want, WAIT),
+        "got {:?}\n{}",
+        receiver.lines(),
+        agent.logs()
+    );
+    let e = entry_with(&receiver, " rfc5424 via rsyslog 7\n");
+    assert_eq!(
+        e.labels,
+        "{app=\"relayed\", facility=\"local3\", job=\"r5424\", severity=\"warning\"}"
+    );
+    let e = entry_with(&receiver, "rfc3164 via rsyslog 7");
+    assert_eq!(
+        e.labels,
+        "{app=\"legacy\", facility=\"local3\", job=\"r3164\", severity=\"warning\"}"
+    );
+    assert_eq!(receiver.lines().len(), 100, "each message once");
+}
