@@ -20,6 +20,7 @@ use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::relabel::Relabeler;
 use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext};
+use crate::source::file::sd::FileSd;
 use crate::source::file::tailer::JobContext;
 use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
@@ -169,10 +170,11 @@ fn sources_of(
         ),
     };
     match job.source {
-        JobSource::Files(targets) => {
+        JobSource::Files { targets, sd } => {
             let fw = &cfg.global.file_watch_config;
             let source = FileSource {
                 targets,
+                sd,
                 sync_period: cfg.target_config.sync_period.get(),
                 claims: env.claims.clone(),
                 ctx: JobContext {
@@ -248,7 +250,11 @@ pub(super) struct Job {
 }
 
 pub(super) enum JobSource {
-    Files(Vec<FileTarget>),
+    Files {
+        targets: Vec<FileTarget>,
+        /// `file_sd_configs`: targets read from files while the job runs.
+        sd: Option<FileSd>,
+    },
     /// Relabeled per entry, by the source.
     Journal {
         config: JournalConfig,
@@ -306,11 +312,11 @@ pub(super) fn build_job(
     let here = format!("scrape_configs[{index}]");
     let fail = |path: &str, msg: String| job_error(cfg, sc, path, msg);
     match sc.source_kind() {
-        Some(SourceKind::File) if !sc.static_configs.is_empty() => {}
+        Some(SourceKind::File) if !sc.uses_other_discovery() => {}
         Some(SourceKind::Journal) => return journal_job(index, sc, cfg, metrics),
         Some(SourceKind::File) => {
-            let msg = "only static_configs file targets are supported yet by this version of \
-                       logferry (file_sd_configs and the other service discoveries are not)";
+            let msg = "only static_configs and file_sd_configs file targets are supported yet by \
+                       this version of logferry (the other service discoveries are not)";
             return Err(fail(&here, msg.into()).into());
         }
         Some(SourceKind::Docker) => return build_docker_job(index, sc, cfg, metrics),
@@ -358,9 +364,14 @@ pub(super) fn build_job(
     let pipeline = build_pipeline(cfg, index, sc, metrics)?;
     let targets = static_targets(&sc.job_name, &sc.static_configs, &relabeler)
         .map_err(|e| fail(&format!("{here}.{}", e.at), e.message))?;
+    let sd = (!sc.file_sd_configs.is_empty()).then(|| FileSd {
+        job: sc.job_name.as_str().into(),
+        configs: sc.file_sd_configs.clone(),
+        relabeler,
+    });
     Ok(Job {
         name: sc.job_name.as_str().into(),
-        source: JobSource::Files(targets),
+        source: JobSource::Files { targets, sd },
         pipeline,
     })
 }

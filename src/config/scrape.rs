@@ -222,16 +222,19 @@ impl fmt::Display for SourceKind {
     }
 }
 
+/// Whether an untyped source or discovery block is written (a non-empty list or any other value).
+fn present(v: &Option<Value>) -> bool {
+    match v {
+        Some(Value::Sequence(items)) => !items.is_empty(),
+        Some(Value::Null) | None => false,
+        Some(_) => true,
+    }
+}
+
 impl ScrapeConfig {
-    /// The source this job uses, or `None` when it names none (Promtail: "no valid target scrape config
-    /// defined for `<job>`").
-    pub fn source_kind(&self) -> Option<SourceKind> {
-        let present = |v: &Option<Value>| match v {
-            Some(Value::Sequence(items)) => !items.is_empty(),
-            Some(Value::Null) | None => false,
-            Some(_) => true,
-        };
-        let other_sd = [
+    /// The service discoveries other than static, file and Docker ones (accepted, not run), by key.
+    pub fn other_discoveries(&self) -> [&Option<Value>; 14] {
+        [
             &self.kubernetes_sd_configs,
             &self.consul_sd_configs,
             &self.consulagent_sd_configs,
@@ -246,7 +249,18 @@ impl ScrapeConfig {
             &self.openstack_sd_configs,
             &self.azure_sd_configs,
             &self.triton_sd_configs,
-        ];
+        ]
+    }
+
+    /// Whether a service discovery that logferry does not run yet is written.
+    pub fn uses_other_discovery(&self) -> bool {
+        self.other_discoveries().into_iter().any(present)
+    }
+
+    /// The source this job uses, or `None` when it names none (Promtail: "no valid target scrape config
+    /// defined for `<job>`").
+    pub fn source_kind(&self) -> Option<SourceKind> {
+        let other_sd = self.other_discoveries();
         let order: [(bool, SourceKind); 12] = [
             (
                 !self.static_configs.is_empty()

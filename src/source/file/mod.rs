@@ -1,5 +1,6 @@
-//! The file source: Promtail's `static_configs` file targets. One [`FileSource`] per scrape config finds
-//! the files its `__path__` globs match, starts a [`tailer`] per file, and keeps the set current.
+//! The file source: Promtail's `static_configs` and `file_sd_configs` file targets ([`targets`],
+//! [`sd`]). One [`FileSource`] per scrape config finds the files its `__path__` globs match, starts a
+//! [`tailer`] per file, and keeps the set current as files and discovered targets come and go.
 //!
 //! Split by concern as Fluent Bit's tail plugin is: `glob.rs` (matching), `reader.rs` (the hot loop),
 //! `tailer.rs` (one file's life: rotation, truncation, draining), this file (discovery and watching).
@@ -16,6 +17,7 @@
 pub mod glob;
 pub mod open_files;
 pub mod reader;
+pub mod sd;
 pub mod tailer;
 pub mod targets;
 
@@ -60,7 +62,10 @@ struct Handle {
 const RESCAN_DEBOUNCE: Duration = Duration::from_millis(50);
 
 pub struct FileSource {
+    /// The `static_configs` targets.
     pub targets: Vec<FileTarget>,
+    /// The `file_sd_configs` discovery, whose targets come and go beside the static ones.
+    pub sd: Option<sd::FileSd>,
     pub sync_period: Duration,
     pub claims: Claims,
     /// Everything but `inotify`, which this source sets when its watches are in place.
@@ -87,8 +92,17 @@ impl FileSource {
         let mut watched: HashSet<PathBuf> = HashSet::new();
         let mut ctx = self.ctx;
         ctx.inotify = watcher.is_some();
+        let (sd_tx, mut sd_targets) = watch::channel(Vec::new());
+        let mut discovering = match self.sd {
+            Some(sd) => {
+                tokio::spawn(sd.run(sd_tx, shutdown.clone()));
+                true
+            }
+            None => false,
+        };
+        let statics = self.targets;
         let mut run = Discovery {
-            targets: self.targets,
+            targets: statics.clone(),
             claims: self.claims,
             ctx: Arc::new(ctx),
             tailers: HashMap::new(),
@@ -122,6 +136,17 @@ impl FileSource {
                     rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
                 }
                 _ = sync.tick() => {
+                    run.watch_roots(&mut watcher, &mut watched);
+                    rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
+                }
+                changed = sd_targets.changed(), if discovering => {
+                    if changed.is_err() {
+                        discovering = false;
+                        continue;
+                    }
+                    let mut targets = statics.clone();
+                    targets.extend(sd_targets.borrow_and_update().iter().cloned());
+                    run.targets = targets;
                     run.watch_roots(&mut watcher, &mut watched);
                     rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
                 }

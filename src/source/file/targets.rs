@@ -7,7 +7,7 @@ use crate::config::StaticConfig;
 use crate::entry::Labels;
 use crate::relabel::Relabeler;
 
-use super::glob::PathGlob;
+use super::glob::{GlobError, PathGlob};
 use super::FileTarget;
 
 /// A target that cannot be read: where in the scrape config (a key path below it) and why.
@@ -26,26 +26,9 @@ pub fn static_targets(
     let mut targets = Vec::new();
     let host = hostname();
     for (i, stat) in static_configs.iter().enumerate() {
-        let addresses: Vec<String> = if stat.targets.is_empty() {
-            vec!["localhost".into()]
-        } else {
-            stat.targets.clone()
-        };
-        for address in addresses {
-            let mut labels: Labels = stat.labels.clone().into_iter().collect();
-            labels.insert("__address__".into(), address);
-            if !relabeler.process(&mut labels) {
-                continue;
-            }
-            if labels.get("__host__").is_some_and(|h| *h != host) {
-                continue;
-            }
-            let Some(path) = labels.get("__path__").cloned() else {
-                tracing::warn!(job, "target has no __path__ label; skipped");
-                continue;
-            };
-            let exclude = labels.get("__path_exclude__").cloned();
-            let glob = PathGlob::new(&path, exclude.as_deref()).map_err(|e| {
+        let labels: Labels = stat.labels.clone().into_iter().collect();
+        for address in addresses(&stat.targets) {
+            let target = target_of(job, address, &labels, relabeler, &host).map_err(|e| {
                 // At the label when it is written there (rather than made by a relabel rule).
                 let label = if e.exclude {
                     "__path_exclude__"
@@ -62,11 +45,46 @@ pub fn static_targets(
                     message: e.message,
                 }
             })?;
-            labels.retain(|k, _| !k.starts_with("__"));
-            targets.push(FileTarget { glob, labels });
+            targets.extend(target);
         }
     }
     Ok(targets)
+}
+
+/// A group's addresses: `localhost` when it names none.
+pub fn addresses(targets: &[String]) -> Vec<String> {
+    if targets.is_empty() {
+        vec!["localhost".into()]
+    } else {
+        targets.to_vec()
+    }
+}
+
+/// One target of a group: the group's labels and `__address__`, relabeled; `None` when a rule drops
+/// it, it is for another host, or it has no `__path__`.
+pub fn target_of(
+    job: &str,
+    address: String,
+    group_labels: &Labels,
+    relabeler: &Relabeler,
+    host: &str,
+) -> Result<Option<FileTarget>, GlobError> {
+    let mut labels = group_labels.clone();
+    labels.insert("__address__".into(), address);
+    if !relabeler.process(&mut labels) {
+        return Ok(None);
+    }
+    if labels.get("__host__").is_some_and(|h| h != host) {
+        return Ok(None);
+    }
+    let Some(path) = labels.get("__path__").cloned() else {
+        tracing::warn!(job, "target has no __path__ label; skipped");
+        return Ok(None);
+    };
+    let exclude = labels.get("__path_exclude__").cloned();
+    let glob = PathGlob::new(&path, exclude.as_deref())?;
+    labels.retain(|k, _| !k.starts_with("__"));
+    Ok(Some(FileTarget { glob, labels }))
 }
 
 /// This host's name, as Promtail's `__host__` rule and the stdin source's default label take it:

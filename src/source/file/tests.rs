@@ -53,6 +53,7 @@ fn start_with(dir: &Path, positions: Positions, open_files: usize) -> Harness {
             glob: PathGlob::new(&format!("{}/*.log", dir.display()), None).unwrap(),
             labels,
         }],
+        sd: None,
         sync_period: Duration::from_millis(200),
         claims: Arc::new(Mutex::new(HashSet::new())),
         ctx: JobContext {
