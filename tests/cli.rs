@@ -392,3 +392,39 @@ fn the_shipped_example_configs_pass_check_config() {
         assert!(out.stdout.contains("Valid config file!"), "{file}");
     }
 }
+
+/// The Promtail Helm chart's config shape: a `client:` block of settings without a URL, the URL given
+/// by `-client.url`. check-config takes it, and a run ships to that URL with the block's labels.
+#[test]
+fn the_helm_charts_client_block_takes_its_url_from_client_url() {
+    let dir = TestDir::new();
+    let receiver = LokiReceiver::start();
+    let root = dir.path().display();
+    let config = dir.write_config(&format!(
+        "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n\
+         positions:\n  filename: {root}/positions.yaml\n\
+         client:\n  backoff_config: {{max_period: 5m, max_retries: 20, min_period: 500ms}}\n  \
+         batchsize: 1048576\n  batchwait: 100ms\n  external_labels: {{cluster: helm}}\n  timeout: 10s\n\
+         scrape_configs:\n  - job_name: app\n    static_configs:\n      \
+         - labels: {{job: app, __path__: {root}/logs/*.log}}\n"
+    ));
+    let checked = Agent::builder()
+        .arg("check-config")
+        .arg(&config)
+        .arg(format!("-client.url={}", receiver.url()))
+        .run(T);
+    assert!(checked.status.success(), "{}", checked.stderr);
+    let _agent = Agent::builder()
+        .config_file(&config)
+        .arg(format!("-client.url={}", receiver.url()))
+        .spawn();
+    let lines = lines_range("helm", 0, 3);
+    dir.append_lines("logs/a.log", &lines);
+    assert!(receiver.wait_for_all_lines(&lines, T));
+    let entries = receiver.entries();
+    assert!(
+        entries[0].labels.contains("cluster=\"helm\""),
+        "{}",
+        entries[0].labels
+    );
+}

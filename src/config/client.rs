@@ -18,8 +18,9 @@ use super::yaml::{self, yes, LabelSet};
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
-    /// Full push URL, e.g. `http://loki:3100/loki/api/v1/push`. Required.
-    #[serde(serialize_with = "yaml::url")]
+    /// Full push URL, e.g. `http://loki:3100/loki/api/v1/push`. Required in `clients`; the deprecated
+    /// single `client:` block may leave it to `-client.url`, as Promtail's does.
+    #[serde(default, serialize_with = "yaml::url")]
     pub url: String,
     /// Identifies the client in metrics and logs; Promtail defaults it to a hash of the config.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -185,6 +186,9 @@ impl ClientConfig {
 
     /// Checks one client; `base` is its path (`clients[0]`).
     pub(crate) fn validate(&self, base: &str) -> Result<(), Invalid> {
+        if self.url.trim().is_empty() {
+            return Err(Invalid::key(base, "missing required key \"url\""));
+        }
         let url = self.url.trim();
         let rest = url
             .strip_prefix("http://")
@@ -201,6 +205,11 @@ impl ClientConfig {
                 format!("invalid push URL {:?}: {why}", self.url),
             ));
         }
+        self.validate_settings(base)
+    }
+
+    /// Checks everything but the URL (for the `client:` block, whose URL may come from `-client.url`).
+    pub(crate) fn validate_settings(&self, base: &str) -> Result<(), Invalid> {
         if self.backoff_config.max_period < self.backoff_config.min_period {
             return Err(Invalid::value(
                 join_key(base, "backoff_config.max_period"),
@@ -280,8 +289,9 @@ mod tests {
 
     #[test]
     fn rejects_unusable_urls() {
+        let err = ClientConfig::new("").validate("clients[1]").unwrap_err();
+        assert_eq!(err.message, "missing required key \"url\"");
         for url in [
-            "",
             "loki:3100",
             "http://",
             "ftp://loki/push",

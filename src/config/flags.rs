@@ -101,8 +101,15 @@ impl Config {
                 }
             }
             (None, Some(url)) => {
-                let mut client = ClientConfig::new(url);
-                client.tenant_id = o.client_tenant_id.clone().unwrap_or_default();
+                // The `client:` block without a URL, if there was one, with its settings.
+                let mut client = match self.origin.urlless_client.take() {
+                    Some(block) => *block,
+                    None => ClientConfig::new(url),
+                };
+                client.url.clone_from(url);
+                if let Some(tenant) = &o.client_tenant_id {
+                    client.tenant_id.clone_from(tenant);
+                }
                 self.origin.deprecated_client = Some(self.clients.len());
                 self.clients.push(client);
             }

@@ -130,6 +130,8 @@ struct Origin {
     map: Option<Arc<SourceMap>>,
     /// Index in `clients` of the deprecated `client:` block (or `-client.url`), which client flags modify.
     deprecated_client: Option<usize>,
+    /// The `client:` block when it has no URL: it becomes a client once `-client.url` gives it one.
+    urlless_client: Option<Box<ClientConfig>>,
 }
 
 impl PartialEq for Origin {
@@ -218,6 +220,7 @@ fn parse_text(text: &str, file: &str, env: Option<EnvLookup<'_>>) -> Result<Conf
         file: file.to_string(),
         map: map.map(Arc::new),
         deprecated_client: None,
+        urlless_client: None,
     };
     config.apply_deprecations();
     Ok(config)
@@ -232,8 +235,23 @@ impl Config {
             tracing::warn!(
                 "{file}: the `client` block is deprecated, use `clients` (a list) instead"
             );
-            self.origin.deprecated_client = Some(self.clients.len());
-            self.clients.push(client);
+            // As Promtail's Setup: the block's external labels go to every client (a client's own
+            // value wins), and the block is a client only once it has a URL (else `-client.url` may
+            // give it one).
+            for other in &mut self.clients {
+                for (name, value) in &client.external_labels {
+                    other
+                        .external_labels
+                        .entry(name.clone())
+                        .or_insert_with(|| value.clone());
+                }
+            }
+            if client.url.trim().is_empty() {
+                self.origin.urlless_client = Some(Box::new(client));
+            } else {
+                self.origin.deprecated_client = Some(self.clients.len());
+                self.clients.push(client);
+            }
         }
         if self.options.stream_lag_labels.take().is_some() {
             tracing::warn!(

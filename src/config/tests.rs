@@ -492,6 +492,46 @@ fn deprecated_client_block_is_appended_to_clients() {
     assert_eq!(err, "promtail.yaml:3:1: client: duplicate client configs are not allowed: this client is identical to clients[0]");
 }
 
+/// The Promtail Helm chart's shape: a `client:` block of settings and external labels without a URL,
+/// beside `clients`. The block's external labels go to every client; it becomes a client only with a
+/// URL (`-client.url`), keeping its settings.
+#[test]
+fn a_client_block_without_url_merges_its_external_labels_and_waits_for_client_url() {
+    let yaml = "client:\n  backoff_config: {max_period: 5m, max_retries: 20, min_period: 500ms}\n  \
+                batchsize: 1048576\n  batchwait: 3s\n  external_labels: {cluster: c1, env: prod}\n  \
+                timeout: 10s\nclients:\n  - url: http://loki:3100/loki/api/v1/push\n    \
+                external_labels: {env: dev}\n";
+    let c = parse(yaml).unwrap();
+    assert_eq!(c.clients.len(), 1, "no URL: not a client");
+    let labels = &c.clients[0].external_labels;
+    assert_eq!(
+        (labels["cluster"].as_str(), labels["env"].as_str()),
+        ("c1", "dev")
+    );
+
+    let mut c = parse(yaml).unwrap();
+    let flags = crate::config::FlagOverrides {
+        client_url: Some("http://other:3100/loki/api/v1/push".into()),
+        ..Default::default()
+    };
+    c.apply_flag_overrides(&flags).unwrap();
+    assert_eq!(c.clients.len(), 2);
+    let block = &c.clients[1];
+    assert_eq!(block.url, "http://other:3100/loki/api/v1/push");
+    assert_eq!(block.batchwait.get(), std::time::Duration::from_secs(3));
+    assert_eq!(block.external_labels["cluster"], "c1");
+
+    // In `clients`, the URL stays required; in the block, the other settings are still checked.
+    assert_eq!(
+        error_of("clients:\n  - tenant_id: a\n"),
+        "promtail.yaml:2:5: clients[0]: missing required key \"url\""
+    );
+    assert!(
+        error_of("client:\n  backoff_config: {min_period: 1m, max_period: 1s}\n")
+            .contains("client.backoff_config.max_period")
+    );
+}
+
 #[test]
 fn errors_found_later_can_be_located() {
     let c = parse(FULL).unwrap();

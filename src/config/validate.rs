@@ -87,7 +87,12 @@ fn validate_clients(config: &Config) -> Result<(), Invalid> {
         .map(|(i, c)| (format!("clients[{i}]"), c))
         .collect();
     if let Some(client) = &config.client {
-        all.push(("client".to_string(), client));
+        if client.url.trim().is_empty() {
+            // Promtail's single client without a URL is no client (yet): only its settings are checked.
+            client.validate_settings("client")?;
+        } else {
+            all.push(("client".to_string(), client));
+        }
     }
     for (j, (path, client)) in all.iter().enumerate() {
         client.validate(path)?;
