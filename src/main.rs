@@ -196,7 +196,18 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("Invalid config file: no config file given (use -config.file=FILE)");
             return Ok(ExitCode::from(1));
         };
-        return Ok(match agent::check(&path, expand_env) {
+        // What a run would only warn about (unknown stage keys, deprecated blocks, `${` without
+        // -config.expand-env) is printed too, on stderr; the exit code is for errors alone.
+        let warnings = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::WARN)
+            .without_time()
+            .with_target(false)
+            .with_ansi(false)
+            .finish();
+        let checked =
+            tracing::subscriber::with_default(warnings, || agent::check(&path, expand_env));
+        return Ok(match checked {
             Ok(()) => {
                 println!("Valid config file! No syntax issues found");
                 ExitCode::SUCCESS

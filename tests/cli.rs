@@ -428,3 +428,38 @@ fn the_helm_charts_client_block_takes_its_url_from_client_url() {
         entries[0].labels
     );
 }
+
+/// check-config prints what a run only warns about (exit 0), and an error caused by `${VAR}` without
+/// -config.expand-env says which flag is missing.
+#[test]
+fn check_config_warns_of_unknown_stage_keys_and_hints_at_expand_env() {
+    let dir = TestDir::new();
+    let config = dir.write_config(
+        "clients:\n  - url: http://127.0.0.1:3100/loki/api/v1/push\nscrape_configs:\n  - job_name: a\n    \
+         static_configs: [{labels: {__path__: /tmp/x.log, host: \"${HOSTNAME}\"}}]\n    \
+         pipeline_stages:\n      - json: {expressions: {a: b}, unknownkey: 1}\n",
+    );
+    let out = Agent::builder().arg("check-config").arg(&config).run(T);
+    assert!(out.status.success(), "{}", out.stderr);
+    assert!(out.stdout.contains("Valid config file!"));
+    assert!(
+        out.stderr.contains("unknown key in stage config ignored"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("unknownkey"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("-config.expand-env=true"),
+        "{}",
+        out.stderr
+    );
+
+    let config = dir.write_config("clients:\n  - url: ${LOKI_URL}\n");
+    let out = Agent::builder().arg("check-config").arg(&config).run(T);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains("clients[0].url") && out.stderr.contains("add -config.expand-env=true"),
+        "{}",
+        out.stderr
+    );
+}

@@ -151,7 +151,20 @@ pub fn load(path: &Path, expand_env: bool) -> Result<Config, ConfigError> {
             format!("cannot read config file: {e}"),
         )
     })?;
-    parse_str(&text, &file, expand_env)
+    // `${VAR}` without -config.expand-env is taken literally, as in Promtail: say so, since it is
+    // almost always a forgotten flag (a URL of `${LOKI_URL}` fails as an invalid URL).
+    let literal_env = !expand_env && text.contains("${");
+    const HINT: &str = "the config holds ${...} references, taken literally: add -config.expand-env=true to expand them from the environment";
+    let config = parse_str(&text, &file, expand_env).map_err(|mut e| {
+        if literal_env {
+            e.message = format!("{} (hint: {HINT})", e.message);
+        }
+        e
+    })?;
+    if literal_env {
+        tracing::warn!(file = %file, "{HINT}");
+    }
+    Ok(config)
 }
 
 /// Promtail's `-config.file` rule: a comma-separated list of paths, of which the first that exists is
