@@ -1,9 +1,14 @@
 //! logferry: a host-level log shipping agent, drop-in for Promtail.
 //!
+//! It reads files, Docker containers and the systemd journal, receives syslog, GELF and Loki pushes,
+//! and ships to Loki and Elasticsearch/OpenSearch through a disk buffer per sink.
+//!
 //! The architecture and the contracts are in the team's DESIGN.md; the modules mirror its picture:
-//! sources ([`source`]) read targets and run [`relabel`] and the [`stage`] pipeline on their own task,
-//! the [`delivery::Router`] hands each [`entry::Batch`] to every sink, and a batch's position is
-//! committed ([`delivery`], [`positions`]) only once every sink holds it.
+//! sources ([`source`]) read or receive, and feed what they got to one shared piece
+//! ([`source::feed`]) that runs [`relabel`]ed entries through the [`stage`] pipeline on the source's
+//! task; the [`delivery::Router`] hands each [`entry::Batch`] to every sink, and a batch's position is
+//! committed ([`delivery`], [`positions`]) only once every sink holds it (for a receiving source: the
+//! client is answered only then).
 //!
 //! ## Why these crates
 //! * **tokio**: the runtime every other piece here (reqwest, axum, notify's async use) is built on.
@@ -23,6 +28,12 @@
 //!   HTTP/1 connection with its header read timer, which `axum::serve` does not set, so that idle and
 //!   trickling connections are closed (src/server.rs).
 //! * **clap**: subcommands and `--help`; Promtail's single-dash Go flags are normalised before it.
+//! * **rustls + tokio-rustls** (already in the tree under reqwest): the syslog listener's TLS (RFC 5425)
+//!   with client certificates, the same TLS stack as the clients', no OpenSSL.
+//! * **flate2**: gzip and zlib, for pushed bodies (`Content-Encoding: gzip`), GELF payloads and the
+//!   Elasticsearch sink's compression.
+//! * The syslog parser is our own (`source::syslog`): `syslog_loose` accepts anything and guesses the
+//!   format per message, where Promtail drops what go-syslog refuses; its reasons are in that module.
 
 pub mod agent;
 pub mod buffer;
