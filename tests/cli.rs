@@ -463,3 +463,23 @@ fn check_config_warns_of_unknown_stage_keys_and_hints_at_expand_env() {
         out.stderr
     );
 }
+
+/// As Promtail: a config file without any client is refused, naming the file (the embedded default
+/// without LOKI_URL, a dry run and stdin still print entries).
+#[test]
+fn a_config_file_without_a_client_is_refused() {
+    let dir = TestDir::new();
+    let config = dir.write_config(&format!(
+        "server: {{http_listen_address: 127.0.0.1, http_listen_port: 0}}\npositions: {{filename: {}/p.yaml}}\nscrape_configs: []\n",
+        dir.path().display()
+    ));
+    let out = Agent::builder().config_file(&config).run(T);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr
+            .contains("at least one client config must be provided")
+            && out.stderr.contains(&config.display().to_string()),
+        "{}",
+        out.stderr
+    );
+}

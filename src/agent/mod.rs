@@ -147,9 +147,23 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     if opts.print_config {
         eprintln!("{}", cfg.to_redacted_yaml());
     }
+    let stdin = opts.stdin || cfg.target_config.stdin;
+    // Promtail refuses to run a config file without a client; only the embedded default (no
+    // LOKI_URL), a dry run and stdin print entries instead.
+    if opts.mode == Mode::Run
+        && !opts.default_config
+        && !stdin
+        && cfg.clients.is_empty()
+        && cfg.elasticsearch.is_empty()
+    {
+        anyhow::bail!(
+            "{}: at least one client config must be provided (clients, or elasticsearch); \
+             use dry-run to print entries instead",
+            cfg.source_name()
+        );
+    }
     let metrics = Metrics::new();
     let positions = open_positions(&cfg, opts.mode)?;
-    let stdin = opts.stdin || cfg.target_config.stdin;
     let stdin_source = if stdin {
         Some(stdin_job(&cfg, &metrics)?)
     } else {
