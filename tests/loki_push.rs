@@ -260,3 +260,28 @@ fn check_config_ok(config: &Path) {
         finished.stderr
     );
 }
+
+/// `limits_config.max_line_size` holds for pushed lines too, as Promtail's client applies it to every
+/// source: cut with `max_line_size_truncate`, counted.
+#[test]
+fn pushed_lines_over_max_line_size_are_cut() {
+    let loki = LokiReceiver::start();
+    let dir = TestDir::new();
+    let port = free_port();
+    let config = relay_config(&dir, port, &loki.url(), "", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("limits_config:\n  max_line_size: 20\n  max_line_size_truncate: true\n{text}"),
+    )
+    .unwrap();
+    let agent = start_agent(&config);
+    let body = r#"{"streams":[{"stream":{"app":"a"},"values":[["1","0123456789012345678901234567890123456789"],["2","short"]]}]}"#;
+    assert_eq!(post_json(port, body).status, 204);
+    assert!(loki.wait_for_lines(2, WAIT));
+    let mut lines = loki.lines();
+    lines.sort();
+    assert_eq!(lines, ["01234567890123456789", "short"]);
+    let truncated = http::metric_sum(&agent.http_url(), "logferry_lines_oversized_total");
+    assert_eq!(truncated, 1.0);
+}

@@ -24,6 +24,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::delivery::{Notify, Router, Settle};
 use crate::entry::Entry;
+use prometheus_client::metrics::counter::Counter;
+
+use super::LineLimit;
+use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::positions::Checkpoint;
 use crate::stage::Pipeline;
 
@@ -222,6 +226,8 @@ pub enum Next<T> {
 
 pub struct Feed<L> {
     pipeline: Pipeline,
+    /// `limits_config.max_line_size`, applied to what leaves the stages.
+    long_lines: Option<LongLines>,
     router: Router,
     ledger: L,
     /// While the sinks are full the router waits; a stopping agent does not (what was not handed
@@ -236,12 +242,37 @@ impl<L: Ledger> Feed<L> {
     pub fn new(pipeline: Pipeline, router: Router, ledger: L) -> Self {
         Feed {
             pipeline,
+            long_lines: None,
             router,
             ledger,
             stop: None,
             last: None,
             closed: false,
         }
+    }
+
+    /// Cut (or drop, without `truncate`) lines longer than a configured `max_line_size` once they
+    /// leave the stages, counted in `logferry_lines_oversized`, as Promtail's client does for every
+    /// source. (The file and Docker sources also cut while reading, to bound what they hold.)
+    pub fn limit_lines(mut self, limit: LineLimit, job: &str, metrics: &Metrics) -> Self {
+        if limit.configured {
+            let counter = |reason: &str| {
+                metrics
+                    .lines_oversized
+                    .get_or_create(&JobReasonLabel {
+                        job: Escaped(job.to_string()),
+                        reason: reason.into(),
+                    })
+                    .clone()
+            };
+            self.long_lines = Some(LongLines {
+                max: limit.max,
+                truncate: limit.truncate,
+                truncated: counter("truncated"),
+                dropped: counter("dropped"),
+            });
+        }
+        self
     }
 
     /// Give up a send the sinks keep waiting for once `stop` turns true.
@@ -330,6 +361,9 @@ impl<L: Ledger> Feed<L> {
         if self.closed {
             return false;
         }
+        if let Some(l) = &self.long_lines {
+            l.apply(&mut entries);
+        }
         self.ledger.after_stages(&mut entries);
         let settle = self.ledger.settle(self.pipeline.held_origin());
         let settle = match settle {
@@ -354,6 +388,36 @@ impl<L: Ledger> Feed<L> {
         };
         self.closed = !sent;
         sent
+    }
+}
+
+/// Lines over `max_line_size`, and their counters.
+struct LongLines {
+    max: usize,
+    truncate: bool,
+    truncated: Counter,
+    dropped: Counter,
+}
+
+impl LongLines {
+    fn apply(&self, entries: &mut Vec<Entry>) {
+        if entries.iter().all(|e| e.line.len() <= self.max) {
+            return;
+        }
+        if !self.truncate {
+            let before = entries.len();
+            entries.retain(|e| e.line.len() <= self.max);
+            self.dropped.inc_by((before - entries.len()) as u64);
+            return;
+        }
+        for e in entries.iter_mut().filter(|e| e.line.len() > self.max) {
+            let mut at = self.max;
+            while !e.line.is_char_boundary(at) {
+                at -= 1;
+            }
+            e.line.truncate(at);
+            self.truncated.inc();
+        }
     }
 }
 
@@ -449,6 +513,58 @@ mod tests {
         assert_eq!(d.batch.entries[0].line, "line 5\nline 6");
         assert_eq!(feed.last, at(7));
         assert!(!feed.holds());
+    }
+
+    #[tokio::test]
+    async fn lines_over_max_line_size_are_cut_or_dropped_once_out_of_the_stages() {
+        let metrics = Metrics::new();
+        for (truncate, want) in [
+            (true, vec!["0123456789", "short", "ééééé"]),
+            (false, vec!["short"]),
+        ] {
+            let (router, mut sinks, _dir) = router(1);
+            let mut feed = Feed::new(pipeline("[]").unwrap(), router, NoLedger).limit_lines(
+                LineLimit::new(10, truncate),
+                "j",
+                &metrics,
+            );
+            let entries = ["0123456789abc", "short", "éééééé"]
+                .map(|l| entry(l, &[("job", "t")]))
+                .into();
+            assert!(feed.feed(entries, &[]).await);
+            let got: Vec<String> = sinks[0]
+                .recv()
+                .await
+                .unwrap()
+                .batch
+                .entries
+                .iter()
+                .map(|e| e.line.clone())
+                .collect();
+            assert_eq!(got, want, "truncate: {truncate}");
+        }
+        let count = |reason: &str| {
+            metrics
+                .lines_oversized
+                .get_or_create(&JobReasonLabel {
+                    job: Escaped("j".into()),
+                    reason: reason.into(),
+                })
+                .get()
+        };
+        assert_eq!((count("truncated"), count("dropped")), (2, 2));
+        // Without a configured max_line_size nothing is cut here (the hard limit is the readers').
+        let (router, mut sinks, _dir) = router(1);
+        let mut feed = Feed::new(pipeline("[]").unwrap(), router, NoLedger).limit_lines(
+            LineLimit::new(0, false),
+            "j",
+            &metrics,
+        );
+        assert!(feed.feed(vec![entry(&"x".repeat(100), &[])], &[]).await);
+        assert_eq!(
+            sinks[0].recv().await.unwrap().batch.entries[0].line.len(),
+            100
+        );
     }
 
     #[test]

@@ -33,6 +33,17 @@ pub struct SourceContext {
     pub line_limit: LineLimit,
 }
 
+impl SourceContext {
+    /// A feed of this job's (its pipeline, its router, its line limit) for one reader, with `ledger`.
+    pub fn feed<L: feed::Ledger>(&self, ledger: L) -> feed::Feed<L> {
+        feed::Feed::new(self.pipeline.instantiate(), self.router.clone(), ledger).limit_lines(
+            self.line_limit,
+            &self.job,
+            &self.metrics,
+        )
+    }
+}
+
 /// `limits_config.max_line_size` and `max_line_size_truncate`, as a source applies them.
 #[derive(Debug, Clone, Copy)]
 pub struct LineLimit {

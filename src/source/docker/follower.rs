@@ -228,7 +228,7 @@ impl Container {
         };
         // While the sinks are full the router waits; a stopping agent does not: what was not handed
         // over is read again after the restart.
-        let feed = Feed::new(ctx.pipeline.instantiate(), ctx.router.clone(), starts).stop_on(stop);
+        let feed = ctx.feed(starts).stop_on(stop);
         Container {
             id,
             cursor,

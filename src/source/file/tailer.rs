@@ -312,7 +312,7 @@ impl Tailer {
             epoch: self.epoch,
             read: 0,
         };
-        let feed = &mut Feed::new(ctx.pipeline.instantiate(), ctx.router.clone(), offsets);
+        let feed = &mut ctx.feed(offsets);
         let mut poll = ctx.min_poll;
         let mut quiet_since: Option<Instant> = None;
         'outer: loop {

@@ -95,8 +95,7 @@ impl GelfSource {
         let receiver = Receiver::new(&self, row);
         let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
         let server = tokio::spawn(receiver.run(socket, tx, stop.clone()));
-        let mut feed = Feed::new(self.pipeline.instantiate(), self.router.clone(), NoLedger)
-            .stop_on(stop.clone());
+        let mut feed = self.ctx.feed(NoLedger).stop_on(stop.clone());
         let mut open = true;
         while open {
             open = match feed.next(&mut rx, &mut stop).await {

@@ -123,11 +123,7 @@ impl JournalSource {
                 return;
             }
         };
-        let mut feed = Feed::new(
-            self.pipeline.instantiate(),
-            self.router.clone(),
-            Cursors::new(key),
-        );
+        let mut feed = self.ctx.feed(Cursors::new(key));
         // While a stage paces entries (`limit` without `drop`), `next` takes no chunk: the reader
         // thread blocks on the full channel and the journal keeps the backlog.
         loop {

@@ -154,12 +154,7 @@ impl LokiPushSource {
             stop.clone(),
         ));
         tracing::info!(job = %job, address = %address, "loki_push_api: listening for pushes");
-        let mut feed = Feed::new(
-            self.ctx.pipeline.instantiate(),
-            self.ctx.router.clone(),
-            Answers::new(),
-        )
-        .stop_on(stop.clone());
+        let mut feed = self.ctx.feed(Answers::new()).stop_on(stop.clone());
         loop {
             let open = match feed.next(&mut rx, &mut stop).await {
                 Next::Item(Pushed { entries, answer }) => {

@@ -208,8 +208,7 @@ impl SyslogSource {
             )),
             Bound::Udp(s) => tokio::spawn(listener::serve_udp(s, shared, tx, stop.clone())),
         };
-        let mut feed = Feed::new(self.pipeline.instantiate(), self.router.clone(), NoLedger)
-            .stop_on(stop.clone());
+        let mut feed = self.ctx.feed(NoLedger).stop_on(stop.clone());
         let mut open = true;
         while open {
             open = match feed.next(&mut rx, &mut stop).await {
