@@ -28,7 +28,7 @@ use crate::config::GelfConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
 use crate::metrics::{Escaped, JobReasonLabel};
 use crate::relabel::Relabeler;
-use crate::source::feed::{Feed, Next, NoLedger};
+use crate::source::feed::{Next, NoLedger};
 use crate::source::syslog::labels::Unlabeled;
 use crate::source::SourceContext;
 use crate::targets::listener::ListenerRow;

@@ -38,7 +38,7 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::feed::{Answers, Feed, Next};
+use super::feed::{Answers, Next};
 use super::SourceContext;
 use crate::config::LokiPushApiConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};

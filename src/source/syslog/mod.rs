@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::SyslogConfig;
 use crate::entry::Entry;
 use crate::relabel::Relabeler;
-use crate::source::feed::{Feed, Next, NoLedger};
+use crate::source::feed::{Next, NoLedger};
 use crate::source::SourceContext;
 use labels::LabelRules;
 use listener::Shared;
