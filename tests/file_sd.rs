@@ -1,6 +1,7 @@
 //! `file_sd_configs`: file targets listed in JSON and YAML files, found again when the files change
 //! (inotify, with a refresh_interval far longer than the test), relabeled with `__meta_filepath`; a
-//! broken file keeps its last good targets, and a removed one takes its targets with it.
+//! broken file keeps its last good targets, a target's new labels reach the file already read, and a
+//! removed file takes its targets with it.
 
 mod common;
 
@@ -60,6 +61,31 @@ fn targets_come_and_go_with_their_files() {
         format!(r#"{{filename="{root}/logs/b.log", job="sd-b", sd_file="b.json"}}"#)
     );
 
+    // New labels for the same target: a file already read carries them from its next line on.
+    dir.write_file(
+        "sd/app.yaml",
+        format!(
+            "- targets: [localhost]\n  labels: {{job: sd-app2, __path__: {root}/logs/a.log}}\n"
+        ),
+    );
+    assert!(
+        agent.wait_for_log("target labels changed", WAIT),
+        "{}",
+        agent.logs()
+    );
+    let relabeled = lines_range("r", 0, 1);
+    dir.append_lines("logs/a.log", &relabeled);
+    assert!(
+        receiver.wait_for_all_lines(&relabeled, WAIT),
+        "{}",
+        agent.logs()
+    );
+    assert!(
+        labels(&relabeled[0]).contains("job=\"sd-app2\""),
+        "{}",
+        labels(&relabeled[0])
+    );
+
     // A broken file keeps its targets, and says why.
     dir.write_file("sd/app.yaml", "- [unclosed\n");
     assert!(
@@ -84,5 +110,9 @@ fn targets_come_and_go_with_their_files() {
     assert!(receiver.wait_for_all_lines(&last, WAIT));
     std::thread::sleep(Duration::from_millis(500));
     assert!(!receiver.lines().iter().any(|l| l == "after b left"));
-    assert_eq!(receiver.lines().len(), 20 + 5 + 10 + 1, "each line once");
+    assert_eq!(
+        receiver.lines().len(),
+        20 + 5 + 1 + 10 + 1,
+        "each line once"
+    );
 }

@@ -53,6 +53,10 @@ pub type Claims = Arc<Mutex<HashSet<FileId>>>;
 struct Handle {
     /// Where the file was last seen; shared with its tailer, which reopens it from there.
     location: Arc<Mutex<PathBuf>>,
+    /// The file's labels: its target's and `filename` (the path it was found at); a change of its
+    /// target's labels (file discovery) reaches the tailer here.
+    labels: watch::Sender<Arc<LabelSet>>,
+    filename: String,
     wake: Arc<Notify>,
     commands: watch::Sender<Command>,
     join: JoinHandle<()>,
@@ -261,6 +265,16 @@ impl Discovery {
         for (id, (path, ti)) in &found {
             self.by_path.insert(path.clone(), *id);
             if let Some(h) = self.tailers.get_mut(id) {
+                let mut labels = self.targets[*ti].labels.clone();
+                labels.insert("filename".into(), h.filename.clone());
+                h.labels.send_if_modified(|current| {
+                    let changed = *current.labels() != labels;
+                    if changed {
+                        tracing::info!(path = %h.filename, "the file's target labels changed; new lines carry the new ones");
+                        *current = LabelSet::new(labels);
+                    }
+                    changed
+                });
                 let mut location = h.location.lock().unwrap();
                 if &*location != path {
                     tracing::info!(from = %location.display(), to = %path.display(), "file renamed; still reading it");
@@ -335,12 +349,15 @@ impl Discovery {
             Command::Run
         };
         let (commands, commands_rx) = watch::channel(first);
+        let labels = LabelSet::new(labels);
+        let (relabel, relabeled) = watch::channel(labels.clone());
         let tailer = Tailer {
             ctx: self.ctx.clone(),
             id,
-            path: path_str,
+            path: path_str.clone(),
             location: location.clone(),
-            labels: LabelSet::new(labels),
+            labels,
+            relabeled,
             epoch: 0,
             reader: None,
             slot: None,
@@ -351,6 +368,8 @@ impl Discovery {
         };
         let handle = Handle {
             location,
+            labels: relabel,
+            filename: path_str,
             wake,
             commands,
             join: tokio::spawn(tailer.run()),

@@ -94,6 +94,8 @@ pub struct Tailer {
     /// idle is opened again from here.
     pub location: Arc<Mutex<PathBuf>>,
     pub labels: Arc<LabelSet>,
+    /// New labels for the file, when discovery changed its target's (`file_sd_configs`).
+    pub relabeled: watch::Receiver<Arc<LabelSet>>,
     pub epoch: u32,
     /// `None` until the file is first opened, and while a chunk is being read on the blocking pool.
     pub reader: Option<Reader>,
@@ -398,6 +400,9 @@ impl Tailer {
 
     /// Read one chunk on the blocking pool. None if the file can no longer be read.
     async fn read_chunk(&mut self, finish: bool) -> Option<(Output, ChunkStats)> {
+        if self.relabeled.has_changed().unwrap_or(false) {
+            self.labels = self.relabeled.borrow_and_update().clone();
+        }
         let labels = self.labels.clone();
         let limit = self.ctx.line_limit;
         let reader = self.reader.take()?;
