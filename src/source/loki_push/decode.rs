@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::entry::Labels;
 use crate::sink::loki::logproto::decode_push;
+use crate::stage::transforming::template::go_unquote;
 
 /// One pushed stream: its labels as the client wrote them, and its entries in order.
 #[derive(Debug, Default, PartialEq)]
@@ -170,7 +171,7 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
         let body = after
             .strip_prefix('"')
             .ok_or_else(|| bad("a value is not quoted"))?;
-        let (value, used) = unquote(body).ok_or_else(|| bad("a value is not closed"))?;
+        let (value, used) = unquote(body).map_err(|why| bad(&why))?;
         labels.insert(name.to_string(), value);
         rest = body[used..].trim_start();
         rest = match rest.strip_prefix(',') {
@@ -184,43 +185,17 @@ pub fn parse_labels(text: &str) -> Result<Labels, String> {
 
 /// The value of a Go-quoted string whose opening quote is gone, and the bytes used through the
 /// closing quote.
-fn unquote(s: &str) -> Option<(String, usize)> {
-    let mut out = String::new();
-    let mut chars = s.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '"' => return Some((out, i + 1)),
-            '\\' => {
-                let (_, e) = chars.next()?;
-                match e {
-                    'n' => out.push('\n'),
-                    't' => out.push('\t'),
-                    'r' => out.push('\r'),
-                    '\\' => out.push('\\'),
-                    '"' => out.push('"'),
-                    '\'' => out.push('\''),
-                    'x' | 'u' | 'U' => {
-                        let len = match e {
-                            'x' => 2,
-                            'u' => 4,
-                            _ => 8,
-                        };
-                        let hex: String = (0..len)
-                            .filter_map(|_| chars.next().map(|(_, c)| c))
-                            .collect();
-                        let code = u32::from_str_radix(&hex, 16).ok()?;
-                        out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
-                    }
-                    other => {
-                        out.push('\\');
-                        out.push(other);
-                    }
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    None
+fn unquote(s: &str) -> Result<(String, usize), String> {
+    let mut escaped = false;
+    let end = s
+        .bytes()
+        .position(|b| {
+            let closes = b == b'"' && !escaped;
+            escaped = b == b'\\' && !escaped;
+            closes
+        })
+        .ok_or("a value is not closed")?;
+    Ok((go_unquote(&s[..end])?, end + 1))
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@ mod printf;
 mod sprig;
 mod value;
 
+/// Go's `strconv.Unquote` of a double-quoted string's body, for other Go-written text (Loki label sets).
+pub use lex::unquote as go_unquote;
+
 #[cfg(test)]
 mod engine_tests;
 #[cfg(test)]
