@@ -8,6 +8,8 @@
 //!   then the additional fields sorted by name, written as Go's encoding/json writes them (numbers as
 //!   float64, `<>&` escaped); empty `full_message`/`facility` and level 0 are left out.
 
+// Promtail names `__gelf_message_level` with syslog's severities, by level.
+use crate::source::syslog::message::SEVERITIES;
 use std::io::Read;
 
 use flate2::read::{GzDecoder, ZlibDecoder};
@@ -17,18 +19,6 @@ use crate::stage::gojson;
 
 /// Decompressed payloads larger than this are refused (a compression bomb stops here).
 pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
-
-/// The severities Promtail names `__gelf_message_level` with (syslog's, by level).
-const LEVELS: [&str; 8] = [
-    "emergency",
-    "alert",
-    "critical",
-    "error",
-    "warning",
-    "notice",
-    "informational",
-    "debug",
-];
 
 #[derive(Debug, Default, PartialEq)]
 pub struct GelfMessage {
@@ -49,7 +39,7 @@ impl GelfMessage {
     pub fn level_name(&self) -> &'static str {
         usize::try_from(self.level)
             .ok()
-            .and_then(|l| LEVELS.get(l))
+            .and_then(|l| SEVERITIES.get(l))
             .copied()
             .unwrap_or("")
     }
