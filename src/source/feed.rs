@@ -214,6 +214,33 @@ impl Ledger for Answers {
     }
 }
 
+impl Feed<NoLedger> {
+    /// A receiving source's whole life on its task: feed the batches its listeners send on `rx`
+    /// until `stop`, then those they had sent before they stopped, then what the stages hold.
+    pub async fn pump(
+        mut self,
+        mut rx: mpsc::Receiver<Vec<Entry>>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut open = true;
+        while open {
+            open = match self.next(&mut rx, &mut stop).await {
+                Next::Item(entries) => self.feed(entries, &[]).await,
+                Next::Tick => self.tick().await,
+                Next::Stop => break,
+            };
+        }
+        while open {
+            match rx.recv().await {
+                Some(entries) => open = self.feed(entries, &[]).await,
+                None => break,
+            }
+        }
+        drop(rx);
+        self.finish().await;
+    }
+}
+
 /// What [`Feed::next`] found to do.
 pub enum Next<T> {
     /// The source read something.

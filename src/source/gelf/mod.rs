@@ -28,7 +28,7 @@ use crate::config::GelfConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
 use crate::metrics::{Escaped, JobReasonLabel};
 use crate::relabel::Relabeler;
-use crate::source::feed::{Next, NoLedger};
+use crate::source::feed::NoLedger;
 use crate::source::syslog::labels::Unlabeled;
 use crate::source::SourceContext;
 use crate::targets::listener::ListenerRow;
@@ -93,26 +93,14 @@ impl GelfSource {
             self.config.labels.clone(),
         );
         let receiver = Receiver::new(&self, row);
-        let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
         let server = tokio::spawn(receiver.run(socket, tx, stop.clone()));
-        let mut feed = self.ctx.feed(NoLedger).stop_on(stop.clone());
-        let mut open = true;
-        while open {
-            open = match feed.next(&mut rx, &mut stop).await {
-                Next::Item(entries) => feed.feed(entries, &[]).await,
-                Next::Tick => feed.tick().await,
-                Next::Stop => break,
-            };
-        }
-        while open {
-            match rx.recv().await {
-                Some(entries) => open = feed.feed(entries, &[]).await,
-                None => break,
-            }
-        }
-        rx.close();
-        drop(rx);
-        let _ = feed.finish().await;
+        // The listeners stop with `stop`: what they read before that still goes out.
+        self.ctx
+            .feed(NoLedger)
+            .stop_on(stop.clone())
+            .pump(rx, stop)
+            .await;
         let _ = server.await;
     }
 }

@@ -41,7 +41,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::SyslogConfig;
 use crate::entry::Entry;
 use crate::relabel::Relabeler;
-use crate::source::feed::{Next, NoLedger};
+use crate::source::feed::NoLedger;
 use crate::source::SourceContext;
 use labels::LabelRules;
 use listener::Shared;
@@ -196,7 +196,7 @@ impl SyslogSource {
             self.metrics.clone(),
             row,
         ));
-        let (tx, mut rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
+        let (tx, rx) = mpsc::channel::<Vec<Entry>>(QUEUE);
         let server = match bound {
             Bound::Tcp(l) => tokio::spawn(listener::serve_tcp(
                 l,
@@ -208,25 +208,12 @@ impl SyslogSource {
             )),
             Bound::Udp(s) => tokio::spawn(listener::serve_udp(s, shared, tx, stop.clone())),
         };
-        let mut feed = self.ctx.feed(NoLedger).stop_on(stop.clone());
-        let mut open = true;
-        while open {
-            open = match feed.next(&mut rx, &mut stop).await {
-                Next::Item(entries) => feed.feed(entries, &[]).await,
-                Next::Tick => feed.tick().await,
-                Next::Stop => break,
-            };
-        }
         // The listeners stop with `stop`: what they read before that still goes out.
-        while open {
-            match rx.recv().await {
-                Some(entries) => open = feed.feed(entries, &[]).await,
-                None => break,
-            }
-        }
-        rx.close();
-        drop(rx);
-        let _ = feed.finish().await;
+        self.ctx
+            .feed(NoLedger)
+            .stop_on(stop.clone())
+            .pump(rx, stop)
+            .await;
         let _ = server.await;
     }
 }
