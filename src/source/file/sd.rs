@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use globset::{GlobBuilder, GlobMatcher};
 use notify::{RecursiveMode, Watcher};
 use serde::Deserialize;
 use tokio::sync::{mpsc, watch};
@@ -131,12 +132,15 @@ impl FileSd {
         let mut seen = Vec::new();
         for pattern in self.configs.iter().flat_map(|c| c.files.iter()) {
             let (dir, name) = split(pattern);
+            let Some(matcher) = name_matcher(&name) else {
+                tracing::warn!(job = %self.job, pattern, "file_sd: not a valid file name pattern");
+                continue;
+            };
             let Ok(entries) = std::fs::read_dir(&dir) else {
                 continue;
             };
             for entry in entries.flatten() {
-                let file_name = entry.file_name();
-                if wildcard(&name, &file_name.to_string_lossy()) {
+                if matcher.is_match(entry.file_name()) {
                     seen.push(entry.path());
                 }
             }
@@ -203,24 +207,14 @@ fn split(pattern: &str) -> (PathBuf, String) {
     (dir, name)
 }
 
-/// Whether `name` matches `pattern`, where `*` stands for any run of characters.
-fn wildcard(pattern: &str, name: &str) -> bool {
-    let parts: Vec<&str> = pattern.split('*').collect();
-    if parts.len() == 1 {
-        return pattern == name;
-    }
-    let (first, last) = (parts[0], parts[parts.len() - 1]);
-    if !name.starts_with(first) || !name[first.len()..].ends_with(last) {
-        return false;
-    }
-    let mut rest = &name[first.len()..name.len() - last.len()];
-    for part in &parts[1..parts.len() - 1] {
-        match rest.find(part) {
-            Some(i) => rest = &rest[i + part.len()..],
-            None => return false,
-        }
-    }
-    true
+/// The matcher of a target file pattern's last segment (`*` and the other glob wildcards, never
+/// across a `/`).
+fn name_matcher(pattern: &str) -> Option<GlobMatcher> {
+    let glob = GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .build()
+        .ok()?;
+    Some(glob.compile_matcher())
 }
 
 /// A target file's groups: JSON for `.json`, YAML otherwise (as Prometheus decides by extension).
@@ -246,6 +240,7 @@ mod tests {
 
     #[test]
     fn wildcards_in_the_last_segment() {
+        let wildcard = |pattern: &str, name: &str| name_matcher(pattern).unwrap().is_match(name);
         assert!(wildcard("*.json", "a.json"));
         assert!(wildcard("targets-*.yaml", "targets-web.yaml"));
         assert!(wildcard("a*b*c", "a-x-b-y-c"));
