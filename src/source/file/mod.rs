@@ -113,6 +113,7 @@ impl FileSource {
             by_path: HashMap::new(),
             warned: HashSet::new(),
             resumed: false,
+            relabel: false,
         };
         run.watch_roots(&mut watcher, &mut watched);
         // After a listing that failed for now, the next comes this soon (backing off up to the sync
@@ -151,6 +152,7 @@ impl FileSource {
                     let mut targets = statics.clone();
                     targets.extend(sd_targets.borrow_and_update().iter().cloned());
                     run.targets = targets;
+                    run.relabel = true;
                     run.watch_roots(&mut watcher, &mut watched);
                     rescan_at = run.rescan_or_retry(&mut retry, self.sync_period);
                 }
@@ -170,6 +172,24 @@ struct Discovery {
     warned: HashSet<PathBuf>,
     /// Whether files rotated out of the globs while the agent was down were looked for.
     resumed: bool,
+    /// The discovered targets changed since the last rescan: running tailers' labels are compared.
+    relabel: bool,
+}
+
+impl Handle {
+    /// Hand the tailer its file's labels for `target_labels`, if they changed.
+    fn relabel(&self, target_labels: &Labels) {
+        let mut labels = target_labels.clone();
+        labels.insert("filename".into(), self.filename.clone());
+        self.labels.send_if_modified(|current| {
+            let changed = *current.labels() != labels;
+            if changed {
+                tracing::info!(path = %self.filename, "the file's target labels changed; new lines carry the new ones");
+                *current = LabelSet::new(labels);
+            }
+            changed
+        });
+    }
 }
 
 impl Discovery {
@@ -265,16 +285,9 @@ impl Discovery {
         for (id, (path, ti)) in &found {
             self.by_path.insert(path.clone(), *id);
             if let Some(h) = self.tailers.get_mut(id) {
-                let mut labels = self.targets[*ti].labels.clone();
-                labels.insert("filename".into(), h.filename.clone());
-                h.labels.send_if_modified(|current| {
-                    let changed = *current.labels() != labels;
-                    if changed {
-                        tracing::info!(path = %h.filename, "the file's target labels changed; new lines carry the new ones");
-                        *current = LabelSet::new(labels);
-                    }
-                    changed
-                });
+                if self.relabel {
+                    h.relabel(&self.targets[*ti].labels);
+                }
                 let mut location = h.location.lock().unwrap();
                 if &*location != path {
                     tracing::info!(from = %location.display(), to = %path.display(), "file renamed; still reading it");
@@ -305,6 +318,7 @@ impl Discovery {
                 }
             }
         }
+        self.relabel = false;
         self.ctx
             .metrics
             .targets_active
