@@ -312,8 +312,9 @@ impl<L: Ledger> Feed<L> {
         &mut self.ledger
     }
 
-    /// Whether a stage holds entries (then stopping should [`Feed::finish`]).
-    pub fn holds(&self) -> bool {
+    /// Whether a stage holds entries.
+    #[cfg(test)]
+    fn holds(&self) -> bool {
         self.pipeline.held_origin().is_some()
     }
 
@@ -321,7 +322,8 @@ impl<L: Ledger> Feed<L> {
         !self.pipeline.is_empty()
     }
 
-    pub fn is_closed(&self) -> bool {
+    #[cfg(test)]
+    fn is_closed(&self) -> bool {
         self.closed
     }
 
