@@ -424,7 +424,6 @@ fn garbage_and_oversized_messages_are_skipped_and_the_connection_goes_on() {
     idle.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     let start = Instant::now();
-    let mut buf = [0u8; 1];
     let read = read_until_closed(&mut idle);
     let waited = start.elapsed();
     assert!(matches!(read, Ok(0)), "the agent never writes: {read:?}");
