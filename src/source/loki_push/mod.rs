@@ -42,6 +42,9 @@ use super::feed::{Answers, Next};
 use super::SourceContext;
 use crate::config::LokiPushApiConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::relabel::Relabeler;
 use crate::targets::listener::ListenerRow;
@@ -203,14 +206,23 @@ impl LokiPushSource {
 }
 
 impl Handler {
+    /// Count a request answered for `reason`.
     fn count(&self, reason: &str) {
-        self.metrics
-            .push_requests
-            .get_or_create(&JobReasonLabel {
-                job: Escaped(self.job.to_string()),
-                reason: reason.into(),
-            })
-            .inc();
+        self.counter(&self.metrics.push_requests, reason).inc();
+    }
+
+    /// `entries` pushed entries taken or left out for `reason`.
+    fn count_entries(&self, reason: &str, entries: u64) {
+        self.counter(&self.metrics.push_entries, reason)
+            .inc_by(entries);
+    }
+
+    fn counter(&self, family: &Family<JobReasonLabel, Counter>, reason: &str) -> Counter {
+        let label = JobReasonLabel {
+            job: Escaped(self.job.to_string()),
+            reason: reason.into(),
+        };
+        family.get_or_create(&label).clone()
     }
 
     /// Hand the entries to the feed and wait until every sink holds them.
@@ -243,13 +255,7 @@ impl Handler {
         match answered.await {
             Ok(true) => {
                 self.count("accepted");
-                self.metrics
-                    .push_entries
-                    .get_or_create(&JobReasonLabel {
-                        job: Escaped(self.job.to_string()),
-                        reason: "accepted".into(),
-                    })
-                    .inc_by(count);
+                self.count_entries("accepted", count);
                 StatusCode::NO_CONTENT.into_response()
             }
             _ => {
@@ -276,13 +282,7 @@ impl Handler {
             labels.retain(|k, _| !k.starts_with("__"));
             if !kept || labels.is_empty() {
                 let reason = if kept { "no_labels" } else { "relabeled_away" };
-                self.metrics
-                    .push_entries
-                    .get_or_create(&JobReasonLabel {
-                        job: Escaped(self.job.to_string()),
-                        reason: reason.into(),
-                    })
-                    .inc_by(stream.entries.len() as u64);
+                self.count_entries(reason, stream.entries.len() as u64);
                 continue;
             }
             let labels = LabelSet::new(labels);
