@@ -7,7 +7,7 @@ mod common;
 use std::io::Write;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::http::{metric_sum, wait_for_metric};
 use common::{start_agent, Agent, LokiReceiver, ReceivedEntry, TestDir};
@@ -33,26 +33,7 @@ fn write_config(dir: &TestDir, url: &str, gelf_yaml: &str) -> PathBuf {
 
 /// The address from the `gelf source receiving` log line.
 fn listen_addr(agent: &Agent) -> SocketAddr {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let logs = agent.logs();
-        let found = logs
-            .lines()
-            .filter(|l| l.contains("gelf source receiving"))
-            .find_map(|l| {
-                let rest = &l[l.find("address=")? + "address=".len()..];
-                let rest = rest.trim_start_matches('"');
-                let end = rest
-                    .find(|c: char| c == '"' || c.is_whitespace())
-                    .unwrap_or(rest.len());
-                rest[..end].parse().ok()
-            });
-        if let Some(addr) = found {
-            return addr;
-        }
-        assert!(Instant::now() < deadline, "no GELF listener; logs:\n{logs}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    agent.logged_address(|l| l.contains("gelf source receiving"))
 }
 
 fn entry_containing(receiver: &LokiReceiver, needle: &str) -> ReceivedEntry {

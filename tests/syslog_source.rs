@@ -53,32 +53,10 @@ fn job(name: &str, syslog_yaml: &str, rest: &str) -> String {
 
 /// The address job `name` listens on, from its `syslog source receiving` log line.
 fn listen_addr(agent: &Agent, name: &str) -> SocketAddr {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let logs = agent.logs();
-        let found = logs
-            .lines()
-            .filter(|l| l.contains("syslog source receiving"))
-            .filter(|l| {
-                l.contains(&format!("job={name} ")) || l.contains(&format!("job=\"{name}\""))
-            })
-            .find_map(|l| {
-                let rest = &l[l.find("address=")? + "address=".len()..];
-                let rest = rest.trim_start_matches('"');
-                let end = rest
-                    .find(|c: char| c == '"' || c.is_whitespace())
-                    .unwrap_or(rest.len());
-                rest[..end].parse().ok()
-            });
-        if let Some(addr) = found {
-            return addr;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "job {name} never listened; logs:\n{logs}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    agent.logged_address(|l| {
+        l.contains("syslog source receiving")
+            && (l.contains(&format!("job={name} ")) || l.contains(&format!("job=\"{name}\"")))
+    })
 }
 
 /// Runs util-linux `logger` against `addr` with `args`, then the message.

@@ -375,6 +375,23 @@ impl Agent {
         })
     }
 
+    /// The `address=<ip>:<port>` of the first log line `is_it` accepts (a receiving source saying where
+    /// it listens). Waits up to 30 s; panics with the logs if none appears.
+    pub fn logged_address(&self, is_it: impl Fn(&str) -> bool) -> SocketAddr {
+        let found = self.wait_for_line(Duration::from_secs(30), |lines| {
+            lines
+                .iter()
+                .filter(|(_, l)| is_it(l))
+                .find_map(|(_, l)| addr_after(l, "address="))
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "the agent logged no such `address=<ip>:<port>` line; logs:\n{}",
+                self.logs()
+            )
+        })
+    }
+
     pub fn http_port(&self) -> u16 {
         self.http_addr().port()
     }
@@ -514,12 +531,15 @@ pub fn strip_ansi(text: &str) -> String {
 pub fn parse_listen_addr(line: &str) -> Option<SocketAddr> {
     ["addr=", "\"addr\":", "listening on "]
         .iter()
-        .filter_map(|marker| line.find(marker).map(|at| &line[at + marker.len()..]))
-        .find_map(|rest| {
-            let rest = rest.trim_start_matches([' ', '"']);
-            let end = rest
-                .find(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '}')
-                .unwrap_or(rest.len());
-            rest[..end].parse().ok()
-        })
+        .find_map(|marker| addr_after(line, marker))
+}
+
+/// The `<ip>:<port>` right after `marker` in a log line (quoted or not).
+fn addr_after(line: &str, marker: &str) -> Option<SocketAddr> {
+    let rest = &line[line.find(marker)? + marker.len()..];
+    let rest = rest.trim_start_matches([' ', '"']);
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"' || c == ',' || c == '}')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
