@@ -216,32 +216,37 @@ pub struct Metrics {
     pub gelf: GelfMetrics,
     // Sink buffers (logferry's own), by sink.
     pub buffer: BufferMetrics,
-    // Elasticsearch sinks (logferry's own), by sink.
-    pub elasticsearch: ElasticsearchMetrics,
+    // Elasticsearch and OTLP sinks (logferry's own), by sink.
+    pub elasticsearch: SinkMetrics,
+    pub otlp: SinkMetrics,
 }
 
-/// The Elasticsearch sinks' metrics, labelled with the sink's name.
-pub struct ElasticsearchMetrics {
-    /// Documents the cluster accepted.
+/// The metrics of the sinks that are logferry's own (Elasticsearch, OTLP), labelled with the sink's
+/// name; each kind registers its own set under its prefix (`logferry_elasticsearch_`,
+/// `logferry_otlp_`).
+pub struct SinkMetrics {
+    /// Entries (documents, records) the receiver accepted.
     pub sent_entries: Family<SinkLabel, Counter>,
-    /// NDJSON bytes (before compression) of the accepted documents.
+    /// Bytes of the accepted entries as encoded, before compression.
     pub sent_bytes: Family<SinkLabel, Counter>,
-    /// `_bulk` requests by answer status (`-1`: no answer).
+    /// Requests by answer status (`-1`: no answer).
     pub requests: Family<SinkStatusLabel, Counter>,
     pub request_duration: Family<SinkLabel, Histogram, fn() -> Histogram>,
-    /// Documents sent again after a 429/5xx item status, by that status.
+    /// Entries sent again after a 429/5xx item status, by that status.
     pub retried_entries: Family<SinkStatusLabel, Counter>,
-    /// Documents rejected for good (item or request status), by status; they go to the dead letter.
+    /// Entries rejected for good (item or request status), by status; they go to the dead letter.
     pub rejected_entries: Family<SinkStatusLabel, Counter>,
-    /// Documents given up after `backoff_config.max_retries` attempts.
+    /// Entries given up after `backoff_config.max_retries` attempts.
     pub dropped_entries: Family<SinkLabel, Counter>,
-    /// Requests split in two after a 413.
+    /// Requests split in two after a 413 (or, for Loki's OTLP, a 400).
     pub split_requests: Family<SinkLabel, Counter>,
+    /// Entries an accepted request's answer said were rejected (OTLP's partial success).
+    pub partially_rejected: Family<SinkLabel, Counter>,
 }
 
-impl Default for ElasticsearchMetrics {
+impl Default for SinkMetrics {
     fn default() -> Self {
-        ElasticsearchMetrics {
+        SinkMetrics {
             sent_entries: Family::default(),
             sent_bytes: Family::default(),
             requests: Family::default(),
@@ -250,53 +255,63 @@ impl Default for ElasticsearchMetrics {
             rejected_entries: Family::default(),
             dropped_entries: Family::default(),
             split_requests: Family::default(),
+            partially_rejected: Family::default(),
         }
     }
 }
 
-impl ElasticsearchMetrics {
-    fn register(&self, registry: &mut Registry) {
-        let name = |n: &str| format!("logferry_elasticsearch_{n}");
+impl SinkMetrics {
+    /// Register under `logferry_<kind>_`; `noun` names the entries ("Documents"), `request` the
+    /// requests ("_bulk requests").
+    fn register(&self, registry: &mut Registry, kind: &str, noun: &str, request: &str) {
+        let name = |n: &str| format!("logferry_{kind}_{n}");
         registry.register(
             name("sent_entries"),
-            "Documents the Elasticsearch cluster accepted",
+            format!("{noun} the receiver accepted"),
             self.sent_entries.clone(),
         );
         registry.register(
             name("sent_bytes"),
-            "NDJSON bytes (before compression) of the documents Elasticsearch accepted",
+            format!("Bytes (encoded, before compression) of the {noun} the receiver accepted"),
             self.sent_bytes.clone(),
         );
         registry.register(
             name("requests"),
-            "_bulk requests by answer status (-1: no answer)",
+            format!("{request} by answer status (-1: no answer)"),
             self.requests.clone(),
         );
         registry.register(
             name("request_duration_seconds"),
-            "Duration of _bulk requests",
+            format!("Duration of {request}"),
             self.request_duration.clone(),
         );
         registry.register(
             name("retried_entries"),
-            "Documents sent again after a 429 or 5xx item status",
+            format!("{noun} sent again after a 429 or 5xx item status"),
             self.retried_entries.clone(),
         );
         registry.register(
             name("rejected_entries"),
-            "Documents rejected for good, written to the dead-letter file",
+            format!("{noun} rejected for good, written to the dead-letter file"),
             self.rejected_entries.clone(),
         );
         registry.register(
             name("dropped_entries"),
-            "Documents given up after backoff_config.max_retries attempts",
+            format!("{noun} given up after backoff_config.max_retries attempts"),
             self.dropped_entries.clone(),
         );
         registry.register(
             name("split_requests"),
-            "_bulk requests split in two after a 413 answer",
+            format!("{request} split in two after a 413 answer"),
             self.split_requests.clone(),
         );
+        if kind == "otlp" {
+            registry.register(
+                name("partially_rejected_entries"),
+                format!("{noun} an accepted request's partial-success answer said were rejected"),
+                self.partially_rejected.clone(),
+            );
+        }
     }
 }
 
@@ -368,10 +383,18 @@ impl Metrics {
             docker_containers: Gauge::default(),
             syslog: SyslogMetrics::default(),
             gelf: GelfMetrics::default(),
-            elasticsearch: ElasticsearchMetrics::default(),
+            elasticsearch: SinkMetrics::default(),
+            otlp: SinkMetrics::default(),
             registry: Registry::default(),
         };
-        m.elasticsearch.register(&mut registry);
+        m.elasticsearch.register(
+            &mut registry,
+            "elasticsearch",
+            "Documents",
+            "_bulk requests",
+        );
+        m.otlp
+            .register(&mut registry, "otlp", "Log records", "OTLP export requests");
         m.buffer.register(&mut registry);
         m.syslog.register(&mut registry);
         m.gelf.register(&mut registry);
@@ -462,12 +485,12 @@ impl Metrics {
         );
         registry.register(
             "logferry_push_requests",
-            "loki_push_api requests by answer: accepted (204 once safe in every sink), malformed (400), full (429), stopping or not_safe (503)",
+            "loki_push_api and otlp requests by answer: accepted (once safe in every sink), malformed (400), too_large (413), full (429), stopping or not_safe (503)",
             m.push_requests.clone(),
         );
         registry.register(
             "logferry_push_entries",
-            "loki_push_api entries: accepted, or left out (relabeled_away, no_labels)",
+            "loki_push_api and otlp entries: accepted, or left out (relabeled_away, no_labels, no_body)",
             m.push_entries.clone(),
         );
         registry.register(

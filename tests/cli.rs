@@ -370,6 +370,7 @@ fn the_shipped_example_configs_pass_check_config() {
         "configs/syslog.yaml",
         "configs/gelf.yaml",
         "configs/loki_push.yaml",
+        "configs/otlp.yaml",
         "examples/relay/agent.yaml",
         "examples/relay/relay.yaml",
         "examples/sidecar-docker.yaml",

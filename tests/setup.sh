@@ -72,4 +72,21 @@ if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "install ok i
     systemctl disable prometheus >/dev/null 2>&1 || true
 fi
 
+# ---- OTLP source (tests/otlp.rs) ----------------------------------------------------------------------
+# The real OpenTelemetry Python SDK and its OTLP exporters (HTTP and gRPC) as the clients, from PyPI,
+# in a virtualenv of their own, cached across runs (rebuilt only when the pinned versions change).
+OTEL_VERSION=1.45.2
+OTEL_VENV="${LOGFERRY_TEST_CACHE:-$HOME/.cache/logferry-tests}/otel-venv-$OTEL_VERSION"
+if [ ! -x "$OTEL_VENV/bin/python" ] || ! "$OTEL_VENV/bin/python" -c 'import opentelemetry.exporter.otlp.proto.grpc, opentelemetry.exporter.otlp.proto.http' 2>/dev/null; then
+    rm -rf "$OTEL_VENV"
+    python3 -m venv "$OTEL_VENV"
+    "$OTEL_VENV/bin/pip" install -q --disable-pip-version-check \
+        "opentelemetry-sdk==$OTEL_VERSION" \
+        "opentelemetry-exporter-otlp-proto-http==$OTEL_VERSION" \
+        "opentelemetry-exporter-otlp-proto-grpc==$OTEL_VERSION"
+    echo "tests/setup.sh: installed the OpenTelemetry SDK in $OTEL_VENV"
+fi
+# The tests find it by this name (tests/common/otel.rs).
+ln -sfn "$OTEL_VENV" "$(dirname "$OTEL_VENV")/otel-venv"
+
 echo "tests/setup.sh: ready"

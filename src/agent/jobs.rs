@@ -14,7 +14,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use super::Env;
 use crate::config::{
     Config, DockerSdConfig, GelfConfig, GlobalConfig, JournalConfig, LimitsConfig,
-    LokiPushApiConfig, ScrapeConfig, SourceKind, SyslogConfig, TargetConfig,
+    LokiPushApiConfig, OtlpSourceConfig, ScrapeConfig, SourceKind, SyslogConfig, TargetConfig,
 };
 use crate::entry::Labels;
 use crate::metrics::Metrics;
@@ -27,6 +27,7 @@ use crate::source::file::{FileSource, FileTarget};
 use crate::source::gelf::GelfSource;
 use crate::source::journal::JournalSource;
 use crate::source::loki_push::LokiPushSource;
+use crate::source::otlp::{Listeners, OtlpSource};
 use crate::source::syslog::SyslogSource;
 use crate::source::{LineLimit, SourceContext};
 use crate::stage::{BuildContext, KeepExtracted, PipelineSpec};
@@ -239,6 +240,24 @@ fn sources_of(
             };
             vec![Box::pin(source.run(stop.clone()))]
         }
+        JobSource::Otlp {
+            config,
+            relabeler,
+            listeners,
+        } => {
+            let limits = crate::server::ConnectionLimits::from_config(
+                &crate::config::ServerConfig::default(),
+                &env.fd_limits,
+            );
+            let source = OtlpSource {
+                ctx,
+                config: *config,
+                relabeler,
+                listeners,
+                limits,
+            };
+            vec![Box::pin(source.run(stop.clone()))]
+        }
     }
 }
 
@@ -282,6 +301,13 @@ pub(super) enum JobSource {
         relabeler: Relabeler,
         /// Bound by [`listen_located`] when the agent starts.
         listener: Option<std::net::TcpListener>,
+    },
+    /// Relabeled per distinct label set of a request, by the source.
+    Otlp {
+        config: Box<OtlpSourceConfig>,
+        relabeler: Relabeler,
+        /// Bound by [`listen_located`] when the agent starts.
+        listeners: Listeners,
     },
 }
 
@@ -339,6 +365,17 @@ pub(super) fn build_job(
                     config: Box::new(sc.loki_push_api.clone().expect("its source kind says so")),
                     relabeler: job_relabeler(index, sc, cfg)?,
                     listener: None,
+                },
+                pipeline: build_pipeline(cfg, index, sc, metrics)?,
+            })
+        }
+        Some(SourceKind::Otlp) => {
+            return Ok(Job {
+                name: sc.job_name.as_str().into(),
+                source: JobSource::Otlp {
+                    config: Box::new(sc.otlp.clone().expect("its source kind says so")),
+                    relabeler: job_relabeler(index, sc, cfg)?,
+                    listeners: Listeners::default(),
                 },
                 pipeline: build_pipeline(cfg, index, sc, metrics)?,
             })
@@ -453,6 +490,24 @@ pub(super) fn listen_located(job: &mut Job, index: usize, cfg: &Config) -> anyho
                 false,
                 bound,
             )
+        }
+        JobSource::Otlp {
+            config, listeners, ..
+        } => {
+            let wanted = [
+                ("http", &config.http, &mut listeners.http),
+                ("grpc", &config.grpc, &mut listeners.grpc),
+            ];
+            for (key, listener, slot) in wanted {
+                let Some(listener) = listener else { continue };
+                let address = &listener.listen_address;
+                *slot = Some(crate::source::otlp::bind(address).map_err(|e| {
+                    let path = format!("scrape_configs[{index}].otlp.{key}.listen_address");
+                    let msg = format!("cannot listen on {address} (tcp): {e} (job {name:?})");
+                    cfg.error_at(&path, msg)
+                })?);
+            }
+            return Ok(());
         }
         _ => return Ok(()),
     };

@@ -84,7 +84,7 @@ pub(crate) struct Env {
 impl Env {
     /// Entries go to stdout: in a dry run, or when no sink is configured.
     fn to_stdout(&self, cfg: &Config) -> bool {
-        self.mode == Mode::DryRun || (cfg.clients.is_empty() && cfg.elasticsearch.is_empty())
+        self.mode == Mode::DryRun || cfg.has_no_sink()
     }
 }
 
@@ -150,14 +150,9 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
     let stdin = opts.stdin || cfg.target_config.stdin;
     // Promtail refuses to run a config file without a client; only the embedded default (no
     // LOKI_URL), a dry run and stdin print entries instead.
-    if opts.mode == Mode::Run
-        && !opts.default_config
-        && !stdin
-        && cfg.clients.is_empty()
-        && cfg.elasticsearch.is_empty()
-    {
+    if opts.mode == Mode::Run && !opts.default_config && !stdin && cfg.has_no_sink() {
         anyhow::bail!(
-            "{}: at least one client config must be provided (clients, or elasticsearch); \
+            "{}: at least one client config must be provided (clients, elasticsearch or otlp); \
              use dry-run to print entries instead",
             cfg.source_name()
         );

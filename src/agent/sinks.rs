@@ -19,6 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::buffer::{self, deadletter::DeadLetter, BufferSettings};
 use crate::config::{
     redact_url, BufferConfig, BufferType, ClientConfig, Config, ElasticsearchConfig, LimitsConfig,
+    OtlpSinkConfig,
 };
 use crate::delivery::{Outgoing, Route};
 use crate::metrics::Metrics;
@@ -26,6 +27,7 @@ use crate::sink::core::{Batcher, Codec, Limits, Parts, Protocol, Sender};
 use crate::sink::elasticsearch::{codec::EsCodec, config::EsSettings, protocol::EsProtocol};
 use crate::sink::loki::config::{sink_name, LokiSettings};
 use crate::sink::loki::{codec::LokiCodec, protocol::LokiProtocol};
+use crate::sink::otlp::{codec::OtlpCodec, config::OtlpSettings, protocol::OtlpProtocol};
 use crate::sink::stdout;
 use crate::stage::filtering::selector::Selector;
 
@@ -45,6 +47,7 @@ pub(super) enum SinkSpec {
     /// A Loki client, and the line limits it applies.
     Loki(Box<ClientConfig>, Box<LimitsConfig>),
     Elasticsearch(Box<ElasticsearchConfig>),
+    Otlp(Box<OtlpSinkConfig>),
 }
 
 /// A sink built from its config (every setting checked), not started yet.
@@ -110,7 +113,41 @@ pub(super) fn plan_sinks(
         plan_elasticsearch(c, cfg, memory_only, metrics)
             .with_context(|| format!("elasticsearch[{i}]"))
     });
-    loki.chain(es).collect()
+    let otlp = cfg.otlp.iter().enumerate().map(|(i, c)| {
+        plan_otlp(c, cfg, memory_only, metrics).with_context(|| format!("otlp[{i}]"))
+    });
+    loki.chain(es).chain(otlp).collect()
+}
+
+/// An `otlp[]` block: buffered as Loki clients are.
+fn plan_otlp(
+    c: &OtlpSinkConfig,
+    cfg: &Config,
+    memory_only: bool,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<SinkPlan> {
+    let settings = OtlpSettings::from_config(c).map_err(anyhow::Error::msg)?;
+    let name = settings.name.clone();
+    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
+    let to = format!("OTLP {}", redact_url(&settings.url));
+    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
+    let limits = Limits {
+        bytes: settings.batch_size,
+        entries: usize::MAX,
+        wait: settings.batch_wait,
+    };
+    let codec = || OtlpCodec::new(&settings);
+    let protocol =
+        OtlpProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
+    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
+    Ok(SinkPlan {
+        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
+        name,
+        spec: SinkSpec::Otlp(Box::new(c.clone())),
+        selector: None,
+        runner: Runner::Http(parts),
+        to,
+    })
 }
 
 fn plan_loki(
@@ -383,11 +420,16 @@ pub(super) fn warn_orphaned_buffers(cfg: &Config) {
             &crate::sink::elasticsearch::config::sink_name(c),
         )
     });
+    let otlp = cfg
+        .otlp
+        .iter()
+        .map(|c| sink_buffer_dir(&c.buffer, cfg, &crate::sink::otlp::config::sink_name(c)));
     let used: HashSet<std::path::PathBuf> = cfg
         .clients
         .iter()
         .map(|c| sink_buffer_dir(&c.buffer, cfg, &sink_name(c)))
         .chain(es)
+        .chain(otlp)
         .collect();
     let Ok(dirs) = std::fs::read_dir(buffer_root(cfg)) else {
         return;

@@ -44,6 +44,7 @@ mod index_template;
 mod limits;
 mod locate;
 mod nesting;
+mod otlp;
 mod redact;
 mod scrape;
 mod server;
@@ -76,6 +77,7 @@ pub use flags::FlagOverrides;
 pub use http::{header, Authorization, BasicAuth, OAuth2, TlsConfig, TLS_VERSIONS};
 pub use index_template::{IndexNamer, IndexTemplate};
 pub use limits::LimitsConfig;
+pub use otlp::{OtlpListener, OtlpSinkConfig, OtlpSourceConfig};
 pub use redact::{is_secret_name, redact_header, redact_url};
 pub use scrape::{DecompressionConfig, JournalConfig, LokiPushApiConfig, ScrapeConfig, SourceKind};
 pub use server::{LogFormat, LogLevel, ServerConfig, ServerTlsConfig};
@@ -102,6 +104,9 @@ pub struct Config {
     /// logferry extension: Elasticsearch/OpenSearch sinks, beside (or instead of) `clients`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub elasticsearch: Vec<ElasticsearchConfig>,
+    /// logferry extension: OTLP/HTTP sinks (an OpenTelemetry collector, Loki's `/otlp/v1/logs`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub otlp: Vec<OtlpSinkConfig>,
     #[serde(default)]
     pub positions: PositionsConfig,
     #[serde(default)]
@@ -240,6 +245,11 @@ fn parse_text(text: &str, file: &str, env: Option<EnvLookup<'_>>) -> Result<Conf
 }
 
 impl Config {
+    /// Whether no sink is configured (no Loki client, Elasticsearch or OTLP sink).
+    pub fn has_no_sink(&self) -> bool {
+        self.clients.is_empty() && self.elasticsearch.is_empty() && self.otlp.is_empty()
+    }
+
     /// Moves the deprecated `client:` block into `clients` and drops `options.stream_lag_labels`, warning
     /// about each as Promtail does.
     fn apply_deprecations(&mut self) {

@@ -14,6 +14,7 @@ use super::discovery::{DockerSdConfig, FileSdConfig, StaticConfig};
 use super::duration::GoDuration;
 use super::error::Invalid;
 use super::locate::join_key;
+use super::otlp::OtlpSourceConfig;
 use super::server::ServerConfig;
 use super::stages::StageConfig;
 use super::syslog::{GelfConfig, SyslogConfig};
@@ -49,6 +50,9 @@ pub struct ScrapeConfig {
     pub syslog: Option<SyslogConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loki_push_api: Option<LokiPushApiConfig>,
+    /// logferry extension: an OpenTelemetry logs receiver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp: Option<OtlpSourceConfig>,
 
     // Sources Promtail has and logferry does not run: accepted, kept as written, reported by the runtime.
     #[serde(
@@ -194,6 +198,7 @@ pub enum SourceKind {
     Cloudflare,
     Docker,
     HerokuDrain,
+    Otlp,
 }
 
 impl SourceKind {
@@ -212,6 +217,7 @@ impl SourceKind {
             SourceKind::Cloudflare => "cloudflare",
             SourceKind::Docker => "docker_sd_configs",
             SourceKind::HerokuDrain => "heroku_drain",
+            SourceKind::Otlp => "otlp",
         }
     }
 }
@@ -261,7 +267,7 @@ impl ScrapeConfig {
     /// defined for `<job>`").
     pub fn source_kind(&self) -> Option<SourceKind> {
         let other_sd = self.other_discoveries();
-        let order: [(bool, SourceKind); 12] = [
+        let order: [(bool, SourceKind); 13] = [
             (
                 !self.static_configs.is_empty()
                     || !self.file_sd_configs.is_empty()
@@ -279,6 +285,7 @@ impl ScrapeConfig {
             (present(&self.cloudflare), SourceKind::Cloudflare),
             (!self.docker_sd_configs.is_empty(), SourceKind::Docker),
             (present(&self.heroku_drain), SourceKind::HerokuDrain),
+            (self.otlp.is_some(), SourceKind::Otlp),
         ];
         order
             .into_iter()
@@ -307,6 +314,9 @@ impl ScrapeConfig {
         }
         if let Some(push) = &self.loki_push_api {
             push.validate(&join_key(base, "loki_push_api"))?;
+        }
+        if let Some(otlp) = &self.otlp {
+            otlp.validate(&join_key(base, "otlp"))?;
         }
         Ok(())
     }

@@ -267,7 +267,7 @@ fn errors_name_file_line_column_path_and_fix() {
         // unknown key, top level
         (
             "server:\n  http_listen_port: 9080\nscrape_config: []\n",
-            "promtail.yaml:3:1: unknown field \"scrape_config\", expected one of server, client, clients, elasticsearch, positions, scrape_configs, target_config, limits_config, options, tracing, wal, global; did you mean \"scrape_configs\"?",
+            "promtail.yaml:3:1: unknown field \"scrape_config\", expected one of server, client, clients, elasticsearch, otlp, positions, scrape_configs, target_config, limits_config, options, tracing, wal, global; did you mean \"scrape_configs\"?",
         ),
         // unknown key, nested in a list item
         (
@@ -276,7 +276,7 @@ fn errors_name_file_line_column_path_and_fix() {
         ),
         (
             "scrape_configs:\n  - jobname: x\n",
-            "promtail.yaml:2:5: scrape_configs[0]: unknown field \"jobname\", expected one of job_name, pipeline_stages, relabel_configs, encoding, decompression, static_configs, file_sd_configs, docker_sd_configs, journal, syslog, loki_push_api, windows_events, kafka, gelf, gcplog, azure_event_hubs, cloudflare, heroku_drain, kubernetes_sd_configs, consul_sd_configs, consulagent_sd_configs, dns_sd_configs, digitalocean_sd_configs, dockerswarm_sd_configs, serverset_sd_configs, nerve_sd_configs, marathon_sd_configs, gce_sd_configs, ec2_sd_configs, openstack_sd_configs, azure_sd_configs, triton_sd_configs; did you mean \"job_name\"?",
+            "promtail.yaml:2:5: scrape_configs[0]: unknown field \"jobname\", expected one of job_name, pipeline_stages, relabel_configs, encoding, decompression, static_configs, file_sd_configs, docker_sd_configs, journal, syslog, loki_push_api, otlp, windows_events, kafka, gelf, gcplog, azure_event_hubs, cloudflare, heroku_drain, kubernetes_sd_configs, consul_sd_configs, consulagent_sd_configs, dns_sd_configs, digitalocean_sd_configs, dockerswarm_sd_configs, serverset_sd_configs, nerve_sd_configs, marathon_sd_configs, gce_sd_configs, ec2_sd_configs, openstack_sd_configs, azure_sd_configs, triton_sd_configs; did you mean \"job_name\"?",
         ),
         ("options:\n  foo: 1\n", "promtail.yaml:2:3: options: unknown field \"foo\", expected stream_lag_labels"),
         // the buffer extension

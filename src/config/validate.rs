@@ -18,6 +18,7 @@ pub(crate) fn validate(config: &mut Config, map: Option<&SourceMap>) -> Result<(
     config.global.validate()?;
     validate_clients(config)?;
     validate_elasticsearch(config)?;
+    validate_otlp(config)?;
     config.positions.validate()?;
     let mut first_use: HashMap<&str, usize> = HashMap::new();
     for (i, job) in config.scrape_configs.iter().enumerate() {
@@ -143,6 +144,42 @@ fn validate_elasticsearch(config: &Config) -> Result<(), Invalid> {
                 join_key(&path, "name"),
                 format!(
                     "sink name {:?} is also the name of clients[{j}]; names must be unique",
+                    sink.name
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each OTLP sink on its own, then its name, which names its buffer directory: unique among every
+/// sink's.
+fn validate_otlp(config: &Config) -> Result<(), Invalid> {
+    for (i, sink) in config.otlp.iter().enumerate() {
+        let path = format!("otlp[{i}]");
+        sink.validate(&path)?;
+        if sink.name.is_empty() {
+            if let Some(j) = config.otlp[..i].iter().position(|first| first == sink) {
+                return Err(Invalid::key(
+                    path,
+                    format!("duplicate otlp configs are not allowed: this sink is identical to otlp[{j}]"),
+                ));
+            }
+            continue;
+        }
+        let names = config.clients.iter().map(|c| ("clients", &c.name));
+        let names = names.chain(
+            config
+                .elasticsearch
+                .iter()
+                .map(|c| ("elasticsearch", &c.name)),
+        );
+        let names = names.chain(config.otlp[..i].iter().map(|c| ("otlp", &c.name)));
+        if let Some((list, _)) = names.into_iter().find(|(_, name)| **name == sink.name) {
+            return Err(Invalid::value(
+                join_key(&path, "name"),
+                format!(
+                    "duplicate sink name {:?} (also used in {list}); names must be unique",
                     sink.name
                 ),
             ));

@@ -381,3 +381,144 @@ mod tests {
         }
     }
 }
+
+/// `body` as sent: gzipped (fast level: the CPU is the agent's, and these bodies compress well even
+/// so) or as it is.
+pub fn compress(body: &[u8], gzip: bool) -> bytes::Bytes {
+    use std::io::Write;
+    if !gzip {
+        return bytes::Bytes::copy_from_slice(body);
+    }
+    let mut gz = flate2::write::GzEncoder::new(
+        Vec::with_capacity(body.len() / 4),
+        flate2::Compression::fast(),
+    );
+    gz.write_all(body)
+        .expect("compressing into memory cannot fail");
+    bytes::Bytes::from(gz.finish().expect("compressing into memory cannot fail"))
+}
+
+/// A body [`compress`] made, as it was before.
+pub fn decompress(body: &[u8], gzip: bool) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    if !gzip {
+        return Ok(body.to_vec());
+    }
+    let mut out = Vec::with_capacity(body.len() * 4);
+    flate2::read::GzDecoder::new(body).read_to_end(&mut out)?;
+    Ok(out)
+}
+
+/// What one POST came to.
+#[derive(Debug)]
+pub enum Posted {
+    /// A 2xx answer, with its body.
+    Accepted(bytes::Bytes),
+    /// Worth trying again: no answer (`status` -1, as in Promtail's metrics) or a
+    /// [`retriable_status`].
+    Retry { status: i32, error: String },
+    /// Will never be accepted as it is.
+    Rejected { status: i32, error: String },
+}
+
+/// A URL a sink POSTs its requests to, with the headers every request carries (the sink's own, then
+/// the configured ones but those the sink reserves) and the credentials.
+pub struct Endpoint {
+    client: reqwest::Client,
+    url: String,
+    headers: reqwest::header::HeaderMap,
+    auth: Auth,
+}
+
+impl Endpoint {
+    /// `own`: the headers the sink sets (`Content-Type` ...); a configured header of the same name,
+    /// or named in `reserved`, is skipped with a warning, as Promtail does.
+    pub fn new(
+        url: &str,
+        http: &HttpSettings,
+        own: &[(&'static str, &'static str)],
+        reserved: &[&str],
+    ) -> Result<Self, String> {
+        use reqwest::header::{HeaderMap, HeaderName, USER_AGENT};
+        let mut headers = HeaderMap::new();
+        for (name, value) in own {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        for (name, value) in &http.headers {
+            let lower = name.to_ascii_lowercase();
+            let taken = own.iter().any(|(n, _)| *n == lower) || lower == USER_AGENT.as_str();
+            if taken || reserved.contains(&lower.as_str()) {
+                tracing::warn!(header = %name, "custom header key already exists, skipping");
+                continue;
+            }
+            match header(name, value) {
+                Ok((n, v)) => {
+                    headers.insert(n, v);
+                }
+                Err(why) => return Err(format!("invalid header {name:?}: {why}")),
+            }
+        }
+        Ok(Endpoint {
+            client: client(http)?,
+            url: url.to_owned(),
+            headers,
+            auth: http.auth.clone(),
+        })
+    }
+
+    /// POST `body`, with `extra` headers, and read the answer; the error of a refusal is the first
+    /// line of its body (at most 1 KiB).
+    pub async fn post(&self, body: bytes::Bytes, extra: &[(&'static str, &str)]) -> Posted {
+        let mut req = self
+            .client
+            .post(&self.url)
+            .headers(self.headers.clone())
+            .body(body);
+        for (name, value) in extra {
+            req = req.header(*name, *value);
+        }
+        match auth_header(&self.auth) {
+            Ok(Some(v)) => req = req.header(reqwest::header::AUTHORIZATION, v),
+            Ok(None) => {}
+            Err(error) => return Posted::Retry { status: -1, error },
+        }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                return Posted::Retry {
+                    status: -1,
+                    error: transport_error(&e),
+                }
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            return Posted::Accepted(resp.bytes().await.unwrap_or_default());
+        }
+        let code = i32::from(status.as_u16());
+        let body = resp.text().await.unwrap_or_default();
+        let first: String = body
+            .lines()
+            .next()
+            .unwrap_or("")
+            .chars()
+            .take(1024)
+            .collect();
+        let error = format!("server returned HTTP status {status} ({code}): {first}");
+        if retriable_status(status.as_u16()) {
+            Posted::Retry {
+                status: code,
+                error,
+            }
+        } else {
+            Posted::Rejected {
+                status: code,
+                error,
+            }
+        }
+    }
+}

@@ -7,4 +7,5 @@ pub mod core;
 pub mod elasticsearch;
 pub mod http;
 pub mod loki;
+pub mod otlp;
 pub mod stdout;

@@ -13,8 +13,10 @@ pub mod docker;
 pub mod feed;
 pub mod file;
 pub mod gelf;
+pub mod intake;
 pub mod journal;
 pub mod loki_push;
+pub mod otlp;
 pub mod stdin;
 pub mod syslog;
 

@@ -7,6 +7,7 @@
 //! * [`http`]: a tiny blocking HTTP/1.1 client for the agent's and the receiver's endpoints;
 //! * [`journald`]: a real `systemd-journald` per test, and journal fixture files.
 //! * [`docker`]: the real Docker engine: containers removed on drop, a Docker job config, a socket proxy.
+//! * [`otel`]: the OpenTelemetry Python SDK as a client, and an OTLP/HTTP receiver for the OTLP sink;
 //! * [`process`]: a process's CPU seconds and peak RSS, for benches and memory ceilings.
 //!
 //! Every test binary uses a different part of it, hence the `allow`s.
@@ -19,6 +20,7 @@ pub mod fixtures;
 pub mod http;
 pub mod journald;
 pub mod loki;
+pub mod otel;
 pub mod process;
 
 pub use logferry::sink::loki::logproto;

@@ -2,7 +2,6 @@
 //! timestamp, or the data stream) and its document ([`DocEncoder`]), gzip-compressed when configured.
 //! The body's size in NDJSON bytes is what `batchsize` limits.
 
-use std::io::Write;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -12,6 +11,7 @@ use super::document::DocEncoder;
 use crate::config::IndexNamer;
 use crate::entry::{Batch, Entry};
 use crate::sink::core::Codec;
+use crate::sink::http::compress;
 
 pub struct EsCodec {
     encoder: DocEncoder,
@@ -53,20 +53,6 @@ impl EsCodec {
             one: "".into(),
         }
     }
-}
-
-/// A body as sent: gzip-compressed when `gzip`.
-pub fn compress(body: &[u8], gzip: bool) -> Bytes {
-    if !gzip {
-        return Bytes::copy_from_slice(body);
-    }
-    let mut gz = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::fast(),
-    );
-    gz.write_all(body)
-        .expect("compressing into memory cannot fail");
-    Bytes::from(gz.finish().expect("compressing into memory cannot fail"))
 }
 
 impl Codec for EsCodec {

@@ -13,20 +13,18 @@
 //! line, then a document line), after gunzipping when the sink compresses.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::ops::Range;
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::bulk::ItemOutcome;
-use super::codec::compress;
 use super::config::{EsSettings, Target};
 use super::service::{Answer as BulkAnswer, Attempt, ServerInfo, Service};
 use crate::delivery::Request;
 use crate::entry::braced;
 use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
 use crate::sink::core::{Answer, DeadEntry, Protocol, Task};
-use crate::sink::http::HttpSettings;
+use crate::sink::http::{compress, decompress, HttpSettings};
 
 /// How often the version check is tried again while no endpoint answered it.
 const PROBE_EVERY: Duration = Duration::from_secs(30);
@@ -86,12 +84,8 @@ impl EsProtocol {
 
     /// The NDJSON of `request`, uncompressed.
     fn ndjson(&self, request: &Request) -> Option<Vec<u8>> {
-        if !self.settings().gzip {
-            return Some(request.body.to_vec());
-        }
-        let mut out = Vec::with_capacity(request.body.len() * 4);
-        match flate2::read::GzDecoder::new(&request.body[..]).read_to_end(&mut out) {
-            Ok(_) => Some(out),
+        match decompress(&request.body, self.settings().gzip) {
+            Ok(out) => Some(out),
             Err(e) => {
                 tracing::error!(sink = %self.label.sink.0, error = %e, "cannot read back a stored request");
                 None

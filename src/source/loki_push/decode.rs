@@ -36,7 +36,7 @@ pub fn decode(
     let body = match content_encoding.trim() {
         "" | "identity" | "snappy" => body,
         e if e.eq_ignore_ascii_case("gzip") => {
-            inflated = gunzip(body, max)?;
+            inflated = gunzip(body, max).map_err(|e| e.to_string())?;
             &inflated[..]
         }
         other => return Err(format!("unsupported Content-Encoding {other:?}")),
@@ -54,14 +54,32 @@ pub fn decode(
     }
 }
 
-fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, String> {
+/// Why a gzipped body was not inflated.
+#[derive(Debug)]
+pub enum GunzipError {
+    Invalid(std::io::Error),
+    /// Larger than the limit once inflated.
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for GunzipError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GunzipError::Invalid(e) => write!(f, "body is not valid gzip: {e}"),
+            GunzipError::TooLarge(max) => {
+                write!(f, "body is larger than {max} bytes once decompressed")
+            }
+        }
+    }
+}
+
+/// `body` gunzipped, at most `max` bytes of it.
+pub fn gunzip(body: &[u8], max: usize) -> Result<Vec<u8>, GunzipError> {
     let mut out = Vec::new();
     let mut reader = flate2::read::MultiGzDecoder::new(body).take(max as u64 + 1);
-    reader
-        .read_to_end(&mut out)
-        .map_err(|e| format!("body is not valid gzip: {e}"))?;
+    reader.read_to_end(&mut out).map_err(GunzipError::Invalid)?;
     if out.len() > max {
-        return Err(format!("body is larger than {max} bytes once decompressed"));
+        return Err(GunzipError::TooLarge(max));
     }
     Ok(out)
 }

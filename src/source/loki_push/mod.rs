@@ -13,7 +13,7 @@
 //!
 //! **At least once across the hop.** A push is answered 204 only once every sink holds its entries
 //! durably (its disk buffer's fsync, or the receiver's acceptance without one): the job's [`Feed`]
-//! settles each batch with an [`Answers`] ledger, and the request waits for its answer. A client that
+//! settles each batch with an `Answers` ledger (`super::intake`), and the request waits for its answer. A client that
 //! hears anything else pushes again, so a relay killed mid-stream loses nothing. The answers:
 //! - 400 with the reason for a body that cannot be read (nothing of it is taken);
 //! - 429 with `Retry-After` while the job's queue stays full (the sinks apply backpressure);
@@ -36,9 +36,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
-use super::feed::{Answers, Next};
+use super::intake::{self, Intake, Refused, RETRY_AFTER};
 use super::SourceContext;
 use crate::config::LokiPushApiConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
@@ -50,13 +50,6 @@ use crate::relabel::Relabeler;
 use crate::targets::listener::ListenerRow;
 use decode::{decode, PushedStream};
 
-/// Requests taken but not yet fed: beyond this, a push waits for room, then hears 429.
-const QUEUE: usize = 16;
-/// How long a push waits for room in the queue before it hears 429.
-const QUEUE_WAIT: Duration = Duration::from_secs(5);
-/// What a 429 asks the client to wait, in seconds.
-const RETRY_AFTER: &str = "1";
-
 pub struct LokiPushSource {
     pub ctx: SourceContext,
     pub config: LokiPushApiConfig,
@@ -67,16 +60,10 @@ pub struct LokiPushSource {
     pub limits: crate::server::ConnectionLimits,
 }
 
-/// A push taken by the HTTP server, on its way to the job's feed.
-struct Pushed {
-    entries: Vec<Entry>,
-    answer: oneshot::Sender<bool>,
-}
-
 /// What the HTTP handlers share.
 struct Handler {
     job: Arc<str>,
-    queue: mpsc::Sender<Pushed>,
+    intake: Intake,
     static_labels: Labels,
     relabeler: Relabeler,
     use_incoming_timestamp: bool,
@@ -110,7 +97,7 @@ pub fn bind(address: &str) -> std::io::Result<std::net::TcpListener> {
 }
 
 impl LokiPushSource {
-    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+    pub async fn run(self, stop: watch::Receiver<bool>) {
         let job = self.ctx.job.clone();
         let Some(listener) = self.listen(&stop).await else {
             return;
@@ -130,10 +117,10 @@ impl LokiPushSource {
             format!("http://{address}"),
             self.config.labels.clone(),
         );
-        let (queue, mut rx) = mpsc::channel(QUEUE);
+        let (intake, queue) = intake::intake();
         let handler = Arc::new(Handler {
             job: job.clone(),
-            queue,
+            intake,
             static_labels: self.config.labels.clone().into_iter().collect(),
             relabeler: self.relabeler.clone(),
             use_incoming_timestamp: self.config.use_incoming_timestamp,
@@ -157,23 +144,7 @@ impl LokiPushSource {
             stop.clone(),
         ));
         tracing::info!(job = %job, address = %address, "loki_push_api: listening for pushes");
-        let mut feed = self.ctx.feed(Answers::new()).stop_on(stop.clone());
-        loop {
-            let open = match feed.next(&mut rx, &mut stop).await {
-                Next::Item(Pushed { entries, answer }) => {
-                    let origins = feed.ledger().pushed(entries.len(), answer);
-                    feed.feed(entries, &origins).await
-                }
-                Next::Tick => feed.tick().await,
-                Next::Stop => break,
-            };
-            if !open {
-                break;
-            }
-        }
-        // Pushes still queued are not taken: their clients hear 503 and push again.
-        drop(rx);
-        feed.finish().await;
+        intake::feed(self.ctx, queue, stop).await;
         let _ = server.await;
         tracing::info!(job = %job, "loki_push_api: stopped");
     }
@@ -229,39 +200,15 @@ impl Handler {
     async fn deliver(&self, entries: Vec<Entry>, bytes: usize) -> Response {
         let count = entries.len() as u64;
         self.row.received(count, bytes as u64);
-        let (answer, answered) = oneshot::channel();
-        let queued = self
-            .queue
-            .send_timeout(Pushed { entries, answer }, QUEUE_WAIT);
-        match queued.await {
-            Ok(()) => {}
-            Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                self.count("full");
-                tracing::warn!(job = %self.job,
-                    "loki_push_api: the sinks do not take entries fast enough; answering 429");
-                let retry = [(header::RETRY_AFTER, RETRY_AFTER)];
-                return (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    retry,
-                    "sinks are full, retry\n",
-                )
-                    .into_response();
-            }
-            Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                self.count("stopping");
-                return (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response();
-            }
-        }
-        match answered.await {
-            Ok(true) => {
+        match self.intake.deliver(entries).await {
+            Ok(()) => {
                 self.count("accepted");
                 self.count_entries("accepted", count);
                 StatusCode::NO_CONTENT.into_response()
             }
-            _ => {
-                self.count("not_safe");
-                let msg = "entries could not be made safe (the agent is stopping or a sink gave up); push again\n";
-                (StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
+            Err(refused) => {
+                self.count(refused.reason());
+                refusal(&self.job, refused)
             }
         }
     }
@@ -312,6 +259,29 @@ impl Handler {
                 "loki_push_api: malformed push refused with 400 (counted in logferry_push_requests_total; further ones are logged at debug level)");
         }
         (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
+    }
+}
+
+/// The answer to a push whose entries were not made safe: 429 with `Retry-After` while the sinks are
+/// full, else 503.
+fn refusal(job: &str, refused: Refused) -> Response {
+    match refused {
+        Refused::Full => {
+            tracing::warn!(job = %job,
+                "loki_push_api: the sinks do not take entries fast enough; answering 429");
+            let retry = [(header::RETRY_AFTER, RETRY_AFTER)];
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                retry,
+                "sinks are full, retry\n",
+            )
+                .into_response()
+        }
+        Refused::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping\n").into_response(),
+        Refused::NotSafe => {
+            let msg = "entries could not be made safe (the agent is stopping or a sink gave up); push again\n";
+            (StatusCode::SERVICE_UNAVAILABLE, msg).into_response()
+        }
     }
 }
 

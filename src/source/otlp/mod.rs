@@ -1,0 +1,450 @@
+//! The `otlp` source (a logferry extension): an OpenTelemetry logs receiver, so that applications'
+//! OpenTelemetry SDKs and collectors can send logs to the agent, which relays them to its sinks.
+//!
+//! * OTLP/HTTP on `http.listen_address`: `POST /v1/logs`, `application/x-protobuf` or
+//!   `application/json`, optionally `Content-Encoding: gzip`; answered in the request's encoding.
+//! * OTLP/gRPC on `grpc.listen_address`: `opentelemetry.proto.collector.logs.v1.LogsService/Export`
+//!   (tonic), gzip accepted.
+//!
+//! Records become entries as Loki's own OTLP endpoint makes them (`convert`). **A request succeeds
+//! only once every sink holds its records durably** (`super::intake`). Otherwise, as the OTLP
+//! specification asks so that exporters retry: HTTP 429 with `Retry-After` while the sinks are full,
+//! 503 when the records could not be made safe; gRPC `UNAVAILABLE`. A body that cannot be read is
+//! refused with 400 (gRPC `INVALID_ARGUMENT`) and a `google.rpc.Status` naming why; a request larger
+//! than `max_recv_msg_size` with 413 (`RESOURCE_EXHAUSTED`). Records without a body are left out,
+//! counted, and reported to the client as a partial success (`rejected_log_records`).
+
+pub mod convert;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use prost::Message;
+use tokio::sync::watch;
+
+use super::intake::{self, Intake, Refused, RETRY_AFTER};
+use super::loki_push::decode::{gunzip, GunzipError};
+use super::SourceContext;
+use crate::config::OtlpSourceConfig;
+use crate::entry::{now_nanos, Labels};
+use crate::metrics::{Escaped, JobReasonLabel, Metrics};
+use crate::relabel::Relabeler;
+use crate::targets::listener::ListenerRow;
+use convert::Converter;
+
+pub struct OtlpSource {
+    pub ctx: SourceContext,
+    pub config: OtlpSourceConfig,
+    pub relabeler: Relabeler,
+    /// Bound when the agent started (so a port in use fails the start); unbound after a reload,
+    /// when the job's previous instance may still hold the ports for a moment.
+    pub listeners: Listeners,
+    pub limits: crate::server::ConnectionLimits,
+}
+
+/// The job's sockets, HTTP and gRPC.
+#[derive(Default)]
+pub struct Listeners {
+    pub http: Option<std::net::TcpListener>,
+    pub grpc: Option<std::net::TcpListener>,
+}
+
+/// Bind `address` (`:4318` is every address).
+pub fn bind(address: &str) -> std::io::Result<std::net::TcpListener> {
+    let address = super::syslog::go_listen_address(address);
+    let listener = std::net::TcpListener::bind(address.as_ref())?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// What both servers share.
+struct Handler {
+    job: Arc<str>,
+    intake: Intake,
+    static_labels: Labels,
+    relabeler: Relabeler,
+    max_size: usize,
+    metrics: Arc<Metrics>,
+    /// Malformed requests were logged once at warning level (then at debug).
+    warned_malformed: AtomicBool,
+}
+
+/// Why a request was not taken.
+enum Failure {
+    Malformed(String),
+    TooLarge(String),
+    Refused(Refused),
+}
+
+impl OtlpSource {
+    pub async fn run(mut self, stop: watch::Receiver<bool>) {
+        let job = self.ctx.job.clone();
+        let (intake, queue) = intake::intake();
+        let handler = Arc::new(Handler {
+            job: job.clone(),
+            intake,
+            static_labels: self.config.labels.clone().into_iter().collect(),
+            relabeler: self.relabeler.clone(),
+            max_size: usize::try_from(self.config.max_recv_msg_size.get()).unwrap_or(usize::MAX),
+            metrics: self.ctx.metrics.clone(),
+            warned_malformed: AtomicBool::new(false),
+        });
+        let mut servers = Vec::new();
+        if let Some(http) = self.config.http.clone() {
+            let bound = self.listeners.http.take();
+            let Some(listener) = listen(&job, bound, &http.listen_address, &stop).await else {
+                return;
+            };
+            let (row, address) = self.row("http", &listener);
+            let app = axum::Router::new()
+                .route("/v1/logs", post(http_logs))
+                .route("/ready", get(|| async { "ready\n" }))
+                .layer(DefaultBodyLimit::max(handler.max_size))
+                .with_state((handler.clone(), Arc::new(row)));
+            tracing::info!(job = %job, address = %address, "otlp: listening for OTLP/HTTP logs");
+            servers.push(tokio::spawn(crate::server::accept_loop(
+                listener,
+                app,
+                self.limits,
+                self.ctx.metrics.clone(),
+                stop.clone(),
+            )));
+        }
+        if let Some(grpc) = self.config.grpc.clone() {
+            let bound = self.listeners.grpc.take();
+            let Some(listener) = listen(&job, bound, &grpc.listen_address, &stop).await else {
+                return;
+            };
+            let (row, address) = self.row("grpc", &listener);
+            let service = LogsServiceServer::new(Grpc(handler.clone(), row))
+                .max_decoding_message_size(handler.max_size)
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            let mut stopped = stop.clone();
+            let job = job.clone();
+            tracing::info!(job = %job, address = %address, "otlp: listening for OTLP/gRPC logs");
+            servers.push(tokio::spawn(async move {
+                let serve = tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(listener),
+                        async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        },
+                    );
+                if let Err(e) = serve.await {
+                    tracing::error!(job = %job, error = %crate::sink::http::error_chain(&e),
+                        "otlp: the gRPC server failed");
+                }
+            }));
+        }
+        drop(handler);
+        intake::feed(self.ctx, queue, stop).await;
+        for server in servers {
+            let _ = server.await;
+        }
+        tracing::info!(job = %job, "otlp: stopped");
+    }
+
+    /// Its row on `/targets` for the listener of `protocol`, and the address it listens on.
+    fn row(&self, protocol: &str, listener: &tokio::net::TcpListener) -> (ListenerRow, String) {
+        let address = listener
+            .local_addr()
+            .map_or_else(|_| "?".into(), |a| a.to_string());
+        let row = self.ctx.targets.listener_started(
+            "otlp",
+            &self.ctx.job,
+            format!("{protocol}://{address}"),
+            self.config.labels.clone(),
+        );
+        (row, address)
+    }
+}
+
+/// The listener bound at start, or bound now (after a reload, the previous instance may hold the
+/// port a little longer).
+async fn listen(
+    job: &str,
+    bound: Option<std::net::TcpListener>,
+    address: &str,
+    stop: &watch::Receiver<bool>,
+) -> Option<tokio::net::TcpListener> {
+    let mut tries = 0;
+    let mut bound = bound;
+    loop {
+        let attempt = match bound.take() {
+            Some(l) => Ok(l),
+            None => bind(address),
+        };
+        match attempt.and_then(tokio::net::TcpListener::from_std) {
+            Ok(l) => return Some(l),
+            Err(e) if tries >= 20 => {
+                tracing::error!(job, address, error = %e, "otlp: cannot listen; not started");
+                return None;
+            }
+            Err(_) => {}
+        }
+        tries += 1;
+        if *stop.borrow() {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+impl Handler {
+    fn count(&self, reason: &str) {
+        self.counter(&self.metrics.push_requests, reason, 1);
+    }
+
+    fn counter(
+        &self,
+        family: &prometheus_client::metrics::family::Family<
+            JobReasonLabel,
+            prometheus_client::metrics::counter::Counter,
+        >,
+        reason: &str,
+        by: u64,
+    ) {
+        let label = JobReasonLabel {
+            job: Escaped(self.job.to_string()),
+            reason: reason.into(),
+        };
+        family.get_or_create(&label).inc_by(by);
+    }
+
+    /// Take a decoded request: its records as entries, to every sink; the answer once they are safe.
+    async fn export(
+        &self,
+        request: ExportLogsServiceRequest,
+        bytes: usize,
+        row: &ListenerRow,
+    ) -> Result<ExportLogsServiceResponse, Failure> {
+        let converted = Converter {
+            static_labels: &self.static_labels,
+            relabeler: &self.relabeler,
+            now: now_nanos(),
+        }
+        .convert(request);
+        let count = converted.entries.len() as u64;
+        row.received(count, bytes as u64);
+        let push_entries = &self.metrics.push_entries;
+        self.counter(push_entries, "no_body", converted.no_body);
+        self.counter(push_entries, "relabeled_away", converted.relabeled_away);
+        self.counter(push_entries, "no_labels", converted.no_labels);
+        if let Err(refused) = self.intake.deliver(converted.entries).await {
+            self.count(refused.reason());
+            if refused == Refused::Full {
+                tracing::warn!(job = %self.job,
+                    "otlp: the sinks do not take records fast enough; asking clients to retry");
+            }
+            return Err(Failure::Refused(refused));
+        }
+        self.count("accepted");
+        self.counter(push_entries, "accepted", count);
+        let partial_success = (converted.no_body > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(converted.no_body).unwrap_or(i64::MAX),
+            error_message: format!(
+                "{} log records without a body were dropped",
+                converted.no_body
+            ),
+        });
+        Ok(ExportLogsServiceResponse { partial_success })
+    }
+
+    /// A request refused for what it is: counted always, logged once per job (then at debug level).
+    fn refuse(&self, failure: &Failure) {
+        let (reason, why) = match failure {
+            Failure::Malformed(why) => ("malformed", why),
+            Failure::TooLarge(why) => ("too_large", why),
+            Failure::Refused(_) => return,
+        };
+        self.count(reason);
+        if self.warned_malformed.swap(true, Ordering::Relaxed) {
+            tracing::debug!(job = %self.job, error = %why, "otlp: request refused");
+        } else {
+            tracing::warn!(job = %self.job, error = %why,
+                "otlp: request refused (counted in logferry_push_requests_total; further ones are logged at debug level)");
+        }
+    }
+
+    /// An OTLP/HTTP body in the encoding its headers name.
+    fn decode_http(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<ExportLogsServiceRequest, Failure> {
+        let header = |name| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        };
+        let media = header(header::CONTENT_TYPE);
+        let media = media.split(';').next().unwrap_or("").trim();
+        let json = match media {
+            "application/json" => true,
+            "application/x-protobuf" => false,
+            other => {
+                return Err(Failure::Malformed(format!(
+                    "unsupported Content-Type {other:?}: expected application/x-protobuf or application/json"
+                )))
+            }
+        };
+        let inflated;
+        let body = match header(header::CONTENT_ENCODING).as_str() {
+            "" | "identity" => body,
+            "gzip" => {
+                inflated = gunzip(body, self.max_size).map_err(|e| match e {
+                    GunzipError::TooLarge(_) => Failure::TooLarge(e.to_string()),
+                    GunzipError::Invalid(_) => Failure::Malformed(e.to_string()),
+                })?;
+                &inflated[..]
+            }
+            other => {
+                return Err(Failure::Malformed(format!(
+                    "unsupported Content-Encoding {other:?}: expected gzip or none"
+                )))
+            }
+        };
+        let request = if json {
+            serde_json::from_slice(body)
+                .or_else(|e| {
+                    // Invalid UTF-8 in a JSON string: replaced, and counted, rather than refused.
+                    let text = String::from_utf8_lossy(body);
+                    if matches!(text, std::borrow::Cow::Borrowed(_)) {
+                        return Err(e);
+                    }
+                    let request = serde_json::from_str(&text)?;
+                    self.counter(&self.metrics.lines_invalid_utf8, "otlp", 1);
+                    Ok(request)
+                })
+                .map_err(|e| Failure::Malformed(format!("invalid OTLP JSON: {e}")))?
+        } else {
+            ExportLogsServiceRequest::decode(body)
+                .map_err(|e| Failure::Malformed(format!("invalid OTLP protobuf: {e}")))?
+        };
+        Ok(request)
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP error answer.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// gRPC's codes, as `google.rpc.Status` carries them.
+const INVALID_ARGUMENT: i32 = 3;
+const RESOURCE_EXHAUSTED: i32 = 8;
+const UNAVAILABLE: i32 = 14;
+
+/// A body in the request's encoding.
+fn encoded<M: Message + serde::Serialize>(json: bool, message: &M) -> (&'static str, Vec<u8>) {
+    if json {
+        let body = serde_json::to_vec(message).unwrap_or_else(|_| b"{}".to_vec());
+        ("application/json", body)
+    } else {
+        ("application/x-protobuf", message.encode_to_vec())
+    }
+}
+
+async fn http_logs(
+    State((h, row)): State<(Arc<Handler>, Arc<ListenerRow>)>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    let result = match &body {
+        // Over the body limit (`max_recv_msg_size`), or the connection failed mid-body.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            Err(Failure::TooLarge(format!(
+                "the request is larger than max_recv_msg_size ({} bytes)",
+                h.max_size
+            )))
+        }
+        Err(rejection) => Err(Failure::Malformed(rejection.body_text())),
+        Ok(body) => match h.decode_http(&headers, body) {
+            Ok(request) => h.export(request, body.len(), &row).await,
+            Err(f) => Err(f),
+        },
+    };
+    let failure = match result {
+        Ok(answer) => {
+            let (media, body) = encoded(json, &answer);
+            return (StatusCode::OK, [(header::CONTENT_TYPE, media)], body).into_response();
+        }
+        Err(f) => f,
+    };
+    h.refuse(&failure);
+    let (status, code, message) = match failure {
+        Failure::Malformed(why) => (StatusCode::BAD_REQUEST, INVALID_ARGUMENT, why),
+        Failure::TooLarge(why) => (StatusCode::PAYLOAD_TOO_LARGE, RESOURCE_EXHAUSTED, why),
+        Failure::Refused(Refused::Full) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            UNAVAILABLE,
+            "the sinks are full; retry".into(),
+        ),
+        Failure::Refused(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            UNAVAILABLE,
+            "the records could not be made safe (the agent is stopping or a sink gave up); retry"
+                .into(),
+        ),
+    };
+    let (media, body) = encoded(json, &RpcStatus { code, message });
+    let mut response = (status, [(header::CONTENT_TYPE, media)], body).into_response();
+    if code == UNAVAILABLE {
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from_static(RETRY_AFTER),
+        );
+    }
+    response
+}
+
+/// The gRPC `LogsService`.
+struct Grpc(Arc<Handler>, ListenerRow);
+
+#[tonic::async_trait]
+impl LogsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let request = request.into_inner();
+        let bytes = request.encoded_len();
+        match self.0.export(request, bytes, &self.1).await {
+            Ok(answer) => Ok(tonic::Response::new(answer)),
+            Err(Failure::Refused(Refused::Full)) => {
+                Err(tonic::Status::unavailable("the sinks are full; retry"))
+            }
+            Err(_) => Err(tonic::Status::unavailable(
+                "the records could not be made safe (the agent is stopping or a sink gave up); retry",
+            )),
+        }
+    }
+}
