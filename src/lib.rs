@@ -1,7 +1,8 @@
 //! logferry: a host-level log shipping agent, drop-in for Promtail.
 //!
-//! It reads files, Docker containers and the systemd journal, receives syslog, GELF and Loki pushes,
-//! and ships to Loki and Elasticsearch/OpenSearch through a disk buffer per sink.
+//! It reads files, Docker containers and the systemd journal, receives syslog, GELF, Loki pushes and
+//! OpenTelemetry logs (OTLP), and ships to Loki, Elasticsearch/OpenSearch and OTLP receivers through
+//! a disk buffer per sink.
 //!
 //! The architecture and the contracts are in the team's DESIGN.md; the modules mirror its picture:
 //! sources ([`source`]) read or receive, and feed what they got to one shared piece
@@ -32,6 +33,13 @@
 //!   with client certificates, the same TLS stack as the clients', no OpenSSL.
 //! * **flate2**: gzip and zlib, for pushed bodies (`Content-Encoding: gzip`), GELF payloads and the
 //!   Elasticsearch sink's compression.
+//! * **opentelemetry-proto** (the OpenTelemetry Rust project's own crate, generated from the official
+//!   protos): the OTLP logs messages for the `otlp` source and sink, with its serde mapping of
+//!   OTLP/JSON (hex trace ids, 64-bit integers as strings, camelCase), which is easy to get subtly
+//!   wrong by hand, and the generated gRPC `LogsService`. Version 0.30 is the last on prost 0.13 and
+//!   tonic 0.13 (the prost this crate already uses, and tonic on the same axum 0.8 and hyper 1).
+//! * **tonic** (server, gzip): OTLP/gRPC, the transport OpenTelemetry SDKs and collectors default to;
+//!   HTTP/2 framing, trailers and status codes are not worth writing by hand.
 //! * The syslog parser is our own (`source::syslog`): `syslog_loose` accepts anything and guesses the
 //!   format per message, where Promtail drops what go-syslog refuses; its reasons are in that module.
 

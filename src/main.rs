@@ -20,11 +20,11 @@ use logferry::config::{self, FlagOverrides};
 #[command(
     name = "logferry",
     version,
-    about = "Ships logs from files, Docker, the journal, syslog, GELF and Loki pushes to Loki and \
-             Elasticsearch with at-least-once delivery; a drop-in for Promtail.",
-    long_about = "Ships logs from files, Docker containers, the systemd journal, syslog and GELF senders \
-        and Loki pushes (a relay tier) to Loki and Elasticsearch/OpenSearch, through a disk buffer, \
-        with at-least-once delivery; a drop-in for Promtail.\n\n\
+    about = "Ships logs from files, Docker, the journal, syslog, GELF, Loki pushes and OTLP to Loki, \
+             Elasticsearch and OTLP with at-least-once delivery; a drop-in for Promtail.",
+    long_about = "Ships logs from files, Docker containers, the systemd journal, syslog and GELF senders, \
+        Loki pushes (a relay tier) and OpenTelemetry SDKs (OTLP) to Loki, Elasticsearch/OpenSearch and \
+        OTLP receivers, through a disk buffer, with at-least-once delivery; a drop-in for Promtail.\n\n\
         Promtail's flags are accepted as written, with one dash or two (-config.file=/etc/promtail.yaml).\n\
         Without -config.file the embedded default config tails /var/log/*.log and ships to $LOKI_URL,\n\
         or prints the entries on stdout when LOKI_URL is not set."

@@ -15,7 +15,11 @@ use std::time::Duration;
 use common::http;
 use common::otel::{OtelClient, OtlpReceiver};
 use common::{start_agent, Agent, LokiReceiver, TestConfig, TestDir};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use prost::Message;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -196,6 +200,35 @@ fn bad_requests_are_refused_with_the_reason_and_counted() {
     assert_eq!(e.timestamp_ns, 1_700_000_000_000_000_001);
     assert!(e.labels.contains(r#"service_name="api""#), "{}", e.labels);
 
+    // The same in protobuf, which prost alone would refuse whole.
+    let record = LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_003,
+        body: Some(AnyValue {
+            value: Some(Value::StringValue("proto XX".into())),
+        }),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut body = request.encode_to_vec();
+    let at = body.windows(2).position(|w| w == b"XX").unwrap();
+    body[at..at + 2].copy_from_slice(b"\xc3\x28");
+    let answer = post("application/x-protobuf", &body);
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert!(loki.wait_for_lines(2, WAIT));
+    assert!(
+        loki.lines().contains(&"proto \u{fffd}(".to_string()),
+        "{:?}",
+        loki.lines()
+    );
+
     let requests = |reason: &str| {
         metric_with(
             &agent,
@@ -205,7 +238,7 @@ fn bad_requests_are_refused_with_the_reason_and_counted() {
     };
     assert_eq!(requests("malformed"), 3.0);
     assert_eq!(requests("too_large"), 1.0);
-    assert_eq!(requests("accepted"), 1.0);
+    assert_eq!(requests("accepted"), 2.0);
     assert_eq!(
         metric_with(&agent, "logferry_push_entries_total", r#"reason="no_body""#),
         1.0
@@ -216,7 +249,7 @@ fn bad_requests_are_refused_with_the_reason_and_counted() {
             "logferry_lines_invalid_utf8_total",
             r#"reason="otlp""#
         ),
-        1.0
+        2.0
     );
     // A protobuf answer decodes as an ExportLogsServiceResponse.
     let answer = post("application/x-protobuf", b"");

@@ -12,9 +12,12 @@
 //! 503 when the records could not be made safe; gRPC `UNAVAILABLE`. A body that cannot be read is
 //! refused with 400 (gRPC `INVALID_ARGUMENT`) and a `google.rpc.Status` naming why; a request larger
 //! than `max_recv_msg_size` with 413 (`RESOURCE_EXHAUSTED`). Records without a body are left out,
-//! counted, and reported to the client as a partial success (`rejected_log_records`).
+//! counted, and reported to the client as a partial success (`rejected_log_records`). Invalid UTF-8
+//! in a string is replaced and counted (`utf8`), not refused; over gRPC, tonic decodes the request
+//! itself and refuses it with `INVALID_ARGUMENT`.
 
 pub mod convert;
+mod utf8;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -335,7 +338,16 @@ impl Handler {
                 .map_err(|e| Failure::Malformed(format!("invalid OTLP JSON: {e}")))?
         } else {
             ExportLogsServiceRequest::decode(body)
-                .map_err(|e| Failure::Malformed(format!("invalid OTLP protobuf: {e}")))?
+                .or_else(|e| {
+                    // Invalid UTF-8 in a string: replaced, and counted, rather than refused.
+                    let (repaired, replaced) = utf8::repair(body).ok_or_else(|| e.clone())?;
+                    let request = ExportLogsServiceRequest::decode(&repaired[..]).map_err(|_| e)?;
+                    self.counter(&self.metrics.lines_invalid_utf8, "otlp", replaced);
+                    Ok(request)
+                })
+                .map_err(|e: prost::DecodeError| {
+                    Failure::Malformed(format!("invalid OTLP protobuf: {e}"))
+                })?
         };
         Ok(request)
     }
