@@ -4,6 +4,8 @@
 //! * file: the lines in a file, tailed from its start;
 //! * syslog over TCP: the lines as RFC 5424 messages, newline-framed, on one connection;
 //! * `loki_push_api`: the lines pushed in protobuf+snappy, 5,000 entries a push, 4 pushes in flight.
+//! * `otlp`: the lines as OTLP/HTTP protobuf export requests (one resource with `service.name`, the
+//!   line as a string body), 5,000 records a request, 4 requests in flight.
 //!
 //! Prints lines per CPU-second of the agent (the clients run in this process and are not counted),
 //! wall lines/s and peak RSS. `cargo bench --bench receive` (release build). Lines with
@@ -142,6 +144,57 @@ fn push(lines: &[String], port: u16) {
             })
         })
         .collect();
+    post_all(bodies, url, "application/x-protobuf", 204);
+}
+
+fn otlp(lines: &[String], port: u16) {
+    use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{any_value::Value, AnyValue, KeyValue};
+    use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use prost::Message;
+    drop(connect(port));
+    let url = format!("http://127.0.0.1:{port}/v1/logs");
+    let string = |s: &str| {
+        Some(AnyValue {
+            value: Some(Value::StringValue(s.to_string())),
+        })
+    };
+    let bodies: Vec<Vec<u8>> = lines
+        .chunks(PUSH_ENTRIES)
+        .map(|chunk| {
+            let log_records = chunk
+                .iter()
+                .map(|line| LogRecord {
+                    time_unix_nano: 1_764_756_000_000_000_000,
+                    body: string(line),
+                    ..Default::default()
+                })
+                .collect();
+            ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    resource: Some(Resource {
+                        attributes: vec![KeyValue {
+                            key: "service.name".into(),
+                            value: string("bench"),
+                        }],
+                        ..Default::default()
+                    }),
+                    scope_logs: vec![ScopeLogs {
+                        log_records,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .encode_to_vec()
+        })
+        .collect();
+    post_all(bodies, url, "application/x-protobuf", 200);
+}
+
+/// POST every body to `url`, [`PUSHERS`] at a time, each answered `status`.
+fn post_all(bodies: Vec<Vec<u8>>, url: String, content_type: &'static str, status: u16) {
     let bodies = Arc::new(bodies);
     let next = Arc::new(AtomicUsize::new(0));
     let pushers: Vec<_> = (0..PUSHERS)
@@ -150,9 +203,9 @@ fn push(lines: &[String], port: u16) {
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { return };
-                let answer = http::post(&url, &[("Content-Type", "application/x-protobuf")], body)
+                let answer = http::post(&url, &[("Content-Type", content_type)], body)
                     .expect("push");
-                assert_eq!(answer.status, 204, "{}", answer.text());
+                assert_eq!(answer.status, status, "{}", answer.text());
             })
         })
         .collect();
@@ -212,6 +265,17 @@ fn main() {
         runs.push((
             "loki_push_api (protobuf)",
             run(&dir, "push", &scrape, n, move || push(&l, port)),
+        ));
+    }
+    if wanted("otlp") {
+        let port = free_port();
+        let scrape = format!(
+            "  - job_name: bench\n    otlp:\n      http: {{listen_address: '127.0.0.1:{port}'}}\n      labels: {{job: bench}}\n"
+        );
+        let l = lines.clone();
+        runs.push((
+            "otlp (HTTP protobuf)",
+            run(&dir, "otlp", &scrape, n, move || otlp(&l, port)),
         ));
     }
 

@@ -7,6 +7,8 @@
 //! * JSON nginx lines parsed by `json` into two labels and a timestamp (`labels`, `timestamp`), with
 //!   the default disk buffer;
 //! * nginx combined lines into an Elasticsearch `_bulk` receiver that only counts, plain and gzip;
+//! * nginx combined lines into an OTLP/HTTP receiver that decodes and counts (the `otlp` sink,
+//!   protobuf, gzip by default);
 //! * the disk buffer alone, in this process: encode + append + read + decode of batches of the
 //!   nginx lines, in MiB/s.
 //!
@@ -254,6 +256,13 @@ fn main() {
             receiver.wait_for_docs(lines as usize, Duration::from_secs(1800))
         })
     };
+    let otlp = |program: &Path, name: &str| {
+        let receiver = common::otel::OtlpReceiver::start_count_only();
+        let sinks = format!("otlp:\n  - url: {}\n", receiver.url());
+        run_agent(program, &dir, name, &sinks, &nginx, "", || {
+            receiver.wait_for_count(lines as usize, Duration::from_secs(1800))
+        })
+    };
     type Workload<'a> = Box<dyn Fn(&Path) -> Run + 'a>;
     let workloads: Vec<(&str, f64, Workload)> = vec![
         (
@@ -285,6 +294,11 @@ fn main() {
             "file -> Elasticsearch (gzip)",
             size_mib,
             Box::new(|p: &Path| es(p, "es-gzip", "    compression: gzip\n")),
+        ),
+        (
+            "file -> OTLP (gzip)",
+            size_mib,
+            Box::new(|p: &Path| otlp(p, "otlp")),
         ),
     ];
     let mut runs: Vec<(String, f64, Run)> = Vec::new();

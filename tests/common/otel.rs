@@ -156,6 +156,9 @@ struct OtlpState {
     /// Claim in a partial success that records whose body contains this were rejected (they are
     /// not kept).
     reject_bodies: Option<String>,
+    /// Count records without keeping them (benchmarks).
+    count_only: bool,
+    counted: usize,
 }
 
 /// An OTLP/HTTP logs endpoint on `127.0.0.1`; dropping it shuts it down.
@@ -191,8 +194,32 @@ impl OtlpReceiver {
         }
     }
 
+    /// A receiver that decodes every request and counts its records, keeping nothing.
+    pub fn start_count_only() -> Self {
+        let receiver = Self::start();
+        receiver.state.lock().unwrap().count_only = true;
+        receiver
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/v1/logs", self.port)
+    }
+
+    /// Records received (kept or only counted).
+    pub fn count(&self) -> usize {
+        self.state.lock().unwrap().counted
+    }
+
+    /// Waits until it received `n` records.
+    pub fn wait_for_count(&self, n: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if self.count() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
     }
 
     pub fn records(&self) -> Vec<OtlpRecord> {
@@ -293,6 +320,15 @@ async fn export(
     if state.max_records.is_some_and(|max| count > max) {
         state.statuses.push(413);
         return (StatusCode::PAYLOAD_TOO_LARGE, "too many records").into_response();
+    }
+    state.counted += count;
+    if state.count_only {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/x-protobuf")],
+            Vec::new(),
+        )
+            .into_response();
     }
     let mut rejected = 0;
     for rl in request.resource_logs {
