@@ -203,8 +203,8 @@ fn post_all(bodies: Vec<Vec<u8>>, url: String, content_type: &'static str, statu
             std::thread::spawn(move || loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(body) = bodies.get(i) else { return };
-                let answer = http::post(&url, &[("Content-Type", content_type)], body)
-                    .expect("push");
+                let answer =
+                    http::post(&url, &[("Content-Type", content_type)], body).expect("push");
                 assert_eq!(answer.status, status, "{}", answer.text());
             })
         })

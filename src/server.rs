@@ -186,7 +186,14 @@ pub async fn serve(
         .with_state(state);
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let join = tokio::spawn(accept_loop(listener, app, limits, own_metrics, shutdown));
+    let join = tokio::spawn(accept_loop(
+        listener,
+        app,
+        limits,
+        own_metrics,
+        shutdown,
+        None,
+    ));
     Ok((bound, join))
 }
 
@@ -198,6 +205,7 @@ pub(crate) async fn accept_loop(
     limits: ConnectionLimits,
     metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) {
     metrics.http_connections_limit.set(limits.max as i64);
     let slots = Arc::new(Semaphore::new(limits.max));
@@ -234,7 +242,11 @@ pub(crate) async fn accept_loop(
             metrics: metrics.clone(),
             _slot: slot,
         };
-        connections.spawn(connection.serve(stream, shutdown.clone()));
+        let shutdown = shutdown.clone();
+        match &tls {
+            None => connections.spawn(connection.serve(stream, shutdown)),
+            Some(tls) => connections.spawn(connection.serve_tls(tls.clone(), stream, shutdown)),
+        };
     }
     drop(listener);
     while connections.join_next().await.is_some() {}
@@ -248,8 +260,27 @@ struct Connection {
     _slot: OwnedSemaphorePermit,
 }
 
+/// How long a client has to finish its TLS handshake.
+pub(crate) const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl Connection {
-    async fn serve(self, stream: TcpStream, mut shutdown: watch::Receiver<bool>) {
+    async fn serve_tls(
+        self,
+        tls: tokio_rustls::TlsAcceptor,
+        stream: TcpStream,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.accept(stream)).await {
+            Ok(Ok(stream)) => self.serve(stream, shutdown).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        }
+    }
+
+    async fn serve<S>(self, stream: S, mut shutdown: watch::Receiver<bool>)
+    where
+        S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         self.metrics.http_connections.inc();
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())

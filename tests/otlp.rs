@@ -142,6 +142,45 @@ fn the_sdk_s_records_arrive_over_http_and_grpc_labelled_as_loki_labels_them() {
 }
 
 #[test]
+fn both_listeners_serve_tls_when_given_a_certificate() {
+    let loki = LokiReceiver::start();
+    let dir = TestDir::new();
+    common::make_certs(dir.path());
+    let root = dir.path().display();
+    let tls = format!("tls_config: {{cert_file: {root}/server.crt, key_file: {root}/server.key}}");
+    let config = receiver_config(&dir, &loki.url(), (0, 0), "", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text
+        .replace(
+            "http: {listen_address: '127.0.0.1:0'}",
+            &format!("http: {{listen_address: '127.0.0.1:0', {tls}}}"),
+        )
+        .replace(
+            "grpc: {listen_address: '127.0.0.1:0'}",
+            &format!("grpc: {{listen_address: '127.0.0.1:0', {tls}}}"),
+        );
+    std::fs::write(&config, text).unwrap();
+    let agent = start_agent(&config);
+    let (http_addr, grpc_addr) = otlp_addresses(&agent);
+    let ca = dir.join("ca.crt");
+    let over_http = OtelClient::spawn_tls(
+        "http",
+        &format!("https://{http_addr}/v1/logs"),
+        20,
+        "th",
+        &ca,
+    );
+    let over_grpc = OtelClient::spawn_tls("grpc", &format!("https://{grpc_addr}"), 20, "tg", &ca);
+    assert!(over_http.wait_done(WAIT), "{:?}", over_http.output());
+    assert!(over_grpc.wait_done(WAIT), "{:?}", over_grpc.output());
+    assert_eq!(over_http.acked().len(), 20, "{:?}", over_http.output());
+    assert_eq!(over_grpc.acked().len(), 20, "{:?}", over_grpc.output());
+    assert!(loki.wait_for_lines(40, WAIT));
+    // Plain HTTP on the TLS port gets no answer.
+    assert!(http::post(&format!("http://{http_addr}/v1/logs"), &[], b"").is_err());
+}
+
+#[test]
 fn bad_requests_are_refused_with_the_reason_and_counted() {
     let loki = LokiReceiver::start();
     let dir = TestDir::new();

@@ -370,6 +370,16 @@ pub(super) fn build_job(
             })
         }
         Some(SourceKind::Otlp) => {
+            let otlp = sc.otlp.as_ref().expect("its source kind says so");
+            for (key, listener) in [("http", &otlp.http), ("grpc", &otlp.grpc)] {
+                // Unreadable certificate files fail the start (and check-config).
+                if let Some(listener) = listener {
+                    crate::source::otlp::tls(listener, b"h2").map_err(|e| {
+                        let path = format!("{here}.otlp.{key}.tls_config");
+                        job_error(cfg, sc, &path, e)
+                    })?;
+                }
+            }
             return Ok(Job {
                 name: sc.job_name.as_str().into(),
                 source: JobSource::Otlp {
@@ -378,7 +388,7 @@ pub(super) fn build_job(
                     listeners: Listeners::default(),
                 },
                 pipeline: build_pipeline(cfg, index, sc, metrics)?,
-            })
+            });
         }
         Some(kind) => {
             let msg = format!("the {kind} source is not supported yet by this version of logferry");

@@ -43,6 +43,10 @@ pub struct OtlpSourceConfig {
 pub struct OtlpListener {
     /// `host:port`; `:4318` listens on every address.
     pub listen_address: String,
+    /// TLS when a certificate and key are given (`cert_file`, `key_file`); with a CA (`ca_file`),
+    /// clients must present a certificate it signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_config: Option<TlsConfig>,
 }
 
 fn sixteen_mib() -> ByteSize {

@@ -28,6 +28,10 @@ pub struct HttpSettings {
     pub auth: Auth,
     pub tls: TlsSettings,
     pub proxy: ProxySettings,
+    /// Follow redirects (up to 10, as Go's client), or take a 3xx as the answer.
+    pub follow_redirects: bool,
+    /// Offer HTTP/2 to TLS servers (ALPN); plain `http://` is HTTP/1.1 either way, as in Go.
+    pub enable_http2: bool,
 }
 
 /// Which proxy requests go through, as Prometheus' HTTP client settings say: `proxy_url` (with
@@ -62,6 +66,8 @@ impl HttpSettings {
             auth,
             tls,
             proxy: ProxySettings::default(),
+            follow_redirects: true,
+            enable_http2: false,
         }
     }
 }
@@ -78,6 +84,8 @@ impl Default for HttpSettings {
             auth: Auth::None,
             tls: TlsSettings::default(),
             proxy: ProxySettings::default(),
+            follow_redirects: true,
+            enable_http2: false,
         }
     }
 }
@@ -126,13 +134,19 @@ pub struct TlsSettings {
 /// for a validated config).
 pub use crate::config::header;
 
-/// An HTTP/1.1 client with the settings' timeout per request, TLS settings and proxy.
+/// A client with the settings' timeout per request, TLS settings, proxy, redirect policy, and HTTP/2
+/// offered to TLS servers only when `enable_http2`.
 pub fn client(http: &HttpSettings) -> Result<reqwest::Client, String> {
     let tls = &http.tls;
     let mut builder = reqwest::Client::builder()
         .timeout(http.timeout)
-        .http1_only()
         .user_agent(USER_AGENT_VALUE);
+    if !http.enable_http2 {
+        builder = builder.http1_only();
+    }
+    if !http.follow_redirects {
+        builder = builder.redirect(reqwest::redirect::Policy::none());
+    }
     let proxy = &http.proxy;
     if let Some(url) = proxy.url.as_deref().filter(|u| !u.is_empty()) {
         let mut headers = reqwest::header::HeaderMap::new();
@@ -379,6 +393,47 @@ mod tests {
             assert!(w3 >= min * 4 && w3 < min * 8, "{w3:?}");
             assert_eq!(backoff(10, min, max), max);
         }
+    }
+
+    /// A server on 127.0.0.1 answering every request with `answer`; its port.
+    async fn answering(answer: String) -> u16 {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    // Read the head and the (small) body, then answer and close.
+                    let mut buf = vec![0u8; 4096];
+                    let _ = stream.read(&mut buf).await;
+                    let _ = stream.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn redirects_are_followed_unless_follow_redirects_is_off() {
+        let target = answering("HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n".into()).await;
+        let redirect = answering(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{target}/push\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        ))
+        .await;
+        let url = format!("http://127.0.0.1:{redirect}/push");
+        let mut http = HttpSettings::default();
+        let endpoint = Endpoint::new(&url, &http, &[], &[]).unwrap();
+        let posted = endpoint.post(bytes::Bytes::from_static(b"x"), &[]).await;
+        assert!(matches!(posted, Posted::Accepted(_)), "{posted:?}");
+        http.follow_redirects = false;
+        let endpoint = Endpoint::new(&url, &http, &[], &[]).unwrap();
+        let posted = endpoint.post(bytes::Bytes::from_static(b"x"), &[]).await;
+        assert!(
+            matches!(posted, Posted::Rejected { status: 307, .. }),
+            "{posted:?}"
+        );
     }
 }
 

@@ -28,6 +28,7 @@ pub use logferry::sink::loki::logproto;
 pub use agent::{Agent, AgentBuilder, Finished};
 pub use elasticsearch::{EsReceiver, EsRequest, EsStats, ReceivedDoc};
 pub use fixtures::{
-    append_lines, count_loss, lines_range, numbered_line, start_agent, Counts, TestConfig, TestDir,
+    append_lines, count_loss, lines_range, make_certs, numbered_line, start_agent, Counts,
+    TestConfig, TestDir,
 };
 pub use loki::{encode_push, LokiReceiver, ReceivedEntry, ReceivedRequest, Stats};

@@ -52,9 +52,39 @@ impl OtelClient {
     /// Log `count` records `"<prefix> <i>"` to `endpoint` over `protocol` (`http`: the full
     /// `/v1/logs` URL; `grpc`: `host:port`), `delay` apart.
     pub fn spawn(protocol: &str, endpoint: &str, count: usize, prefix: &str, delay: f64) -> Self {
+        Self::start(protocol, endpoint, count, prefix, delay, None)
+    }
+
+    /// As [`OtelClient::spawn`], over TLS, trusting the CA certificate in `ca`.
+    pub fn spawn_tls(
+        protocol: &str,
+        endpoint: &str,
+        count: usize,
+        prefix: &str,
+        ca: &std::path::Path,
+    ) -> Self {
+        Self::start(protocol, endpoint, count, prefix, 0.0, Some(ca))
+    }
+
+    fn start(
+        protocol: &str,
+        endpoint: &str,
+        count: usize,
+        prefix: &str,
+        delay: f64,
+        ca: Option<&std::path::Path>,
+    ) -> Self {
         let script =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/otel_client.py");
-        let mut child = Command::new(otel_python())
+        let mut command = Command::new(otel_python());
+        if let Some(ca) = ca {
+            // requests lets these override the CA the exporter sets on its session.
+            command
+                .env("OTEL_TEST_CA", ca)
+                .env_remove("REQUESTS_CA_BUNDLE")
+                .env_remove("CURL_CA_BUNDLE");
+        }
+        let mut child = command
             .arg(script)
             .args([
                 protocol,

@@ -66,6 +66,8 @@ impl LokiSettings {
                 .flat_map(|(name, values)| values.iter().map(move |v| (name.clone(), v.clone())))
                 .collect(),
         };
+        s.http.follow_redirects = c.follow_redirects;
+        s.http.enable_http2 = c.enable_http2;
         s.drop_rate_limited_batches = c.drop_rate_limited_batches;
         s.external_labels = c.external_labels.clone().into_iter().collect();
         s.max_line_size = limits.max_line_size.get() as usize;

@@ -142,6 +142,7 @@ impl LokiPushSource {
             self.limits,
             self.ctx.metrics.clone(),
             stop.clone(),
+            None,
         ));
         tracing::info!(job = %job, address = %address, "loki_push_api: listening for pushes");
         intake::feed(self.ctx, queue, stop).await;

@@ -40,7 +40,7 @@ use tokio::sync::watch;
 use super::intake::{self, Intake, Refused, RETRY_AFTER};
 use super::loki_push::decode::{gunzip, GunzipError};
 use super::SourceContext;
-use crate::config::OtlpSourceConfig;
+use crate::config::{OtlpListener, OtlpSourceConfig};
 use crate::entry::{now_nanos, Labels};
 use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::relabel::Relabeler;
@@ -62,6 +62,20 @@ pub struct OtlpSource {
 pub struct Listeners {
     pub http: Option<std::net::TcpListener>,
     pub grpc: Option<std::net::TcpListener>,
+}
+
+/// The TLS settings of `listener`, if it has a certificate, offering `alpn` (`h2` for gRPC, whose
+/// clients insist on it; `http/1.1` for the HTTP server); or what is wrong with its files.
+pub fn tls(
+    listener: &OtlpListener,
+    alpn: &[u8],
+) -> Result<Option<Arc<rustls::ServerConfig>>, String> {
+    let Some(tls) = &listener.tls_config else {
+        return Ok(None);
+    };
+    let mut config = (*super::syslog::tls::server_config(tls)?).clone();
+    config.alpn_protocols = vec![alpn.to_vec()];
+    Ok(Some(Arc::new(config)))
 }
 
 /// Bind `address` (`:4318` is every address).
@@ -110,7 +124,14 @@ impl OtlpSource {
             let Some(listener) = listen(&job, bound, &http.listen_address, &stop).await else {
                 return;
             };
-            let (row, address) = self.row("http", &listener);
+            let tls = match tls(&http, b"http/1.1") {
+                Ok(tls) => tls.map(tokio_rustls::TlsAcceptor::from),
+                Err(e) => {
+                    tracing::error!(job = %job, error = %e, "otlp: cannot set up TLS; not started");
+                    return;
+                }
+            };
+            let (row, address) = self.row(if tls.is_some() { "https" } else { "http" }, &listener);
             let app = axum::Router::new()
                 .route("/v1/logs", post(http_logs))
                 .route("/ready", get(|| async { "ready\n" }))
@@ -123,6 +144,7 @@ impl OtlpSource {
                 self.limits,
                 self.ctx.metrics.clone(),
                 stop.clone(),
+                tls,
             )));
         }
         if let Some(grpc) = self.config.grpc.clone() {
@@ -130,7 +152,14 @@ impl OtlpSource {
             let Some(listener) = listen(&job, bound, &grpc.listen_address, &stop).await else {
                 return;
             };
-            let (row, address) = self.row("grpc", &listener);
+            let tls = match tls(&grpc, b"h2") {
+                Ok(tls) => tls.map(tokio_rustls::TlsAcceptor::from),
+                Err(e) => {
+                    tracing::error!(job = %job, error = %e, "otlp: cannot set up TLS; not started");
+                    return;
+                }
+            };
+            let (row, address) = self.row(if tls.is_some() { "grpcs" } else { "grpc" }, &listener);
             let service = LogsServiceServer::new(Grpc(handler.clone(), row))
                 .max_decoding_message_size(handler.max_size)
                 .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
@@ -138,15 +167,25 @@ impl OtlpSource {
             let job = job.clone();
             tracing::info!(job = %job, address = %address, "otlp: listening for OTLP/gRPC logs");
             servers.push(tokio::spawn(async move {
-                let serve = tonic::transport::Server::builder()
-                    .add_service(service)
-                    .serve_with_incoming_shutdown(
-                        tonic::transport::server::TcpIncoming::from(listener),
-                        async move {
-                            let _ = stopped.wait_for(|s| *s).await;
-                        },
-                    );
-                if let Err(e) = serve.await {
+                let router = tonic::transport::Server::builder().add_service(service);
+                let stopping = async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                };
+                let served = match tls {
+                    None => {
+                        let incoming = tonic::transport::server::TcpIncoming::from(listener);
+                        router
+                            .serve_with_incoming_shutdown(incoming, stopping)
+                            .await
+                    }
+                    Some(tls) => {
+                        let incoming = tls_incoming(listener, tls);
+                        router
+                            .serve_with_incoming_shutdown(incoming, stopping)
+                            .await
+                    }
+                };
+                if let Err(e) = served {
                     tracing::error!(job = %job, error = %crate::sink::http::error_chain(&e),
                         "otlp: the gRPC server failed");
                 }
@@ -458,5 +497,86 @@ impl LogsService for Grpc {
                 "the records could not be made safe (the agent is stopping or a sink gave up); retry",
             )),
         }
+    }
+}
+
+/// TLS connections accepted on `listener`, for tonic: each handshake runs on its own task (a slow
+/// client holds no one else up) and may take [`crate::server::TLS_HANDSHAKE_TIMEOUT`].
+fn tls_incoming(
+    listener: tokio::net::TcpListener,
+    tls: tokio_rustls::TlsAcceptor,
+) -> impl futures_util::Stream<Item = std::io::Result<TlsConnection>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = tx.closed() => return,
+            };
+            let (tls, tx) = (tls.clone(), tx.clone());
+            tokio::spawn(async move {
+                let handshake = tls.accept(stream);
+                match tokio::time::timeout(crate::server::TLS_HANDSHAKE_TIMEOUT, handshake).await {
+                    Ok(Ok(stream)) => {
+                        let _ = tx.send(Ok(TlsConnection(stream))).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "otlp: TLS handshake failed"),
+                    Err(_) => tracing::debug!("otlp: TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        let next = rx.recv().await?;
+        Some((next, rx))
+    })
+}
+
+/// A TLS connection as tonic serves it.
+struct TlsConnection(tokio_rustls::server::TlsStream<tokio::net::TcpStream>);
+
+impl tonic::transport::server::Connected for TlsConnection {
+    type ConnectInfo = ();
+
+    fn connect_info(&self) {}
+}
+
+impl tokio::io::AsyncRead for TlsConnection {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TlsConnection {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_shutdown(cx)
     }
 }
