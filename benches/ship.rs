@@ -8,7 +8,7 @@
 //!   the default disk buffer;
 //! * nginx combined lines into an Elasticsearch `_bulk` receiver that only counts, plain and gzip;
 //! * nginx combined lines into an OTLP/HTTP receiver that decodes and counts (the `otlp` sink,
-//!   protobuf, gzip by default);
+//!   protobuf, gzip (the default) and uncompressed;
 //! * the disk buffer alone, in this process: encode + append + read + decode of batches of the
 //!   nginx lines, in MiB/s.
 //!
@@ -256,9 +256,9 @@ fn main() {
             receiver.wait_for_docs(lines as usize, Duration::from_secs(1800))
         })
     };
-    let otlp = |program: &Path, name: &str| {
+    let otlp = |program: &Path, name: &str, extra: &str| {
         let receiver = common::otel::OtlpReceiver::start_count_only();
-        let sinks = format!("otlp:\n  - url: {}\n", receiver.url());
+        let sinks = format!("otlp:\n  - url: {}\n{extra}", receiver.url());
         run_agent(program, &dir, name, &sinks, &nginx, "", || {
             receiver.wait_for_count(lines as usize, Duration::from_secs(1800))
         })
@@ -298,7 +298,12 @@ fn main() {
         (
             "file -> OTLP (gzip)",
             size_mib,
-            Box::new(|p: &Path| otlp(p, "otlp")),
+            Box::new(|p: &Path| otlp(p, "otlp", "")),
+        ),
+        (
+            "file -> OTLP (no compression)",
+            size_mib,
+            Box::new(|p: &Path| otlp(p, "otlp-plain", "    compression: none\n")),
         ),
     ];
     let mut runs: Vec<(String, f64, Run)> = Vec::new();

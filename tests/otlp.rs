@@ -477,3 +477,59 @@ fn the_sink_retries_halves_on_413_and_dead_letters_a_400() {
         .collect();
     assert!(dead.contains("refused for good"), "{dead}");
 }
+
+#[test]
+fn while_the_sinks_are_full_requests_hear_429_with_retry_after_and_the_rest_succeed_once_safe() {
+    let loki = LokiReceiver::start();
+    loki.stop();
+    let dir = TestDir::new();
+    // A request per record, so the sink's queues fill by count.
+    let memory = "    batchsize: 1\n    buffer: {type: memory}\n";
+    let config = receiver_config(&dir, &loki.url(), (0, 0), "", memory);
+    let agent = start_agent(&config);
+    let (http_addr, _) = otlp_addresses(&agent);
+    let url = format!("http://{http_addr}/v1/logs");
+    // More requests than the job's queue and the sink's queues hold while Loki is down.
+    let senders: Vec<_> = (0..40)
+        .map(|i| {
+            let url = url.clone();
+            std::thread::spawn(move || {
+                let body = format!(
+                    r#"{{"resourceLogs":[{{"scopeLogs":[{{"logRecords":[{{"body":{{"stringValue":"r {i}"}}}}]}}]}}]}}"#
+                );
+                http::post(&url, &[("Content-Type", "application/json")], body.as_bytes())
+                    .expect("the agent answers")
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(8));
+    loki.start_again();
+    let answers: Vec<_> = senders.into_iter().map(|s| s.join().unwrap()).collect();
+    let full: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
+    let ok: Vec<_> = answers.iter().filter(|a| a.status == 200).collect();
+    assert_eq!(
+        full.len() + ok.len(),
+        40,
+        "{:?}",
+        answers.iter().map(|a| a.status).collect::<Vec<_>>()
+    );
+    assert!(
+        !full.is_empty() && !ok.is_empty(),
+        "{} full, {} ok",
+        full.len(),
+        ok.len()
+    );
+    assert!(full.iter().all(|a| a.header("retry-after") == Some("1")));
+    assert!(full[0].text().contains("full"), "{}", full[0].text());
+    // What was answered 200 is in Loki.
+    assert!(
+        loki.wait_for_lines(ok.len(), WAIT),
+        "{} of {}",
+        loki.lines().len(),
+        ok.len()
+    );
+    assert_eq!(
+        metric_with(&agent, "logferry_push_requests_total", r#"reason="full""#),
+        full.len() as f64
+    );
+}
