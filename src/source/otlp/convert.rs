@@ -102,6 +102,9 @@ impl Converter<'_> {
             for (name, value) in &resource {
                 base.insert(format!("__otlp_resource_{name}"), value.clone());
             }
+            // The labels of the resource's records that have no attributes the rules could read:
+            // relabeled once per resource.
+            let mut resource_set = None;
             for scope_logs in resource_logs.scope_logs {
                 let mut scope_meta = Vec::new();
                 if let Some(scope) = &scope_logs.scope {
@@ -114,14 +117,16 @@ impl Converter<'_> {
                         scope.dropped_attributes_count.into(),
                     );
                 }
-                for record in scope_logs.log_records {
-                    let Some(line) = record.body.as_ref().and_then(line_of) else {
+                for mut record in scope_logs.log_records {
+                    let Some(line) = record.body.take().and_then(line_of) else {
                         out.no_body += 1;
                         continue;
                     };
                     let attributes = flatten(&record.attributes);
                     let labels = if self.relabeler.is_empty() || attributes.is_empty() {
-                        self.labels(&mut relabeled, &base)
+                        resource_set
+                            .get_or_insert_with(|| self.labels(&mut relabeled, &base))
+                            .clone()
                     } else {
                         let mut labels = base.clone();
                         for (name, value) in &attributes {
@@ -276,9 +281,13 @@ pub fn normalize(name: &str) -> String {
     out
 }
 
-/// The line of a record's body; `None` for no body (or an empty one).
-fn line_of(body: &AnyValue) -> Option<String> {
-    let line = as_string(body.value.as_ref()?);
+/// The line of a record's body (a string body is moved, not copied); `None` for no body (or an
+/// empty one).
+fn line_of(body: AnyValue) -> Option<String> {
+    let line = match body.value? {
+        Value::StringValue(s) => s,
+        other => as_string(&other),
+    };
     (!line.is_empty()).then_some(line)
 }
 
