@@ -8,4 +8,5 @@ pub mod elasticsearch;
 pub mod http;
 pub mod loki;
 pub mod otlp;
+pub mod protobuf;
 pub mod stdout;

@@ -5,8 +5,7 @@
 
 use crate::entry::Entry;
 
-const LEN: u32 = 2;
-const VARINT: u32 = 0;
+use crate::sink::protobuf::{field_len, put_key, put_str, put_varint, varint_len, LEN, VARINT};
 
 /// The streams of one push: each stream's rendered label set and its entries, every entry with the
 /// length of its line to send (shorter than the line when `max_line_size_truncate` cut it).
@@ -121,33 +120,6 @@ fn split_ts(ts: i64) -> (i64, i32) {
         ts.div_euclid(1_000_000_000),
         ts.rem_euclid(1_000_000_000) as i32,
     )
-}
-
-/// Bytes a length-delimited field takes, key included (fields here all have numbers below 16).
-fn field_len(_field: u32, len: usize) -> usize {
-    1 + varint_len(len as u64) + len
-}
-
-fn varint_len(v: u64) -> usize {
-    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
-}
-
-fn put_key(out: &mut Vec<u8>, field: u32, wire: u32) {
-    put_varint(out, u64::from((field << 3) | wire));
-}
-
-fn put_str(out: &mut Vec<u8>, field: u32, s: &str) {
-    put_key(out, field, LEN);
-    put_varint(out, s.len() as u64);
-    out.extend_from_slice(s.as_bytes());
-}
-
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
 }
 
 #[cfg(test)]

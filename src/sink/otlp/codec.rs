@@ -1,20 +1,19 @@
 //! Entries into one OTLP export request: one `ResourceLogs` per stream, in arrival order, whose
 //! resource attributes are the stream's labels; one `ScopeLogs` (scope `logferry`) in each; one
 //! `LogRecord` per entry: the line as a string body, the entry's timestamp as `time_unix_nano`, its
-//! structured metadata as string attributes. Encoded with prost and gzipped once, when the request
-//! is sealed.
+//! structured metadata as string attributes. Encoded (`encode.rs`, straight from the batches) and
+//! gzipped once, when the request is sealed.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
-use prost::Message;
 use rustc_hash::FxHashMap;
 
 use super::config::OtlpSettings;
+use super::encode::{RecordSource, RequestEncoder};
 use crate::entry::{Batch, Entry, LabelSet};
 use crate::sink::core::Codec;
 use crate::sink::http::compress;
@@ -35,13 +34,45 @@ pub struct Streams {
 
 pub struct OtlpCodec {
     gzip: bool,
+    encoder: RequestEncoder,
+    /// The protobuf of the request being sealed, reused.
+    proto: Vec<u8>,
+    batch_size: usize,
 }
 
 impl OtlpCodec {
     pub fn new(settings: &OtlpSettings) -> Self {
         OtlpCodec {
             gzip: settings.gzip,
+            encoder: RequestEncoder::default(),
+            proto: Vec::new(),
+            batch_size: settings.batch_size,
         }
+    }
+}
+
+/// [`Streams`] read through the batches their entries live in.
+struct View<'a> {
+    streams: &'a Streams,
+    batches: &'a [Arc<Batch>],
+}
+
+impl RecordSource for View<'_> {
+    fn stream_count(&self) -> usize {
+        self.streams.streams.len()
+    }
+
+    fn labels(&self, stream: usize) -> &LabelSet {
+        &self.streams.streams[stream].0
+    }
+
+    fn entry_count(&self, stream: usize) -> usize {
+        self.streams.streams[stream].1.len()
+    }
+
+    fn entry(&self, stream: usize, i: usize) -> &Entry {
+        let (b, e) = self.streams.streams[stream].1[i];
+        &self.batches[b as usize].entries[e as usize]
     }
 }
 
@@ -52,24 +83,6 @@ pub fn attribute(key: &str, value: &str) -> KeyValue {
         value: Some(AnyValue {
             value: Some(any_value::Value::StringValue(value.to_owned())),
         }),
-    }
-}
-
-/// The record of `entry`.
-fn record(entry: &Entry) -> LogRecord {
-    let time = u64::try_from(entry.timestamp).unwrap_or(0);
-    LogRecord {
-        time_unix_nano: time,
-        observed_time_unix_nano: time,
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(entry.line.clone())),
-        }),
-        attributes: entry
-            .metadata
-            .iter()
-            .map(|(k, v)| attribute(k, v))
-            .collect(),
-        ..Default::default()
     }
 }
 
@@ -126,19 +139,15 @@ impl Codec for OtlpCodec {
     }
 
     fn seal(&mut self, open: &mut Streams, batches: &[Arc<Batch>]) -> Bytes {
-        let resource_logs = open
-            .streams
-            .drain(..)
-            .map(|(labels, refs)| {
-                let records = refs
-                    .into_iter()
-                    .map(|(b, i)| record(&batches[b as usize].entries[i as usize]))
-                    .collect();
-                resource_logs(&labels, records)
-            })
-            .collect();
+        let view = View {
+            streams: open,
+            batches,
+        };
+        self.encoder.encode(&view, &mut self.proto);
+        open.streams.clear();
         open.index.clear();
-        let request = ExportLogsServiceRequest { resource_logs };
-        compress(&request.encode_to_vec(), self.gzip)
+        let body = compress(&self.proto, self.gzip);
+        crate::memory::release_beyond(&mut self.proto, 4 * self.batch_size);
+        body
     }
 }

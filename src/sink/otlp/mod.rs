@@ -12,4 +12,5 @@
 
 pub mod codec;
 pub mod config;
+pub mod encode;
 pub mod protocol;

@@ -4,6 +4,8 @@
 //! logs schema to every string field, with each invalid string replaced as `String::from_utf8_lossy`
 //! does (U+FFFD); then it is decoded again, and what was replaced is counted.
 
+use crate::sink::protobuf::put_varint;
+
 /// The messages on the paths from an `ExportLogsServiceRequest` to its strings.
 #[derive(Clone, Copy)]
 enum Msg {
@@ -120,14 +122,6 @@ fn varint(input: &mut &[u8]) -> Option<u64> {
         }
     }
     None
-}
-
-fn put_varint(out: &mut Vec<u8>, mut value: u64) {
-    while value >= 0x80 {
-        out.push((value as u8) | 0x80);
-        value >>= 7;
-    }
-    out.push(value as u8);
 }
 
 #[cfg(test)]
