@@ -63,6 +63,11 @@ struct Flags {
     #[arg(long = "dry-run", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
     dry_run: Option<bool>,
+    /// How -dry-run and -stdin print entries: `promtail` (Promtail's three tab-separated columns:
+    /// timestamp, labels, line; the default) or `json` (one JSON object per entry).
+    #[arg(long = "dry-run.format", global = true, value_name = "FORMAT",
+          value_parser = ["promtail", "json"])]
+    dry_run_format: Option<String>,
     /// Check the config's syntax and exit (Promtail's flag; logferry also validates it fully).
     #[arg(long = "check-syntax", global = true, num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_name = "BOOL")]
@@ -248,6 +253,7 @@ fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         default_config: config_file.is_none(),
         print_config: f.print_config_stderr.unwrap_or(false),
         stdin: f.stdin.unwrap_or(false),
+        json_entries: f.dry_run_format.as_deref() == Some("json"),
         loader: Box::new(load),
     };
     logferry::logging::init(&cfg);

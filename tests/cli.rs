@@ -261,17 +261,34 @@ fn dry_run_with_stdin_shows_what_a_config_does_to_sample_lines() {
         "server:\n  http_listen_port: 0\n  http_listen_address: 127.0.0.1\n\
          scrape_configs:\n  - job_name: try\n    static_configs:\n      - labels:\n          job: tryout\n          __path__: /nowhere/*.log\n",
     );
-    let mut agent = Agent::builder()
-        .config_file(&config)
-        .args(["dry-run", "-stdin"])
-        .stdin_piped()
-        .spawn();
-    agent.write_stdin(b"sample one\nsample two\n");
-    agent.close_stdin();
-    let status = agent.wait(T).expect("exits at the end of its input");
-    assert!(status.success(), "{}", agent.logs());
-    let lines: Vec<serde_json::Value> = agent
-        .stdout()
+    let run = |format: &[&str]| {
+        let mut agent = Agent::builder()
+            .config_file(&config)
+            .args(["dry-run", "-stdin"])
+            .args(format)
+            .env("TZ", "UTC")
+            .stdin_piped()
+            .spawn();
+        agent.write_stdin(b"sample one\nsample two\n");
+        agent.close_stdin();
+        let status = agent.wait(T).expect("exits at the end of its input");
+        assert!(status.success(), "{}", agent.logs());
+        agent.stdout()
+    };
+    // Promtail's columns by default: timestamp (Go's layout), labels, line, tab-separated.
+    let out = run(&[]);
+    let lines: Vec<Vec<&str>> = out.lines().map(|l| l.split('\t').collect()).collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert_eq!(lines[0][1..], [r#"{job="tryout"}"#, "sample one"]);
+    assert_eq!(lines[1][2], "sample two");
+    let ts = lines[0][0];
+    assert!(
+        ts.starts_with("20") && ts.ends_with("+0000") && ts.contains('T'),
+        "{ts}"
+    );
+    // JSON objects with -dry-run.format=json.
+    let out = run(&["-dry-run.format=json"]);
+    let lines: Vec<serde_json::Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
@@ -279,6 +296,39 @@ fn dry_run_with_stdin_shows_what_a_config_does_to_sample_lines() {
     assert_eq!(lines[0]["line"], "sample one");
     assert_eq!(lines[1]["line"], "sample two");
     assert_eq!(lines[0]["labels"], serde_json::json!({"job": "tryout"}));
+}
+
+/// A dry run with a client lists it (as YAML, secrets redacted) before the entries, as Promtail does.
+#[test]
+fn a_dry_run_lists_the_clients_it_would_have_used() {
+    let dir = TestDir::new();
+    let config = dir.write_config(
+        "server:\n  http_listen_port: 0\n  http_listen_address: 127.0.0.1\n\
+         clients:\n  - url: http://loki:3100/loki/api/v1/push\n    basic_auth: {username: u, password: hunter2}\n\
+         scrape_configs:\n  - job_name: try\n    static_configs:\n      - labels:\n          job: tryout\n          __path__: /nowhere/*.log\n",
+    );
+    let mut agent = Agent::builder()
+        .config_file(&config)
+        .args(["-dry-run", "-stdin"])
+        .stdin_piped()
+        .spawn();
+    agent.write_stdin(b"one line\n");
+    agent.close_stdin();
+    assert!(agent.wait(T).expect("exits").success(), "{}", agent.logs());
+    let out = agent.stdout();
+    assert!(
+        out.starts_with("Clients configured:\n----------------------\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("url: http://loki:3100/loki/api/v1/push"),
+        "{out}"
+    );
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(
+        out.trim_end().ends_with("{job=\"tryout\"}\tone line"),
+        "{out}"
+    );
 }
 
 /// `-inspect` with `-dry-run`: each stage Promtail's wrapper inspects reports its changes on stderr

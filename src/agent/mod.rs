@@ -54,6 +54,9 @@ pub struct Options {
     pub print_config: bool,
     /// Read lines from stdin instead of the scrape configs (`-stdin`).
     pub stdin: bool,
+    /// `-dry-run.format=json`: a dry run or `-stdin` prints JSON objects rather than Promtail's
+    /// columns.
+    pub json_entries: bool,
     /// How a reload reads the config.
     pub loader: Loader,
 }
@@ -77,6 +80,7 @@ pub(crate) struct Env {
     abort: watch::Receiver<bool>,
     mode: Mode,
     stdin: bool,
+    json_entries: bool,
     /// The process's descriptor budget (receiving sources bound their connections by it).
     fd_limits: crate::descriptors::Limits,
 }
@@ -85,6 +89,17 @@ impl Env {
     /// Entries go to stdout: in a dry run, or when no sink is configured.
     fn to_stdout(&self, cfg: &Config) -> bool {
         self.mode == Mode::DryRun || cfg.has_no_sink()
+    }
+
+    /// How entries are printed there: Promtail's columns in a dry run and with `-stdin` (unless
+    /// `-dry-run.format=json`), JSON objects otherwise (the embedded default without `LOKI_URL`).
+    fn stdout_format(&self) -> crate::sink::stdout::Format {
+        use crate::sink::stdout::Format;
+        if (self.mode == Mode::DryRun || self.stdin) && !self.json_entries {
+            Format::Promtail
+        } else {
+            Format::Json
+        }
     }
 }
 
@@ -97,7 +112,7 @@ pub fn check(paths: &str, expand_env: bool) -> anyhow::Result<()> {
     for (i, sc) in cfg.scrape_configs.iter().enumerate() {
         build_job(i, sc, &cfg, &metrics)?;
     }
-    sinks::plan_sinks(&cfg, false, false, &metrics)?;
+    sinks::plan_sinks(&cfg, None, false, &metrics)?;
     Ok(())
 }
 
@@ -176,8 +191,13 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         abort: abort_rx,
         mode: opts.mode,
         stdin,
+        json_entries: opts.json_entries,
         fd_limits,
     };
+    if opts.mode == Mode::DryRun && env.stdout_format() == crate::sink::stdout::Format::Promtail {
+        // Promtail's dry run lists the clients it would have used before the entries.
+        crate::sink::stdout::print_clients(&cfg.clients);
+    }
     if env.to_stdout(&cfg) && opts.mode == Mode::Run {
         if opts.default_config {
             tracing::info!(

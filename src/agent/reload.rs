@@ -52,7 +52,8 @@ impl Plan {
                 jobs.push((job, JobSpec::of(sc, cfg)));
             }
         }
-        let sinks = plan_sinks(cfg, env.to_stdout(cfg), env.stdin, &env.metrics)?;
+        let stdout = env.to_stdout(cfg).then(|| env.stdout_format());
+        let sinks = plan_sinks(cfg, stdout, env.stdin, &env.metrics)?;
         Ok(Plan { jobs, sinks })
     }
 }

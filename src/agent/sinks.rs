@@ -68,7 +68,7 @@ impl SinkPlan {
 }
 
 enum Runner {
-    Stdout,
+    Stdout(stdout::Format),
     /// An HTTP sink on the sink core.
     Http(Parts),
 }
@@ -88,21 +88,21 @@ fn http_parts<C: Codec, P: Protocol>(
     Parts::new(Batcher::new(codec(), limits), sender)
 }
 
-/// Every sink of `cfg`, built and checked: to stdout when `to_stdout`; with memory buffers only when
+/// Every sink of `cfg`, built and checked: to stdout, printed so, when `to_stdout` is set; with memory buffers only when
 /// `memory_only` (`-stdin`).
 pub(super) fn plan_sinks(
     cfg: &Config,
-    to_stdout: bool,
+    to_stdout: Option<stdout::Format>,
     memory_only: bool,
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<Vec<SinkPlan>> {
-    if to_stdout {
+    if let Some(format) = to_stdout {
         return Ok(vec![SinkPlan {
             name: "stdout".into(),
             spec: SinkSpec::Stdout,
             selector: None,
             buffer: None,
-            runner: Runner::Stdout,
+            runner: Runner::Stdout(format),
             to: "stdout".into(),
         }]);
     }
@@ -259,7 +259,9 @@ impl RunningSink {
             task,
         };
         let parts = match plan.runner {
-            Runner::Stdout => return Ok(running(tokio::spawn(stdout::run(input_rx)), false)),
+            Runner::Stdout(format) => {
+                return Ok(running(tokio::spawn(stdout::run(input_rx, format)), false))
+            }
             Runner::Http(parts) => parts,
         };
         let (requests, requests_rx) = buffer::input();
