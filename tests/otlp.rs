@@ -533,3 +533,48 @@ fn while_the_sinks_are_full_requests_hear_429_with_retry_after_and_the_rest_succ
         full.len() as f64
     );
 }
+
+#[test]
+fn a_reload_restarts_the_listeners_on_the_same_ports_with_the_new_labels() {
+    let loki = LokiReceiver::start();
+    let dir = TestDir::new();
+    let config = receiver_config(&dir, &loki.url(), (0, 0), "", "");
+    let agent = start_agent(&config);
+    let (http_addr, grpc_addr) = otlp_addresses(&agent);
+    let ports = (http_addr.port(), grpc_addr.port());
+    // The same ports, written out, and a label changed.
+    let text = std::fs::read_to_string(receiver_config(&dir, &loki.url(), ports, "", ""))
+        .unwrap()
+        .replace(
+            "labels: {job: otlp}",
+            "labels: {job: otlp, reloaded: 'yes'}",
+        );
+    std::fs::write(&config, text).unwrap();
+    agent.reload();
+    assert!(
+        agent.wait_for_log("config reloaded", WAIT),
+        "{}",
+        agent.logs()
+    );
+    let body = r#"{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"after reload"}}]}]}]}"#;
+    let url = format!("http://{http_addr}/v1/logs");
+    // The new listener may take a moment to bind after the old one let go.
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        match http::post(
+            &url,
+            &[("Content-Type", "application/json")],
+            body.as_bytes(),
+        ) {
+            Ok(answer) if answer.status == 200 => break,
+            other => assert!(std::time::Instant::now() < deadline, "{other:?}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(loki.wait_for_lines(1, WAIT));
+    let e = &loki.entries()[0];
+    assert!(e.labels.contains(r#"reloaded="yes""#), "{}", e.labels);
+    let over_grpc = OtelClient::spawn("grpc", &grpc_addr.to_string(), 5, "after", 0.0);
+    assert!(over_grpc.wait_done(WAIT), "{:?}", over_grpc.output());
+    assert_eq!(over_grpc.acked().len(), 5, "{:?}", over_grpc.output());
+}
