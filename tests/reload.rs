@@ -374,3 +374,91 @@ fn a_reload_with_a_huge_glob_or_deep_nesting_is_refused_and_the_agent_goes_on() 
     assert_eq!(page.status, 200, "{}", page.text());
     assert!(agent.terminate(WAIT).unwrap().success());
 }
+
+/// A reload that changes a client whose buffer is full while its Loki is down: the old instance gives
+/// up at the grace timeout, and the batches it had not written yet are dropped unacknowledged. The
+/// file must not stay held back by them: every line reaches Loki once it is up again, and the
+/// position reaches the end of the file, without an agent restart.
+#[test]
+fn a_client_that_gives_up_at_a_reload_does_not_hold_its_files_back() {
+    let dir = TestDir::new();
+    let loki = LokiReceiver::start();
+    loki.stop();
+    let root = dir.path();
+    std::fs::create_dir_all(dir.join("logs")).unwrap();
+    let write = |labels: &str| {
+        dir.write_config(&format!(
+            "server:\n  http_listen_address: 127.0.0.1\n  http_listen_port: 0\n  \
+             graceful_shutdown_timeout: 1s\n\
+             positions:\n  filename: {root}/positions.yaml\n  sync_period: 200ms\n\
+             clients:\n  - name: main\n    url: {url}\n    batchwait: 100ms\n    batchsize: 2KB\n    \
+             backoff_config: {{min_period: 50ms, max_period: 200ms}}\n    \
+             buffer: {{max_size: 16KB, segment_size: 4KB}}\n{labels}\
+             target_config:\n  sync_period: 500ms\n\
+             scrape_configs:\n{job}",
+            root = root.display(),
+            url = loki.url(),
+            job = file_job(root, "a", ""),
+        ))
+    };
+    let path = write("");
+    let agent = start_agent(&path);
+    // Incompressible lines, so the buffer fills by their size.
+    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut pad = || {
+        (0..5)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                format!("{seed:016x}")
+            })
+            .collect::<String>()
+    };
+    let lines: Vec<String> = (0..1000).map(|i| format!("a{i:05} {}", pad())).collect();
+    append_lines(dir.join("logs/a.log"), &lines);
+    assert!(
+        http::wait_for_metric(&agent.http_url(), "logferry_buffer_full", WAIT, |v| v
+            >= 1.0),
+        "{}",
+        agent.logs()
+    );
+    // Let the sink's queues fill behind the full buffer.
+    thread::sleep(Duration::from_millis(500));
+    write("    external_labels: {reloaded: 'yes'}\n");
+    agent.reload();
+    assert!(
+        agent.wait_for_log("config reloaded", WAIT),
+        "{}",
+        agent.logs()
+    );
+    assert!(
+        agent.wait_for_log("did not finish its push in time", WAIT),
+        "{}",
+        agent.logs()
+    );
+    loki.start_again();
+    append_lines(dir.join("logs/a.log"), &["the end".to_string()]);
+    let mut expected = lines.clone();
+    expected.push("the end".into());
+    assert!(
+        loki.wait_for_all_lines(&expected, Duration::from_secs(60)),
+        "{} of {} distinct lines arrived; logs:\n{}",
+        count_loss(&expected, &loki.lines()).lost,
+        expected.len(),
+        agent.logs()
+    );
+    let size = std::fs::metadata(dir.join("logs/a.log")).unwrap().len();
+    let positions = || std::fs::read_to_string(dir.join("positions.yaml")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + WAIT;
+    while !positions().contains(&format!("\"{size}\""))
+        && !positions().contains(&format!(": {size}"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "position stuck: {}",
+            positions()
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -81,6 +81,8 @@ pub(crate) struct Env {
     mode: Mode,
     stdin: bool,
     json_entries: bool,
+    /// Where a retired sink that dropped batches says so (see `RunningSink::retire`).
+    gave_up: mpsc::UnboundedSender<String>,
     /// The process's descriptor budget (receiving sources bound their connections by it).
     fd_limits: crate::descriptors::Limits,
 }
@@ -180,6 +182,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         None
     };
     let (abort_tx, abort_rx) = watch::channel(false);
+    let (gave_up, mut gave_up_rx) = mpsc::unbounded_channel();
     let open_files = OpenFiles::new(fd_limits.files, metrics.clone());
     let env = Env {
         router: Router::new(Vec::new(), positions.clone()),
@@ -192,6 +195,7 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
         mode: opts.mode,
         stdin,
         json_entries: opts.json_entries,
+        gave_up,
         fd_limits,
     };
     if opts.mode == Mode::DryRun && env.stdout_format() == crate::sink::stdout::Format::Promtail {
@@ -320,6 +324,10 @@ pub async fn run(cfg: Config, opts: Options) -> anyhow::Result<()> {
                 continue;
             }
             Some(reply) = reload_rx.recv() => Some(reply),
+            Some(sink) = gave_up_rx.recv() => {
+                running.restart_reading_jobs(&sink, &env);
+                continue;
+            }
         };
         let answer = reload_config(&mut running, &env, &opts, notifier.as_deref());
         if answer.is_ok() {

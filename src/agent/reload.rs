@@ -173,7 +173,8 @@ impl Running {
                 Ok(s) => *slot = Some(s),
                 Err(e) => {
                     for s in added.into_iter().flatten() {
-                        self.retiring.push(s.retire(grace, env.abort.clone()));
+                        self.retiring
+                            .push(s.retire(grace, env.abort.clone(), env.gave_up.clone()));
                     }
                     return Err(e);
                 }
@@ -197,7 +198,7 @@ impl Running {
             }
             changes.restarted.push(plan.name.clone());
             let disk = running.has_disk_buffer() && plan.has_disk_buffer();
-            let finished = running.retire(grace, env.abort.clone());
+            let finished = running.retire(grace, env.abort.clone(), env.gave_up.clone());
             let after = if disk {
                 // The new instance opens the same buffer directory once the old one has closed it.
                 Some(finished)
@@ -211,7 +212,8 @@ impl Running {
         }
         for (name, s) in old {
             changes.removed.push(name);
-            self.retiring.push(s.retire(grace, env.abort.clone()));
+            self.retiring
+                .push(s.retire(grace, env.abort.clone(), env.gave_up.clone()));
         }
         env.router
             .set_routes(self.sinks.iter().map(|s| s.route.clone()).collect());
@@ -254,6 +256,41 @@ impl Running {
 }
 
 impl Running {
+    /// A retired sink gave up batches it had not stored (see [`RunningSink::retire`]): their
+    /// positions can never be committed, and every later one of the same file or cursor waits behind
+    /// them. Restart the jobs that read with positions (files, journal, containers) so that they
+    /// read again from what is committed; the receivers' clients were answered "not safe" already.
+    pub fn restart_reading_jobs(&mut self, sink: &str, env: &Env) {
+        let plan = match Plan::build(&self.cfg, env) {
+            Ok(plan) => plan,
+            Err(e) => {
+                tracing::error!(sink, error = %e, "cannot rebuild the jobs to read again what a sink gave up");
+                return;
+            }
+        };
+        let mut restarted = Vec::new();
+        for (job, spec) in plan.jobs {
+            let reads_positions = matches!(
+                job.source,
+                JobSource::Files { .. } | JobSource::Journal { .. } | JobSource::Docker(_)
+            );
+            let Some(i) = self.jobs.iter().position(|j| j.name == job.name) else {
+                continue;
+            };
+            if !reads_positions {
+                continue;
+            }
+            let running = self.jobs.remove(i);
+            running.stop();
+            restarted.push(job.name.to_string());
+            self.jobs
+                .push(RunningJob::start(job, spec, &self.cfg, env, Some(running)));
+        }
+        tracing::warn!(sink, jobs = ?restarted,
+            "the sink's previous instance dropped batches it had not stored; restarting the jobs that \
+             read them, from their committed positions (lines since are read again)");
+    }
+
     /// Stop the sources, then let the sinks flush until shortly before `deadline`; then `abort` makes
     /// them give up (what they did not send stays unacknowledged, or in their buffers), and at
     /// `deadline` the agent stops without them whatever they are stuck on.

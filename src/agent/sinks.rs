@@ -316,8 +316,14 @@ impl RunningSink {
     /// Stop the sink (a reload removed or changed it; the router no longer sends to it). With a disk
     /// buffer it finishes the push it is sending within `grace`, and the rest stays on disk; with a
     /// memory buffer it sends everything it holds, until `shutdown` at the latest. The handle ends when
-    /// the sink has.
-    pub fn retire(self, grace: Duration, mut shutdown: watch::Receiver<bool>) -> JoinHandle<()> {
+    /// the sink has. If it gave up at `grace`, the batches it had not stored yet were dropped
+    /// unacknowledged: its name goes to `gave_up`, so that the jobs read them again.
+    pub fn retire(
+        self,
+        grace: Duration,
+        mut shutdown: watch::Receiver<bool>,
+        gave_up: mpsc::UnboundedSender<String>,
+    ) -> JoinHandle<()> {
         let RunningSink {
             name,
             route,
@@ -337,15 +343,21 @@ impl RunningSink {
                     std::future::pending().await
                 }
             };
-            tokio::select! {
+            let gave_up_at_grace = tokio::select! {
                 _ = &mut task => return,
-                _ = give_up => tracing::warn!(sink = %name,
-                    "reload: the sink's previous instance did not finish its push in time; stopping it \
-                     (what it did not send stays in its buffer for the new instance)"),
-                _ = shutdown.wait_for(|s| *s) => {}
-            }
+                _ = give_up => {
+                    tracing::warn!(sink = %name,
+                        "reload: the sink's previous instance did not finish its push in time; stopping it \
+                         (what it did not send stays in its buffer for the new instance)");
+                    true
+                }
+                _ = shutdown.wait_for(|s| *s) => false,
+            };
             let _ = abort.send(true);
             let _ = task.await;
+            if gave_up_at_grace {
+                let _ = gave_up.send(name);
+            }
         })
     }
 

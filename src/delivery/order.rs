@@ -104,6 +104,13 @@ impl Commits {
         st.queues.remove(&OrderKey::Cursor(key.to_owned()));
     }
 
+    /// As [`Commits::restart`], for a file a tailer starts reading again from its committed
+    /// position.
+    pub fn restart_file(&self, id: FileId) {
+        let mut st = self.in_flight.lock().unwrap();
+        st.queues.remove(&OrderKey::File(id));
+    }
+
     /// The batch of `ticket` is safe in every sink: commit the newest checkpoint of its source whose
     /// batch and all earlier ones are.
     pub fn complete(&self, ticket: Ticket) {

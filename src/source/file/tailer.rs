@@ -187,6 +187,10 @@ impl Tailer {
                 .positions
                 .track_file(self.id, &self.path, resume.offset, fingerprint);
             tracing::info!(path = %self.path, offset = resume.offset, reason = resume.reason, "tailing file");
+            // Reading starts again from the committed position: batches an earlier tailer of this
+            // file left in flight (a job restarted after a sink dropped some) are read again, and
+            // no longer hold its commits back.
+            self.ctx.router.commits().restart_file(self.id);
             Reader::new(file, resume.offset, fingerprint)
         });
         match started {

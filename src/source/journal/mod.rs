@@ -123,6 +123,9 @@ impl JournalSource {
                 return;
             }
         };
+        // Reading starts from the committed cursor: what an earlier instance of the job left in
+        // flight no longer holds its commits back (it is read again).
+        self.ctx.router.commits().restart(&key);
         let mut feed = self.ctx.feed(Cursors::new(key));
         // While a stage paces entries (`limit` without `drop`), `next` takes no chunk: the reader
         // thread blocks on the full channel and the journal keeps the backlog.
