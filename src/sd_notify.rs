@@ -16,11 +16,12 @@ use std::time::Duration;
 /// Where notifications go; `None` when not run by systemd with a notify socket.
 pub struct Notifier {
     socket: UnixDatagram,
-    addr: Target,
+    addr: NotifyAddress,
     failed_once: AtomicBool,
 }
 
-enum Target {
+/// The notify socket's address: a path, or a Linux abstract name (`@name`).
+enum NotifyAddress {
     Path(std::path::PathBuf),
     #[cfg(target_os = "linux")]
     Abstract(Vec<u8>),
@@ -36,10 +37,10 @@ impl Notifier {
     fn new(socket: &str) -> Option<Notifier> {
         let addr = match socket.strip_prefix('@') {
             #[cfg(target_os = "linux")]
-            Some(name) => Target::Abstract(name.as_bytes().to_vec()),
+            Some(name) => NotifyAddress::Abstract(name.as_bytes().to_vec()),
             #[cfg(not(target_os = "linux"))]
             Some(_) => return None,
-            None if socket.starts_with('/') => Target::Path(socket.into()),
+            None if socket.starts_with('/') => NotifyAddress::Path(socket.into()),
             // systemd only ever sets absolute paths or abstract names; anything else is not for us.
             None => return None,
         };
@@ -60,9 +61,9 @@ impl Notifier {
     /// Sends one notification, e.g. `"READY=1"` or `"STOPPING=1\nSTATUS=flushing"`.
     pub fn notify(&self, state: &str) {
         let sent = match &self.addr {
-            Target::Path(path) => self.socket.send_to(state.as_bytes(), path),
+            NotifyAddress::Path(path) => self.socket.send_to(state.as_bytes(), path),
             #[cfg(target_os = "linux")]
-            Target::Abstract(name) => {
+            NotifyAddress::Abstract(name) => {
                 use std::os::linux::net::SocketAddrExt;
                 std::os::unix::net::SocketAddr::from_abstract_name(name)
                     .and_then(|addr| self.socket.send_to_addr(state.as_bytes(), &addr))

@@ -19,9 +19,9 @@ use crate::config::{
 use crate::entry::Labels;
 use crate::metrics::Metrics;
 use crate::relabel::Relabeler;
-use crate::source::docker::{Daemon, DockerSource, JobContext as DockerContext};
+use crate::source::docker::{Daemon, DockerJobContext, DockerSource};
 use crate::source::file::sd::FileSd;
-use crate::source::file::tailer::JobContext;
+use crate::source::file::tailer::FileJobContext;
 use crate::source::file::targets::{hostname, static_targets};
 use crate::source::file::{FileSource, FileTarget};
 use crate::source::gelf::GelfSource;
@@ -178,7 +178,7 @@ fn sources_of(
                 sd,
                 sync_period: cfg.target_config.sync_period.get(),
                 claims: env.claims.clone(),
-                ctx: JobContext {
+                ctx: FileJobContext {
                     source: ctx,
                     min_poll: fw.min_poll_frequency.get(),
                     max_poll: fw.max_poll_frequency.get(),
@@ -599,7 +599,7 @@ fn docker_sources(
     one_daemon: bool,
     stop: &watch::Receiver<bool>,
 ) -> Vec<SourceFuture> {
-    let ctx = Arc::new(DockerContext {
+    let ctx = Arc::new(DockerJobContext {
         source,
         relabeler: docker.relabeler,
     });

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::config::{EsSettings, Target};
+use super::config::{Destination, EsSettings};
 use super::document::DocEncoder;
 use crate::config::IndexNamer;
 use crate::entry::{Batch, Entry};
@@ -39,8 +39,8 @@ impl EsCodec {
         )
         .with_extracted(&settings.extracted_fields, &settings.extracted_key);
         let (namer, action) = match &settings.target {
-            Target::Index(t) => (Some(IndexNamer::new(t.clone())), Vec::new()),
-            Target::DataStream(name) => (None, encoder.action(name)),
+            Destination::Index(t) => (Some(IndexNamer::new(t.clone())), Vec::new()),
+            Destination::DataStream(name) => (None, encoder.action(name)),
         };
         EsCodec {
             encoder,

@@ -11,7 +11,7 @@ use crate::config::IndexTemplate;
 
 /// Where documents go.
 #[derive(Clone, Debug)]
-pub enum Target {
+pub enum Destination {
     /// An index name, dated from each entry's timestamp.
     Index(IndexTemplate),
     DataStream(String),
@@ -23,7 +23,7 @@ pub struct EsSettings {
     pub name: String,
     /// Base URLs, without a trailing `/`.
     pub endpoints: Vec<String>,
-    pub target: Target,
+    pub target: Destination,
     pub op_type: OpType,
     pub pipeline: String,
     pub labels_key: String,
@@ -44,9 +44,9 @@ impl EsSettings {
     /// request).
     pub fn from_config(c: &ElasticsearchConfig) -> Result<Self, String> {
         let target = if c.data_stream.is_empty() {
-            Target::Index(IndexTemplate::parse(&c.index)?)
+            Destination::Index(IndexTemplate::parse(&c.index)?)
         } else {
-            Target::DataStream(c.data_stream.clone())
+            Destination::DataStream(c.data_stream.clone())
         };
         Ok(EsSettings {
             name: sink_name(c),

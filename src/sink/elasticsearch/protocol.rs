@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bulk::ItemOutcome;
-use super::config::{EsSettings, Target};
+use super::config::{Destination, EsSettings};
 use super::service::{Answer as BulkAnswer, Attempt, ServerInfo, Service};
 use crate::delivery::Request;
 use crate::entry::braced;
@@ -314,7 +314,7 @@ fn report_version(info: &ServerInfo, settings: &EsSettings) {
         tracing::error!(sink = %settings.name, version = %info.version,
             "Elasticsearch 6.x and older need a mapping type (_type) in every bulk action, which logferry does not send: they are not supported, expect every document to be rejected");
     }
-    let data_stream = matches!(settings.target, Target::DataStream(_));
+    let data_stream = matches!(settings.target, Destination::DataStream(_));
     if data_stream && elastic && (info.major, info.minor) < (7, 9) {
         tracing::error!(sink = %settings.name, version = %info.version,
             "data streams need Elasticsearch 7.9 or later; use index: instead");

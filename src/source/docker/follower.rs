@@ -54,14 +54,14 @@ const BATCH_BYTES: usize = 1 << 20;
 const LINGER: Duration = Duration::from_millis(10);
 
 /// What every container of one scrape config shares: the job's, and its relabel rules.
-pub struct JobContext {
+pub struct DockerJobContext {
     pub source: SourceContext,
     /// `relabel_configs`, applied per stream of each container (Promtail applies them per line, over
     /// labels that differ only by the stream).
     pub relabeler: Relabeler,
 }
 
-impl JobContext {
+impl DockerJobContext {
     /// A joined line longer than this is cut (Promtail: `max_line_size`, or 256 KiB when it is 0).
     pub fn joined_limit(&self) -> usize {
         match self.source.line_limit {
@@ -71,7 +71,7 @@ impl JobContext {
     }
 }
 
-impl std::ops::Deref for JobContext {
+impl std::ops::Deref for DockerJobContext {
     type Target = SourceContext;
 
     fn deref(&self) -> &SourceContext {
@@ -202,7 +202,7 @@ impl Container {
     pub fn new(
         id: String,
         discovered: Arc<Labels>,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         stop: watch::Receiver<bool>,
     ) -> Self {
         let key = Cursor::key(&id);
@@ -258,7 +258,7 @@ impl Container {
     pub async fn read_log(
         &mut self,
         docker: &Docker,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         read: Read,
         labels: &mut watch::Receiver<Arc<Labels>>,
         stop: &mut watch::Receiver<bool>,
@@ -334,7 +334,7 @@ impl Container {
         &mut self,
         stream: &mut S,
         session: &mut Session,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         lines: &mut Vec<Line<Mark>>,
     ) -> Option<SessionEnd>
     where
@@ -365,7 +365,7 @@ impl Container {
     }
 
     /// The container stopped for good (or is gone): send the unfinished lines and what stages hold.
-    pub async fn finish(&mut self, ctx: &JobContext) {
+    pub async fn finish(&mut self, ctx: &DockerJobContext) {
         let mut lines = Vec::new();
         for a in &mut self.assemblers {
             a.flush(&mut lines);
@@ -379,7 +379,7 @@ impl Container {
         &mut self,
         out: LogOutput,
         session: &mut Session,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         lines: &mut Vec<Line<Mark>>,
     ) {
         let (stream, tty, bytes) = match out {
@@ -404,7 +404,7 @@ impl Container {
         frame: &[u8],
         stream: Stream,
         session: &mut Session,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         lines: &mut Vec<Line<Mark>>,
     ) {
         let ts = super::frames::split_stamp(frame).map_or(self.cursor.last_ns, |(ts, _)| ts);
@@ -439,7 +439,7 @@ impl Container {
     /// once the feed is closed: the router closed, or the agent stopped while the router waited.
     async fn deliver(
         &mut self,
-        ctx: &JobContext,
+        ctx: &DockerJobContext,
         lines: &mut Vec<Line<Mark>>,
         flush_all: bool,
     ) -> bool {
@@ -487,7 +487,7 @@ impl Container {
     }
 
     /// A batch's progress for `/targets`, with the labels of the container's stdout (else stderr).
-    fn report(&mut self, ctx: &JobContext, lines: &[Line<Mark>]) {
+    fn report(&mut self, ctx: &DockerJobContext, lines: &[Line<Mark>]) {
         if lines.is_empty() {
             return;
         }
@@ -548,7 +548,7 @@ const EXIT_SETTLE: Duration = Duration::from_secs(3);
 /// Run one session of `container` (on its own task), then hand the container back.
 pub async fn run_session(
     docker: Docker,
-    ctx: Arc<JobContext>,
+    ctx: Arc<DockerJobContext>,
     mut container: Box<Container>,
     mut labels: watch::Receiver<Arc<Labels>>,
     mut stop: watch::Receiver<bool>,

@@ -47,7 +47,7 @@ use crate::entry::Labels;
 use crate::targets::State;
 use client::{Backoff, DaemonError};
 use cursor::Cursor;
-pub use follower::JobContext;
+pub use follower::DockerJobContext;
 use follower::{Container, Done, SessionEnd};
 pub use frames::SOFT_LINE_LIMIT;
 use targets::AddressRules;
@@ -92,7 +92,7 @@ const EVENT_DEBOUNCE: Duration = Duration::from_millis(50);
 const SESSION_GAP: Duration = Duration::from_millis(500);
 
 pub struct DockerSource {
-    pub ctx: Arc<JobContext>,
+    pub ctx: Arc<DockerJobContext>,
     pub daemon: Daemon,
 }
 
@@ -198,7 +198,7 @@ struct Tracked {
 }
 
 struct Discovery {
-    ctx: Arc<JobContext>,
+    ctx: Arc<DockerJobContext>,
     daemon: Daemon,
     docker: Option<Docker>,
     tracked: HashMap<String, Tracked>,

@@ -36,7 +36,7 @@ use crate::descriptors::{is_exhaustion, next_retry, report_exhaustion, RETRY_MIN
 use crate::entry::{LabelSet, Labels};
 use crate::positions::FileId;
 use glob::PathGlob;
-use tailer::{Command, JobContext, Tailer};
+use tailer::{Command, FileJobContext, Tailer};
 
 /// One discovered target of a scrape config: its glob and the labels its files' entries carry.
 #[derive(Debug, Clone)]
@@ -73,7 +73,7 @@ pub struct FileSource {
     pub sync_period: Duration,
     pub claims: Claims,
     /// Everything but `inotify`, which this source sets when its watches are in place.
-    pub ctx: JobContext,
+    pub ctx: FileJobContext,
 }
 
 impl FileSource {
@@ -166,7 +166,7 @@ impl FileSource {
 struct Discovery {
     targets: Vec<FileTarget>,
     claims: Claims,
-    ctx: Arc<JobContext>,
+    ctx: Arc<FileJobContext>,
     tailers: HashMap<FileId, Handle>,
     by_path: HashMap<PathBuf, FileId>,
     warned: HashSet<PathBuf>,

@@ -40,7 +40,7 @@ pub enum Command {
 }
 
 /// What every tailer of one scrape config shares: the job's, and how files are watched.
-pub struct JobContext {
+pub struct FileJobContext {
     pub source: SourceContext,
     pub min_poll: Duration,
     pub max_poll: Duration,
@@ -71,7 +71,7 @@ impl Ledger for Offsets {
     }
 }
 
-impl std::ops::Deref for JobContext {
+impl std::ops::Deref for FileJobContext {
     type Target = SourceContext;
 
     fn deref(&self) -> &SourceContext {
@@ -87,7 +87,7 @@ const DRAIN_QUIET: Duration = Duration::from_secs(1);
 const CHUNKS_PER_TURN: usize = 16;
 
 pub struct Tailer {
-    pub ctx: Arc<JobContext>,
+    pub ctx: Arc<FileJobContext>,
     pub id: FileId,
     pub path: String,
     /// Where discovery last saw the file (it follows renames within the glob); a file closed while

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::glob::PathGlob;
 use super::open_files::OpenFiles;
-use super::tailer::JobContext;
+use super::tailer::FileJobContext;
 use super::{FileSource, FileTarget};
 use crate::delivery::Router;
 use crate::entry::Labels;
@@ -56,7 +56,7 @@ fn start_with(dir: &Path, positions: Positions, open_files: usize) -> Harness {
         sd: None,
         sync_period: Duration::from_millis(200),
         claims: Arc::new(Mutex::new(HashSet::new())),
-        ctx: JobContext {
+        ctx: FileJobContext {
             source: SourceContext {
                 job: "t".into(),
                 router,

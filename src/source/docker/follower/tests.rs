@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 const T: &str = "2024-03-27T08:30:08";
 
-fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
+fn ctx(stages: &str) -> (DockerJobContext, mpsc::Receiver<Delivery>) {
     let (tx, rx) = mpsc::channel(64);
     let positions = Positions::in_memory();
     let metrics = Metrics::new();
@@ -19,7 +19,7 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
         metrics: metrics.clone(),
         job: "docker".into(),
     };
-    let ctx = JobContext {
+    let ctx = DockerJobContext {
         source: crate::source::SourceContext {
             job: "docker".into(),
             router: Router::new(vec![tx], positions.clone()),
@@ -34,7 +34,7 @@ fn ctx(stages: &str) -> (JobContext, mpsc::Receiver<Delivery>) {
     (ctx, rx)
 }
 
-fn container(ctx: &JobContext) -> Container {
+fn container(ctx: &DockerJobContext) -> Container {
     let labels = Labels::from([("container".to_string(), "c".to_string())]);
     // The sender is dropped: a send the sinks make wait is given up, as when the agent stops.
     Container::new("abc".into(), Arc::new(labels), ctx, watch::channel(false).1)
@@ -53,7 +53,7 @@ fn session(c: &Container) -> Session {
 fn feed(
     c: &mut Container,
     s: &mut Session,
-    ctx: &JobContext,
+    ctx: &DockerJobContext,
     frames: &[(u32, &str)],
 ) -> Vec<Line<Mark>> {
     let mut lines = Vec::new();
@@ -67,7 +67,7 @@ fn feed(
 /// Deliver, acknowledge the batch if one was sent, and return its lines and the saved cursor.
 async fn deliver(
     c: &mut Container,
-    ctx: &JobContext,
+    ctx: &DockerJobContext,
     rx: &mut mpsc::Receiver<Delivery>,
     mut lines: Vec<Line<Mark>>,
 ) -> (Vec<String>, Cursor) {
