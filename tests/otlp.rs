@@ -578,3 +578,75 @@ fn a_reload_restarts_the_listeners_on_the_same_ports_with_the_new_labels() {
     assert!(over_grpc.wait_done(WAIT), "{:?}", over_grpc.output());
     assert_eq!(over_grpc.acked().len(), 5, "{:?}", over_grpc.output());
 }
+
+/// A raw gRPC call from Python's grpc (the SDK's transport) with `body` as the serialized request:
+/// "ok" or the status code's name.
+fn raw_grpc_export(addr: std::net::SocketAddr, body: &[u8], dir: &TestDir) -> String {
+    let file = dir.write_file("request.bin", body);
+    let script = "import grpc, sys\n\
+        channel = grpc.insecure_channel(sys.argv[1])\n\
+        export = channel.unary_unary('/opentelemetry.proto.collector.logs.v1.LogsService/Export')\n\
+        try:\n    export(open(sys.argv[2], 'rb').read(), timeout=30)\n    print('ok')\n\
+        except grpc.RpcError as e:\n    print(e.code().name)\n";
+    let out = std::process::Command::new(common::otel::otel_python())
+        .args(["-c", script, &addr.to_string(), &file.display().to_string()])
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn over_grpc_invalid_utf8_is_replaced_and_garbage_refused_with_invalid_argument() {
+    let loki = LokiReceiver::start();
+    let dir = TestDir::new();
+    let config = receiver_config(&dir, &loki.url(), (0, 0), "", "");
+    let agent = start_agent(&config);
+    let (_, grpc_addr) = otlp_addresses(&agent);
+    let record = LogRecord {
+        time_unix_nano: 1_700_000_000_000_000_004,
+        body: Some(AnyValue {
+            value: Some(Value::StringValue("grpc XX".into())),
+        }),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut body = request.encode_to_vec();
+    let at = body.windows(2).position(|w| w == b"XX").unwrap();
+    body[at..at + 2].copy_from_slice(b"\xc3\x28");
+    assert_eq!(raw_grpc_export(grpc_addr, &body, &dir), "ok");
+    assert!(loki.wait_for_lines(1, WAIT));
+    assert_eq!(loki.lines(), ["grpc \u{fffd}("]);
+    assert_eq!(
+        metric_with(
+            &agent,
+            "logferry_lines_invalid_utf8_total",
+            r#"reason="otlp""#
+        ),
+        1.0
+    );
+    assert_eq!(
+        raw_grpc_export(grpc_addr, b"\xff\xff\xff\xff garbage", &dir),
+        "INVALID_ARGUMENT"
+    );
+    assert_eq!(
+        metric_with(
+            &agent,
+            "logferry_push_requests_total",
+            r#"reason="malformed""#
+        ),
+        1.0
+    );
+}

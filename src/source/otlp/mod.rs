@@ -13,10 +13,10 @@
 //! refused with 400 (gRPC `INVALID_ARGUMENT`) and a `google.rpc.Status` naming why; a request larger
 //! than `max_recv_msg_size` with 413 (`RESOURCE_EXHAUSTED`). Records without a body are left out,
 //! counted, and reported to the client as a partial success (`rejected_log_records`). Invalid UTF-8
-//! in a string is replaced and counted (`utf8`), not refused; over gRPC, tonic decodes the request
-//! itself and refuses it with `INVALID_ARGUMENT`.
+//! in a string is replaced and counted (`utf8`), not refused, over HTTP and gRPC (`grpc`) alike.
 
 pub mod convert;
+mod grpc;
 mod utf8;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,9 +28,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -160,9 +157,7 @@ impl OtlpSource {
                 }
             };
             let (row, address) = self.row(if tls.is_some() { "grpcs" } else { "grpc" }, &listener);
-            let service = LogsServiceServer::new(Grpc(handler.clone(), row))
-                .max_decoding_message_size(handler.max_size)
-                .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+            let service = grpc::LogsServer::new(Grpc(handler.clone(), row), handler.max_size);
             let mut stopped = stop.clone();
             let job = job.clone();
             tracing::info!(job = %job, address = %address, "otlp: listening for OTLP/gRPC logs");
@@ -376,19 +371,24 @@ impl Handler {
                 })
                 .map_err(|e| Failure::Malformed(format!("invalid OTLP JSON: {e}")))?
         } else {
-            ExportLogsServiceRequest::decode(body)
-                .or_else(|e| {
-                    // Invalid UTF-8 in a string: replaced, and counted, rather than refused.
-                    let (repaired, replaced) = utf8::repair(body).ok_or_else(|| e.clone())?;
-                    let request = ExportLogsServiceRequest::decode(&repaired[..]).map_err(|_| e)?;
-                    self.counter(&self.metrics.lines_invalid_utf8, "otlp", replaced);
-                    Ok(request)
-                })
-                .map_err(|e: prost::DecodeError| {
-                    Failure::Malformed(format!("invalid OTLP protobuf: {e}"))
-                })?
+            self.decode_protobuf(body)?
         };
         Ok(request)
+    }
+
+    /// A protobuf request (over HTTP or gRPC). Invalid UTF-8 in a string is replaced and counted
+    /// rather than refused.
+    fn decode_protobuf(&self, body: &[u8]) -> Result<ExportLogsServiceRequest, Failure> {
+        ExportLogsServiceRequest::decode(body)
+            .or_else(|e| {
+                let (repaired, replaced) = utf8::repair(body).ok_or_else(|| e.clone())?;
+                let request = ExportLogsServiceRequest::decode(&repaired[..]).map_err(|_| e)?;
+                self.counter(&self.metrics.lines_invalid_utf8, "otlp", replaced);
+                Ok(request)
+            })
+            .map_err(|e: prost::DecodeError| {
+                Failure::Malformed(format!("invalid OTLP protobuf: {e}"))
+            })
     }
 }
 
@@ -477,28 +477,8 @@ async fn http_logs(
     response
 }
 
-/// The gRPC `LogsService`.
+/// What the gRPC endpoint (`grpc.rs`) serves with: the handlers' shared part and its `/targets` row.
 struct Grpc(Arc<Handler>, ListenerRow);
-
-#[tonic::async_trait]
-impl LogsService for Grpc {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        let request = request.into_inner();
-        let bytes = request.encoded_len();
-        match self.0.export(request, bytes, &self.1).await {
-            Ok(answer) => Ok(tonic::Response::new(answer)),
-            Err(Failure::Refused(Refused::Full)) => {
-                Err(tonic::Status::unavailable("the sinks are full; retry"))
-            }
-            Err(_) => Err(tonic::Status::unavailable(
-                "the records could not be made safe (the agent is stopping or a sink gave up); retry",
-            )),
-        }
-    }
-}
 
 /// TLS connections accepted on `listener`, for tonic: each handshake runs on its own task (a slow
 /// client holds no one else up) and may take [`crate::server::TLS_HANDSHAKE_TIMEOUT`].
