@@ -168,7 +168,7 @@ fn items_retried_alone_arrive_exactly_once() {
         "{} of 2000",
         es.stats().documents
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     exactly_once(&lines, &es);
 
     let flaky: Vec<&String> = lines
@@ -352,7 +352,7 @@ fn a_413_splits_the_request_until_it_fits() {
         "{} of 600",
         es.stats().documents
     );
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let fit: Vec<String> = lines.iter().filter(|l| **l != huge).cloned().collect();
     exactly_once(&fit, &es);
     let requests = es.bulk_requests();
@@ -383,7 +383,7 @@ fn connection_resets_and_slow_answers_are_retried() {
     dir.append_lines("logs/a.log", &lines);
     let agent = start_agent(&cfg);
     assert!(es.wait_for_docs(500, WAIT), "{}", agent.logs());
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     exactly_once(&lines, &es);
     assert_eq!(es.stats().resets, 3);
     assert!(
@@ -407,7 +407,7 @@ fn refused_credentials_are_retried_not_dead_lettered() {
     dir.append_lines("logs/a.log", &lines);
     let agent = start_agent(&cfg);
     assert!(es.wait_for_docs(200, WAIT), "{}", agent.logs());
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     exactly_once(&lines, &es);
     let refused = es
         .bulk_requests()
@@ -439,7 +439,7 @@ fn a_receiver_down_then_back_gets_everything_once() {
     assert_eq!(es.stats().documents, 100, "nothing while down");
     es.start_again();
     assert!(es.wait_for_docs(500, WAIT), "{}", es.stats().documents);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     exactly_once(&[first, during].concat(), &es);
     assert!(agent.wait_for_log("sending to Elasticsearch works again", WAIT));
 }
@@ -491,10 +491,10 @@ fn extracted_fields_reach_the_documents_through_the_disk_buffer() {
 
     all.start_again();
     level.start_again();
-    let _agent = start_agent(&cfg);
+    let restarted = start_agent(&cfg);
     assert!(all.wait_for_docs(51, WAIT), "{}", all.stats().documents);
     assert!(level.wait_for_docs(51, WAIT), "{}", level.stats().documents);
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(restarted.wait_until_buffers_empty(WAIT));
     exactly_once(&lines, &all);
     exactly_once(&lines, &level);
     // Loki got them before the kill; its buffer may not have recorded that yet, and sends again.
@@ -560,7 +560,7 @@ fn the_selector_routes_entries_and_loki_gets_everything() {
     let agent = start_agent(&cfg);
     assert!(loki.wait_for_lines(400, WAIT));
     assert!(errors.wait_for_docs(100, WAIT));
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     assert_eq!(count_loss(&lines, &loki.lines()), Counts::default());
     let want: Vec<String> = lines
         .iter()
@@ -600,13 +600,13 @@ fn endpoints_take_turns_and_a_dead_one_is_skipped() {
     let cfg = config(&dir, &sinks, None, "");
     let lines = lines_range("rr", 0, 1000);
     dir.append_lines("logs/a.log", &lines);
-    let _agent = start_agent(&cfg);
+    let agent = start_agent(&cfg);
     let both = || a.stats().documents + b.stats().documents;
     let deadline = std::time::Instant::now() + WAIT;
     while both() < 1000 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let got = [a.messages(), b.messages()].concat();
     assert_eq!(count_loss(&lines, &got), Counts::default());
     assert!(

@@ -355,7 +355,7 @@ fn cursor_resumes_across_sigkill_without_loss_or_repeats() {
     journald.send_lines("lfkill", &lines_range("k", 3000, 3500), &[]);
     let expected = lines_range("k", 0, 3500);
     assert!(wait_for_all(&receiver, &expected), "{}", agent.logs());
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
     assert_eq!(receiver.lines(), expected, "journal order");
 }
@@ -401,7 +401,7 @@ fn rotation_and_vacuuming_while_reading_lose_nothing() {
         "rotated: {:?}",
         journald.files()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
     assert_eq!(receiver.lines(), expected, "journal order across files");
 }
@@ -513,14 +513,14 @@ fn fixture_files_with_xz_lz4_and_zstd_fields_in_compact_and_regular_layout() {
         "",
         "    relabel_configs:\n      - source_labels: [__journal_kind]\n        target_label: kind\n      - source_labels: [__journal__hostname]\n        target_label: host\n",
     );
-    let _agent = start_agent(&config);
+    let agent = start_agent(&config);
     assert!(
         receiver.wait_for_lines(expected.len(), WAIT),
         "{} of {}",
         receiver.lines().len(),
         expected.len()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     assert_eq!(count_loss(&expected, &receiver.lines()), Counts::default());
     let entries = receiver.entries();
     for (name, ..) in kinds {

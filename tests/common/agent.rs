@@ -392,6 +392,16 @@ impl Agent {
         })
     }
 
+    /// Waits (up to `timeout`) until every sink's disk buffer holds nothing: each request was accepted
+    /// or dead-lettered, so nothing can be sent again. What arrived by then is final, so an
+    /// exactly-once count can follow (a fixed sleep would miss a duplicate sent later). Sinks with a
+    /// memory buffer have no such gauge.
+    pub fn wait_until_buffers_empty(&self, timeout: Duration) -> bool {
+        super::http::wait_for_metric(&self.http_url(), "logferry_buffer_records", timeout, |v| {
+            v == 0.0
+        })
+    }
+
     pub fn http_port(&self) -> u16 {
         self.http_addr().port()
     }
