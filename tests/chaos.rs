@@ -351,7 +351,7 @@ fn drop_newest_drops_and_counts() {
     receiver.start_again();
     let kept = expected.len() - dropped;
     assert!(receiver.wait_for_lines(kept, WAIT), "{dropped} dropped");
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let counts = count_loss(&expected, &receiver.lines());
     assert_eq!(
         (counts.lost, counts.duplicated, counts.unexpected),
@@ -452,7 +452,7 @@ fn a_damaged_buffer_is_repaired_and_the_loss_reported() {
         "the buffer was not drained; logs:\n{}",
         agent.logs()
     );
-    std::thread::sleep(Duration::from_millis(500));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let counts = count_loss(&expected, &receiver.lines());
     let damaged = metric_sum(&base, "logferry_buffer_damaged_records_total");
     let torn = metric_sum(&base, "logferry_buffer_torn_bytes_total");
@@ -752,7 +752,7 @@ fn lines_lost_to_a_deleted_or_cut_segment_are_counted_exactly() {
         "the buffer was not drained; logs:\n{}",
         agent.logs()
     );
-    std::thread::sleep(Duration::from_millis(1000));
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let counts = count_loss(&expected, &receiver.lines());
     let counted = metric_sum(&base, "logferry_buffer_dropped_entries_total");
     assert!(counts.lost > 0, "{counts:?}");

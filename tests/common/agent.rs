@@ -394,9 +394,16 @@ impl Agent {
 
     /// Waits (up to `timeout`) until every sink's disk buffer holds nothing: each request was accepted
     /// or dead-lettered, so nothing can be sent again. What arrived by then is final, so an
-    /// exactly-once count can follow (a fixed sleep would miss a duplicate sent later). Sinks with a
-    /// memory buffer have no such gauge.
+    /// exactly-once count can follow (a fixed sleep would miss a duplicate sent later). Panics if
+    /// no sink has a disk buffer (a memory buffer has no such gauge to wait on).
     pub fn wait_until_buffers_empty(&self, timeout: Duration) -> bool {
+        let page = super::http::get(&format!("{}/metrics", self.http_url()))
+            .expect("GET /metrics")
+            .text();
+        assert!(
+            page.contains("logferry_buffer_records{"),
+            "no disk buffer to wait on"
+        );
         super::http::wait_for_metric(&self.http_url(), "logferry_buffer_records", timeout, |v| {
             v == 0.0
         })
