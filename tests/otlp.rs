@@ -601,10 +601,11 @@ fn raw_grpc_export(addr: std::net::SocketAddr, body: &[u8], dir: &TestDir) -> St
 }
 
 #[test]
-fn over_grpc_invalid_utf8_is_replaced_and_garbage_refused_with_invalid_argument() {
+fn over_grpc_invalid_utf8_is_replaced_and_garbage_or_oversized_requests_refused() {
     let loki = LokiReceiver::start();
     let dir = TestDir::new();
-    let config = receiver_config(&dir, &loki.url(), (0, 0), "", "");
+    let scrape = "      max_recv_msg_size: 2KiB\n";
+    let config = receiver_config(&dir, &loki.url(), (0, 0), scrape, "");
     let agent = start_agent(&config);
     let (_, grpc_addr) = otlp_addresses(&agent);
     let record = LogRecord {

@@ -73,12 +73,15 @@ where
         let export = Export(self.handler.clone());
         let codec = RepairingCodec {
             handler: self.handler.clone(),
+            max_size: self.max_size,
         };
         let mut accept = tonic::codec::EnabledCompressionEncodings::default();
         accept.enable(tonic::codec::CompressionEncoding::Gzip);
+        // The size limit is the decoder's, so that a request over it hears RESOURCE_EXHAUSTED (as
+        // OTLP asks) rather than tonic's OUT_OF_RANGE; tonic's own limit only bounds the buffer.
         let mut grpc = tonic::server::Grpc::new(codec)
             .apply_compression_config(accept, Default::default())
-            .apply_max_message_size_config(Some(self.max_size), None);
+            .apply_max_message_size_config(Some(self.max_size.saturating_mul(2)), None);
         Box::pin(async move { Ok(grpc.unary(export, req).await) })
     }
 }
@@ -108,9 +111,10 @@ impl tonic::server::UnaryService<ExportLogsServiceRequest> for Export {
     }
 }
 
-/// prost's codec, with a decoder that repairs invalid UTF-8.
+/// prost's codec, with a decoder that repairs invalid UTF-8 and refuses requests over `max_size`.
 struct RepairingCodec {
     handler: Arc<Grpc>,
+    max_size: usize,
 }
 
 type Prost = ProstCodec<ExportLogsServiceResponse, ExportLogsServiceRequest>;
@@ -128,12 +132,14 @@ impl Codec for RepairingCodec {
     fn decoder(&mut self) -> Self::Decoder {
         RepairingDecoder {
             handler: self.handler.clone(),
+            max_size: self.max_size,
         }
     }
 }
 
 struct RepairingDecoder {
     handler: Arc<Grpc>,
+    max_size: usize,
 }
 
 impl Decoder for RepairingDecoder {
@@ -142,6 +148,14 @@ impl Decoder for RepairingDecoder {
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
         use bytes::Buf;
+        if buf.remaining() > self.max_size {
+            let why = format!(
+                "the request is larger than max_recv_msg_size ({} bytes)",
+                self.max_size
+            );
+            self.handler.0.refuse(&Failure::TooLarge(why.clone()));
+            return Err(tonic::Status::resource_exhausted(why));
+        }
         let body = buf.copy_to_bytes(buf.remaining());
         self.handler
             .0
