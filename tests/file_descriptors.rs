@@ -42,8 +42,8 @@ fn write_files(dir: &TestDir, files: usize, lines: usize, tag: &str) -> Vec<Stri
 
 fn assert_exactly_once(receiver: &LokiReceiver, expected: &[String], agent: &Agent) {
     let all_arrived = receiver.wait_for_lines(expected.len(), Duration::from_secs(60));
-    // Duplicates would come after the last line: give them a moment.
-    std::thread::sleep(Duration::from_secs(2));
+    // Once nothing is left in the buffers, nothing can be sent again: what arrived is final.
+    assert!(agent.wait_until_buffers_empty(Duration::from_secs(60)));
     let counts = count_loss(expected, &receiver.lines());
     assert!(
         all_arrived && counts.is_exact(),
