@@ -116,16 +116,20 @@ impl OtlpSource {
             warned_malformed: AtomicBool::new(false),
         });
         let mut servers = Vec::new();
-        if let Some(http) = self.config.http.clone() {
+        // A listener that cannot start is logged and left out; the other one serves.
+        'http: {
+            let Some(http) = self.config.http.clone() else {
+                break 'http;
+            };
             let bound = self.listeners.http.take();
             let Some(listener) = listen(&job, bound, &http.listen_address, &stop).await else {
-                return;
+                break 'http;
             };
             let tls = match tls(&http, b"http/1.1") {
                 Ok(tls) => tls.map(tokio_rustls::TlsAcceptor::from),
                 Err(e) => {
                     tracing::error!(job = %job, error = %e, "otlp: cannot set up TLS; not started");
-                    return;
+                    break 'http;
                 }
             };
             let (row, address) = self.row(if tls.is_some() { "https" } else { "http" }, &listener);
@@ -144,16 +148,19 @@ impl OtlpSource {
                 tls,
             )));
         }
-        if let Some(grpc) = self.config.grpc.clone() {
+        'grpc: {
+            let Some(grpc) = self.config.grpc.clone() else {
+                break 'grpc;
+            };
             let bound = self.listeners.grpc.take();
             let Some(listener) = listen(&job, bound, &grpc.listen_address, &stop).await else {
-                return;
+                break 'grpc;
             };
             let tls = match tls(&grpc, b"h2") {
                 Ok(tls) => tls.map(tokio_rustls::TlsAcceptor::from),
                 Err(e) => {
                     tracing::error!(job = %job, error = %e, "otlp: cannot set up TLS; not started");
-                    return;
+                    break 'grpc;
                 }
             };
             let (row, address) = self.row(if tls.is_some() { "grpcs" } else { "grpc" }, &listener);
@@ -185,6 +192,10 @@ impl OtlpSource {
                         "otlp: the gRPC server failed");
                 }
             }));
+        }
+        if servers.is_empty() {
+            tracing::error!(job = %job, "otlp: no listener could start; the job receives nothing");
+            return;
         }
         drop(handler);
         intake::feed(self.ctx, queue, stop).await;
