@@ -189,22 +189,8 @@ impl ClientConfig {
         if self.url.trim().is_empty() {
             return Err(Invalid::key(base, "missing required key \"url\""));
         }
-        let url = self.url.trim();
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if rest.map_or(true, |r| r.is_empty() || r.starts_with('/')) {
-            return Err(Invalid::value(
-                join_key(base, "url"),
-                format!("invalid push URL {:?}: expected an absolute http:// or https:// URL, e.g. http://loki:3100/loki/api/v1/push", self.url),
-            ));
-        }
-        if let Err(why) = http::check_url(url) {
-            return Err(Invalid::value(
-                join_key(base, "url"),
-                format!("invalid push URL {:?}: {why}", self.url),
-            ));
-        }
+        http::check_sink_url(&self.url, "push URL", "http://loki:3100/loki/api/v1/push")
+            .map_err(|why| Invalid::value(join_key(base, "url"), why))?;
         self.validate_settings(base)
     }
 

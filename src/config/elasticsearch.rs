@@ -266,22 +266,8 @@ impl ElasticsearchConfig {
             ));
         }
         for (i, url) in self.endpoints.iter().enumerate() {
-            let rest = url
-                .trim()
-                .strip_prefix("http://")
-                .or_else(|| url.trim().strip_prefix("https://"));
-            if rest.map_or(true, |r| r.is_empty() || r.starts_with('/')) {
-                return Err(Invalid::value(
-                    join_index(&at("endpoints"), i),
-                    format!("invalid endpoint {url:?}: expected an absolute http:// or https:// URL, e.g. http://elasticsearch:9200"),
-                ));
-            }
-            if let Err(why) = super::http::check_url(url.trim()) {
-                return Err(Invalid::value(
-                    join_index(&at("endpoints"), i),
-                    format!("invalid endpoint {url:?}: {why}"),
-                ));
-            }
+            super::http::check_sink_url(url, "endpoint", "http://elasticsearch:9200")
+                .map_err(|why| Invalid::value(join_index(&at("endpoints"), i), why))?;
         }
         match (self.index.is_empty(), self.data_stream.is_empty()) {
             (true, true) => {

@@ -186,6 +186,21 @@ pub(crate) fn effective_authorization(
 
 /// Why an `http(s)://` URL cannot be used (a port above 65535, a space in the host, ...): what the
 /// HTTP client would refuse at the first request is refused with the config's location instead.
+/// `raw` as a sink's address: an absolute `http://` or `https://` URL with a host. The error names
+/// it as `what` ("push URL", "endpoint") and shows `example`.
+pub(crate) fn check_sink_url(raw: &str, what: &str, example: &str) -> Result<(), String> {
+    let url = raw.trim();
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"));
+    if rest.map_or(true, |r| r.is_empty() || r.starts_with('/')) {
+        return Err(format!(
+            "invalid {what} {raw:?}: expected an absolute http:// or https:// URL, e.g. {example}"
+        ));
+    }
+    check_url(url).map_err(|why| format!("invalid {what} {raw:?}: {why}"))
+}
+
 pub(crate) fn check_url(url: &str) -> Result<(), String> {
     match reqwest::Url::parse(url) {
         Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),

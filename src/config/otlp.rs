@@ -163,22 +163,8 @@ impl OtlpSinkConfig {
     /// Checks one sink; `base` is its path (`otlp[0]`).
     pub(crate) fn validate(&self, base: &str) -> Result<(), Invalid> {
         http::validate_headers(base, &self.headers)?;
-        let url = self.url.trim();
-        let rest = url
-            .strip_prefix("http://")
-            .or_else(|| url.strip_prefix("https://"));
-        if rest.map_or(true, |r| r.is_empty() || r.starts_with('/')) {
-            return Err(Invalid::value(
-                join_key(base, "url"),
-                format!("invalid url {url:?}: expected an absolute http:// or https:// URL, e.g. http://collector:4318/v1/logs"),
-            ));
-        }
-        if let Err(why) = http::check_url(url) {
-            return Err(Invalid::value(
-                join_key(base, "url"),
-                format!("invalid url {url:?}: {why}"),
-            ));
-        }
+        http::check_sink_url(&self.url, "url", "http://collector:4318/v1/logs")
+            .map_err(|why| Invalid::value(join_key(base, "url"), why))?;
         Ok(())
     }
 }
