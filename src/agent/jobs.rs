@@ -493,7 +493,7 @@ pub(super) fn listen_located(job: &mut Job, index: usize, cfg: &Config) -> anyho
             config, listener, ..
         } => {
             let address = crate::source::loki_push::address(config);
-            let bound = crate::source::loki_push::bind(&address).map(|l| *listener = Some(l));
+            let bound = crate::source::intake::bind(&address).map(|l| *listener = Some(l));
             (
                 "loki_push_api.server.http_listen_port",
                 address,
@@ -511,7 +511,7 @@ pub(super) fn listen_located(job: &mut Job, index: usize, cfg: &Config) -> anyho
             for (key, listener, slot) in wanted {
                 let Some(listener) = listener else { continue };
                 let address = &listener.listen_address;
-                *slot = Some(crate::source::otlp::bind(address).map_err(|e| {
+                *slot = Some(crate::source::intake::bind(address).map_err(|e| {
                     let path = format!("scrape_configs[{index}].otlp.{key}.listen_address");
                     let msg = format!("cannot listen on {address} (tcp): {e} (job {name:?})");
                     cfg.error_at(&path, msg)

@@ -27,9 +27,7 @@
 
 pub mod decode;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -38,14 +36,11 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use tokio::sync::watch;
 
-use super::intake::{self, Intake, Refused, RETRY_AFTER};
+use super::intake::{self, Intake, Refused, Tally, RETRY_AFTER};
 use super::SourceContext;
 use crate::config::LokiPushApiConfig;
 use crate::entry::{now_nanos, Entry, LabelSet, Labels};
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 
-use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::relabel::Relabeler;
 use crate::targets::listener::ListenerRow;
 use decode::{decode, PushedStream};
@@ -62,17 +57,13 @@ pub struct LokiPushSource {
 
 /// What the HTTP handlers share.
 struct Handler {
-    job: Arc<str>,
     intake: Intake,
     static_labels: Labels,
     relabeler: Relabeler,
     use_incoming_timestamp: bool,
     max_size: usize,
-    metrics: Arc<Metrics>,
     /// Its row on `/targets`: what it received.
     row: ListenerRow,
-    /// Malformed pushes were logged once at warning level (then at debug).
-    warned_malformed: AtomicBool,
 }
 
 /// The address a push server listens on: `http_listen_address` (all interfaces when empty) and
@@ -89,25 +80,13 @@ pub fn address(config: &LokiPushApiConfig) -> String {
     }
 }
 
-/// Bind the push server's address (see [`address`]).
-pub fn bind(address: &str) -> std::io::Result<std::net::TcpListener> {
-    let listener = std::net::TcpListener::bind(address)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
 impl LokiPushSource {
-    pub async fn run(self, stop: watch::Receiver<bool>) {
+    pub async fn run(mut self, stop: watch::Receiver<bool>) {
         let job = self.ctx.job.clone();
-        let Some(listener) = self.listen(&stop).await else {
+        let bound = self.listener.take();
+        let at = address(&self.config);
+        let Some(listener) = intake::listen("loki_push_api", &job, &at, bound, &stop).await else {
             return;
-        };
-        let listener = match tokio::net::TcpListener::from_std(listener) {
-            Ok(l) => l,
-            Err(e) => {
-                tracing::error!(job = %job, error = %e, "loki_push_api: cannot serve");
-                return;
-            }
         };
         let bound = listener.local_addr().ok();
         let address = bound.map_or_else(|| address(&self.config), |a| a.to_string());
@@ -117,17 +96,15 @@ impl LokiPushSource {
             format!("http://{address}"),
             self.config.labels.clone(),
         );
-        let (intake, queue) = intake::intake();
+        let tally = Tally::new("loki_push_api", job.clone(), self.ctx.metrics.clone());
+        let (intake, queue) = intake::intake(tally);
         let handler = Arc::new(Handler {
-            job: job.clone(),
             intake,
             static_labels: self.config.labels.clone().into_iter().collect(),
             relabeler: self.relabeler.clone(),
             use_incoming_timestamp: self.config.use_incoming_timestamp,
             max_size: usize::try_from(self.config.max_send_msg_size).unwrap_or(usize::MAX),
-            metrics: self.ctx.metrics.clone(),
             row,
-            warned_malformed: AtomicBool::new(false),
         });
         let app = axum::Router::new()
             .route("/loki/api/v1/push", post(push))
@@ -149,68 +126,16 @@ impl LokiPushSource {
         let _ = server.await;
         tracing::info!(job = %job, "loki_push_api: stopped");
     }
-
-    /// The listener bound at start, or bound now (after a reload, the previous instance may hold the
-    /// port a little longer).
-    async fn listen(&self, stop: &watch::Receiver<bool>) -> Option<std::net::TcpListener> {
-        if let Some(l) = &self.listener {
-            return l.try_clone().ok();
-        }
-        let address = address(&self.config);
-        let mut tries = 0;
-        loop {
-            match bind(&address) {
-                Ok(l) => return Some(l),
-                Err(e) if tries >= 20 => {
-                    tracing::error!(job = %self.ctx.job, address, error = %e,
-                        "loki_push_api: cannot listen; not started");
-                    return None;
-                }
-                Err(_) => {}
-            }
-            tries += 1;
-            if *stop.borrow() {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
 }
 
 impl Handler {
-    /// Count a request answered for `reason`.
-    fn count(&self, reason: &str) {
-        self.counter(&self.metrics.push_requests, reason).inc();
-    }
-
-    /// `entries` pushed entries taken or left out for `reason`.
-    fn count_entries(&self, reason: &str, entries: u64) {
-        self.counter(&self.metrics.push_entries, reason)
-            .inc_by(entries);
-    }
-
-    fn counter(&self, family: &Family<JobReasonLabel, Counter>, reason: &str) -> Counter {
-        let label = JobReasonLabel {
-            job: Escaped(self.job.to_string()),
-            reason: reason.into(),
-        };
-        family.get_or_create(&label).clone()
-    }
-
     /// Hand the entries to the feed and wait until every sink holds them.
     async fn deliver(&self, entries: Vec<Entry>, bytes: usize) -> Response {
         let count = entries.len() as u64;
         self.row.received(count, bytes as u64);
         match self.intake.deliver(entries).await {
-            Ok(()) => {
-                self.count("accepted");
-                self.count_entries("accepted", count);
-                StatusCode::NO_CONTENT.into_response()
-            }
-            Err(refused) => {
-                self.count(refused.reason());
-                refusal(&self.job, refused)
-            }
+            Ok(()) => StatusCode::NO_CONTENT.into_response(),
+            Err(refused) => refusal(refused),
         }
     }
 
@@ -230,7 +155,9 @@ impl Handler {
             labels.retain(|k, _| !k.starts_with("__"));
             if !kept || labels.is_empty() {
                 let reason = if kept { "no_labels" } else { "relabeled_away" };
-                self.count_entries(reason, stream.entries.len() as u64);
+                self.intake
+                    .tally()
+                    .entries(reason, stream.entries.len() as u64);
                 continue;
             }
             let labels = LabelSet::new(labels);
@@ -252,24 +179,16 @@ impl Handler {
     /// A body that cannot be read: 400 with the reason; logged once per job (then at debug level),
     /// counted always.
     fn malformed(&self, why: String) -> Response {
-        self.count("malformed");
-        if self.warned_malformed.swap(true, Ordering::Relaxed) {
-            tracing::debug!(job = %self.job, error = %why, "loki_push_api: malformed push refused");
-        } else {
-            tracing::warn!(job = %self.job, error = %why,
-                "loki_push_api: malformed push refused with 400 (counted in logferry_push_requests_total; further ones are logged at debug level)");
-        }
+        self.intake.tally().refused("malformed", &why);
         (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response()
     }
 }
 
 /// The answer to a push whose entries were not made safe: 429 with `Retry-After` while the sinks are
 /// full, else 503.
-fn refusal(job: &str, refused: Refused) -> Response {
+fn refusal(refused: Refused) -> Response {
     match refused {
         Refused::Full => {
-            tracing::warn!(job = %job,
-                "loki_push_api: the sinks do not take entries fast enough; answering 429");
             let retry = [(header::RETRY_AFTER, RETRY_AFTER)];
             (
                 StatusCode::TOO_MANY_REQUESTS,

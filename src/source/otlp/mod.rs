@@ -19,7 +19,6 @@ pub mod convert;
 mod grpc;
 mod utf8;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,12 +33,11 @@ use opentelemetry_proto::tonic::collector::logs::v1::{
 use prost::Message;
 use tokio::sync::watch;
 
-use super::intake::{self, Intake, Refused, RETRY_AFTER};
+use super::intake::{self, Intake, Refused, Tally, RETRY_AFTER};
 use super::loki_push::decode::{gunzip, GunzipError};
 use super::SourceContext;
 use crate::config::{OtlpListener, OtlpSourceConfig};
 use crate::entry::{now_nanos, Labels};
-use crate::metrics::{Escaped, JobReasonLabel, Metrics};
 use crate::relabel::Relabeler;
 use crate::targets::listener::ListenerRow;
 use convert::Converter;
@@ -75,24 +73,12 @@ pub fn tls(
     Ok(Some(Arc::new(config)))
 }
 
-/// Bind `address` (`:4318` is every address).
-pub fn bind(address: &str) -> std::io::Result<std::net::TcpListener> {
-    let address = super::syslog::go_listen_address(address);
-    let listener = std::net::TcpListener::bind(address.as_ref())?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
-}
-
 /// What both servers share.
 struct Handler {
-    job: Arc<str>,
     intake: Intake,
     static_labels: Labels,
     relabeler: Relabeler,
     max_size: usize,
-    metrics: Arc<Metrics>,
-    /// Malformed requests were logged once at warning level (then at debug).
-    warned_malformed: AtomicBool,
 }
 
 /// Why a request was not taken.
@@ -105,15 +91,13 @@ enum Failure {
 impl OtlpSource {
     pub async fn run(mut self, stop: watch::Receiver<bool>) {
         let job = self.ctx.job.clone();
-        let (intake, queue) = intake::intake();
+        let tally = Tally::new("otlp", job.clone(), self.ctx.metrics.clone());
+        let (intake, queue) = intake::intake(tally);
         let handler = Arc::new(Handler {
-            job: job.clone(),
             intake,
             static_labels: self.config.labels.clone().into_iter().collect(),
             relabeler: self.relabeler.clone(),
             max_size: usize::try_from(self.config.max_recv_msg_size.get()).unwrap_or(usize::MAX),
-            metrics: self.ctx.metrics.clone(),
-            warned_malformed: AtomicBool::new(false),
         });
         let mut servers = Vec::new();
         // A listener that cannot start is logged and left out; the other one serves.
@@ -122,7 +106,9 @@ impl OtlpSource {
                 break 'http;
             };
             let bound = self.listeners.http.take();
-            let Some(listener) = listen(&job, bound, &http.listen_address, &stop).await else {
+            let Some(listener) =
+                intake::listen("otlp", &job, &http.listen_address, bound, &stop).await
+            else {
                 break 'http;
             };
             let tls = match tls(&http, b"http/1.1") {
@@ -153,7 +139,9 @@ impl OtlpSource {
                 break 'grpc;
             };
             let bound = self.listeners.grpc.take();
-            let Some(listener) = listen(&job, bound, &grpc.listen_address, &stop).await else {
+            let Some(listener) =
+                intake::listen("otlp", &job, &grpc.listen_address, bound, &stop).await
+            else {
                 break 'grpc;
             };
             let tls = match tls(&grpc, b"h2") {
@@ -220,58 +208,7 @@ impl OtlpSource {
     }
 }
 
-/// The listener bound at start, or bound now (after a reload, the previous instance may hold the
-/// port a little longer).
-async fn listen(
-    job: &str,
-    bound: Option<std::net::TcpListener>,
-    address: &str,
-    stop: &watch::Receiver<bool>,
-) -> Option<tokio::net::TcpListener> {
-    let mut tries = 0;
-    let mut bound = bound;
-    loop {
-        let attempt = match bound.take() {
-            Some(l) => Ok(l),
-            None => bind(address),
-        };
-        match attempt.and_then(tokio::net::TcpListener::from_std) {
-            Ok(l) => return Some(l),
-            Err(e) if tries >= 20 => {
-                tracing::error!(job, address, error = %e, "otlp: cannot listen; not started");
-                return None;
-            }
-            Err(_) => {}
-        }
-        tries += 1;
-        if *stop.borrow() {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
 impl Handler {
-    fn count(&self, reason: &str) {
-        self.counter(&self.metrics.push_requests, reason, 1);
-    }
-
-    fn counter(
-        &self,
-        family: &prometheus_client::metrics::family::Family<
-            JobReasonLabel,
-            prometheus_client::metrics::counter::Counter,
-        >,
-        reason: &str,
-        by: u64,
-    ) {
-        let label = JobReasonLabel {
-            job: Escaped(self.job.to_string()),
-            reason: reason.into(),
-        };
-        family.get_or_create(&label).inc_by(by);
-    }
-
     /// Take a decoded request: its records as entries, to every sink; the answer once they are safe.
     async fn export(
         &self,
@@ -287,20 +224,14 @@ impl Handler {
         .convert(request);
         let count = converted.entries.len() as u64;
         row.received(count, bytes as u64);
-        let push_entries = &self.metrics.push_entries;
-        self.counter(push_entries, "no_body", converted.no_body);
-        self.counter(push_entries, "relabeled_away", converted.relabeled_away);
-        self.counter(push_entries, "no_labels", converted.no_labels);
-        if let Err(refused) = self.intake.deliver(converted.entries).await {
-            self.count(refused.reason());
-            if refused == Refused::Full {
-                tracing::warn!(job = %self.job,
-                    "otlp: the sinks do not take records fast enough; asking clients to retry");
-            }
-            return Err(Failure::Refused(refused));
-        }
-        self.count("accepted");
-        self.counter(push_entries, "accepted", count);
+        let tally = self.intake.tally();
+        tally.entries("no_body", converted.no_body);
+        tally.entries("relabeled_away", converted.relabeled_away);
+        tally.entries("no_labels", converted.no_labels);
+        self.intake
+            .deliver(converted.entries)
+            .await
+            .map_err(Failure::Refused)?;
         let partial_success = (converted.no_body > 0).then(|| ExportLogsPartialSuccess {
             rejected_log_records: i64::try_from(converted.no_body).unwrap_or(i64::MAX),
             error_message: format!(
@@ -318,13 +249,7 @@ impl Handler {
             Failure::TooLarge(why) => ("too_large", why),
             Failure::Refused(_) => return,
         };
-        self.count(reason);
-        if self.warned_malformed.swap(true, Ordering::Relaxed) {
-            tracing::debug!(job = %self.job, error = %why, "otlp: request refused");
-        } else {
-            tracing::warn!(job = %self.job, error = %why,
-                "otlp: request refused (counted in logferry_push_requests_total; further ones are logged at debug level)");
-        }
+        self.intake.tally().refused(reason, why);
     }
 
     /// An OTLP/HTTP body in the encoding its headers name.
@@ -377,7 +302,7 @@ impl Handler {
                         return Err(e);
                     }
                     let request = serde_json::from_str(&text)?;
-                    self.counter(&self.metrics.lines_invalid_utf8, "otlp", 1);
+                    self.intake.tally().invalid_utf8(1);
                     Ok(request)
                 })
                 .map_err(|e| Failure::Malformed(format!("invalid OTLP JSON: {e}")))?
@@ -394,7 +319,7 @@ impl Handler {
             .or_else(|e| {
                 let (repaired, replaced) = utf8::repair(body).ok_or_else(|| e.clone())?;
                 let request = ExportLogsServiceRequest::decode(&repaired[..]).map_err(|_| e)?;
-                self.counter(&self.metrics.lines_invalid_utf8, "otlp", replaced);
+                self.intake.tally().invalid_utf8(replaced);
                 Ok(request)
             })
             .map_err(|e: prost::DecodeError| {
