@@ -261,6 +261,57 @@ impl Default for SinkMetrics {
 }
 
 impl SinkMetrics {
+    fn status(sink: &SinkLabel, status: i32) -> SinkStatusLabel {
+        SinkStatusLabel {
+            sink: sink.sink.clone(),
+            status: status.to_string(),
+        }
+    }
+
+    /// Create `sink`'s series at zero, so they are on the page from its start.
+    pub fn init(&self, sink: &SinkLabel) {
+        drop(self.sent_entries.get_or_create(sink));
+        drop(self.sent_bytes.get_or_create(sink));
+        drop(self.dropped_entries.get_or_create(sink));
+        drop(self.split_requests.get_or_create(sink));
+        drop(self.partially_rejected.get_or_create(sink));
+    }
+
+    /// A request answered `status` (-1: no answer) after `took`.
+    pub fn request(&self, sink: &SinkLabel, status: i32, took: std::time::Duration) {
+        self.requests
+            .get_or_create(&Self::status(sink, status))
+            .inc();
+        self.request_duration
+            .get_or_create(sink)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn sent(&self, sink: &SinkLabel, entries: u64, bytes: u64) {
+        self.sent_entries.get_or_create(sink).inc_by(entries);
+        self.sent_bytes.get_or_create(sink).inc_by(bytes);
+    }
+
+    pub fn retried(&self, sink: &SinkLabel, status: i32) {
+        self.retried_entries
+            .get_or_create(&Self::status(sink, status))
+            .inc();
+    }
+
+    pub fn rejected(&self, sink: &SinkLabel, status: i32, entries: u64) {
+        self.rejected_entries
+            .get_or_create(&Self::status(sink, status))
+            .inc_by(entries);
+    }
+
+    pub fn dropped(&self, sink: &SinkLabel, entries: u64) {
+        self.dropped_entries.get_or_create(sink).inc_by(entries);
+    }
+
+    pub fn split(&self, sink: &SinkLabel) {
+        self.split_requests.get_or_create(sink).inc();
+    }
+
     /// Register under `logferry_<kind>_`; `noun` names the entries ("Documents"), `request` the
     /// requests ("_bulk requests").
     fn register(&self, registry: &mut Registry, kind: &str, noun: &str, request: &str) {

@@ -22,7 +22,7 @@ use super::config::{Destination, EsSettings};
 use super::service::{Answer as BulkAnswer, Attempt, ServerInfo, Service};
 use crate::delivery::Request;
 use crate::entry::braced;
-use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
+use crate::metrics::{Escaped, Metrics, SinkLabel};
 use crate::sink::core::{Answer, DeadEntry, Protocol, Task};
 use crate::sink::http::{compress, decompress, HttpSettings};
 
@@ -42,11 +42,7 @@ impl EsProtocol {
         let label = SinkLabel {
             sink: Escaped(settings.name.clone()),
         };
-        let es = &metrics.elasticsearch;
-        drop(es.sent_entries.get_or_create(&label));
-        drop(es.sent_bytes.get_or_create(&label));
-        drop(es.dropped_entries.get_or_create(&label));
-        drop(es.split_requests.get_or_create(&label));
+        metrics.elasticsearch.init(&label);
         Ok(EsProtocol {
             service: Service::new(settings)?,
             metrics,
@@ -59,27 +55,10 @@ impl EsProtocol {
         self.service.settings()
     }
 
-    fn status_label(&self, status: i32) -> SinkStatusLabel {
-        SinkStatusLabel {
-            sink: self.label.sink.clone(),
-            status: status.to_string(),
-        }
-    }
-
     fn count_request(&self, a: &Attempt) {
-        let es = &self.metrics.elasticsearch;
-        es.requests
-            .get_or_create(&self.status_label(a.status))
-            .inc();
-        es.request_duration
-            .get_or_create(&self.label)
-            .observe(a.took.as_secs_f64());
-    }
-
-    fn count_sent(&self, entries: u64, bytes: u64) {
-        let es = &self.metrics.elasticsearch;
-        es.sent_entries.get_or_create(&self.label).inc_by(entries);
-        es.sent_bytes.get_or_create(&self.label).inc_by(bytes);
+        self.metrics
+            .elasticsearch
+            .request(&self.label, a.status, a.took);
     }
 
     /// The NDJSON of `request`, uncompressed.
@@ -130,9 +109,7 @@ impl EsProtocol {
                 ItemOutcome::Retry { status, error } => {
                     self.metrics
                         .elasticsearch
-                        .retried_entries
-                        .get_or_create(&self.status_label(i32::from(status)))
-                        .inc();
+                        .retried(&self.label, i32::from(status));
                     if self.item_retry_logged.insert(status) {
                         tracing::warn!(sink = %self.label.sink.0, status, %error,
                             "Elasticsearch refused documents for now; they are sent again alone (logged once per status)");
@@ -145,7 +122,9 @@ impl EsProtocol {
                 }
             }
         }
-        self.count_sent(accepted, bytes);
+        self.metrics
+            .elasticsearch
+            .sent(&self.label, accepted, bytes);
         let retry = (!retry.is_empty()).then(|| self.request_of(&ndjson, &retry, &request.dest));
         Answer::Partial { retry, rejected }
     }
@@ -249,31 +228,25 @@ impl Protocol for EsProtocol {
     }
 
     fn sent(&self, request: &Request) {
-        self.count_sent(u64::from(request.entries), request.bytes);
+        self.metrics
+            .elasticsearch
+            .sent(&self.label, u64::from(request.entries), request.bytes);
     }
 
     fn dropped(&self, request: &Request, _reason: &'static str) {
         self.metrics
             .elasticsearch
-            .dropped_entries
-            .get_or_create(&self.label)
-            .inc_by(u64::from(request.entries));
+            .dropped(&self.label, u64::from(request.entries));
     }
 
     fn rejected(&self, request: &Request, status: i32) {
         self.metrics
             .elasticsearch
-            .rejected_entries
-            .get_or_create(&self.status_label(status))
-            .inc_by(u64::from(request.entries));
+            .rejected(&self.label, status, u64::from(request.entries));
     }
 
     fn split(&self) {
-        self.metrics
-            .elasticsearch
-            .split_requests
-            .get_or_create(&self.label)
-            .inc();
+        self.metrics.elasticsearch.split(&self.label);
     }
 
     fn background(&self) -> Option<Task> {

@@ -22,7 +22,7 @@ use super::codec::resource_logs;
 use super::config::OtlpSettings;
 use crate::delivery::Request;
 use crate::entry::{braced, LabelSet, Labels};
-use crate::metrics::{Escaped, Metrics, SinkLabel, SinkStatusLabel};
+use crate::metrics::{Escaped, Metrics, SinkLabel};
 use crate::sink::core::{Answer, DeadEntry, Protocol};
 use crate::sink::http::{compress, decompress, Endpoint, HttpSettings, Posted};
 
@@ -40,10 +40,7 @@ impl OtlpProtocol {
         let label = SinkLabel {
             sink: Escaped(settings.name.clone()),
         };
-        let m = &metrics.otlp;
-        drop(m.sent_entries.get_or_create(&label));
-        drop(m.dropped_entries.get_or_create(&label));
-        drop(m.partially_rejected.get_or_create(&label));
+        metrics.otlp.init(&label);
         let own: &[_] = if settings.gzip {
             &[
                 ("content-type", "application/x-protobuf"),
@@ -60,13 +57,6 @@ impl OtlpProtocol {
             label,
             warned_partial: AtomicBool::new(false),
         })
-    }
-
-    fn status_label(&self, status: i32) -> SinkStatusLabel {
-        SinkStatusLabel {
-            sink: self.label.sink.clone(),
-            status: status.to_string(),
-        }
     }
 
     /// The request as it was before it was encoded.
@@ -132,11 +122,9 @@ impl Protocol for OtlpProtocol {
             Posted::Accepted(_) => 200,
             Posted::Retry { status, .. } | Posted::Rejected { status, .. } => *status,
         };
-        let m = &self.metrics.otlp;
-        m.requests.get_or_create(&self.status_label(status)).inc();
-        m.request_duration
-            .get_or_create(&self.label)
-            .observe(start.elapsed().as_secs_f64());
+        self.metrics
+            .otlp
+            .request(&self.label, status, start.elapsed());
         match posted {
             Posted::Accepted(body) => {
                 self.partial(&body);
@@ -225,37 +213,25 @@ impl Protocol for OtlpProtocol {
     }
 
     fn sent(&self, request: &Request) {
-        let m = &self.metrics.otlp;
-        m.sent_entries
-            .get_or_create(&self.label)
-            .inc_by(u64::from(request.entries));
-        m.sent_bytes
-            .get_or_create(&self.label)
-            .inc_by(request.bytes);
+        self.metrics
+            .otlp
+            .sent(&self.label, u64::from(request.entries), request.bytes);
     }
 
     fn dropped(&self, request: &Request, _reason: &'static str) {
         self.metrics
             .otlp
-            .dropped_entries
-            .get_or_create(&self.label)
-            .inc_by(u64::from(request.entries));
+            .dropped(&self.label, u64::from(request.entries));
     }
 
     fn rejected(&self, request: &Request, status: i32) {
         self.metrics
             .otlp
-            .rejected_entries
-            .get_or_create(&self.status_label(status))
-            .inc_by(u64::from(request.entries));
+            .rejected(&self.label, status, u64::from(request.entries));
     }
 
     fn split(&self) {
-        self.metrics
-            .otlp
-            .split_requests
-            .get_or_create(&self.label)
-            .inc();
+        self.metrics.otlp.split(&self.label);
     }
 }
 
