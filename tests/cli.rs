@@ -515,8 +515,8 @@ fn check_config_warns_of_unknown_stage_keys_and_hints_at_expand_env() {
     );
 }
 
-/// As Promtail: a config file without any client is refused, naming the file (the embedded default
-/// without LOKI_URL, a dry run and stdin still print entries).
+/// As Promtail: a config file without any client is refused, naming the file. (The embedded default
+/// without LOKI_URL, a dry run and stdin still print entries: the tests above.)
 #[test]
 fn a_config_file_without_a_client_is_refused() {
     let dir = TestDir::new();

@@ -46,6 +46,31 @@ fn receiver_config(
     ))
 }
 
+/// A protobuf export request of one record, `"<text> "` and two bytes that are not UTF-8 (`\xc3(`),
+/// at `time_unix_nano`.
+fn bad_utf8_request(text: &str, time_unix_nano: u64) -> Vec<u8> {
+    let record = LogRecord {
+        time_unix_nano,
+        body: Some(AnyValue {
+            value: Some(Value::StringValue(format!("{text} XX"))),
+        }),
+        ..Default::default()
+    };
+    let request = ExportLogsServiceRequest {
+        resource_logs: vec![ResourceLogs {
+            scope_logs: vec![ScopeLogs {
+                log_records: vec![record],
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    };
+    let mut body = request.encode_to_vec();
+    let at = body.windows(2).position(|w| w == b"XX").unwrap();
+    body[at..at + 2].copy_from_slice(b"\xc3\x28");
+    body
+}
+
 /// The addresses the agent's OTLP listeners took.
 fn otlp_addresses(agent: &Agent) -> (std::net::SocketAddr, std::net::SocketAddr) {
     let http = agent.logged_address(|l| l.contains("OTLP/HTTP"));
@@ -59,7 +84,8 @@ fn metric_with(agent: &Agent, name: &str, needle: &str) -> f64 {
         .expect("GET /metrics")
         .text();
     page.lines()
-        .filter(|l| l.starts_with(name) && l.contains(needle))
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter(|l| l.contains(needle))
         .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
         .sum()
 }
@@ -96,6 +122,8 @@ fn the_sdk_s_records_arrive_over_http_and_grpc_labelled_as_loki_labels_them() {
         "{} lines",
         loki.lines().len()
     );
+    // Nothing left in the buffer: nothing can be sent again, so the count is final.
+    assert!(agent.wait_until_buffers_empty(WAIT));
     let counts = common::count_loss(&expected, &loki.lines());
     assert!(counts.is_exact(), "{counts:?}");
 
@@ -240,25 +268,7 @@ fn bad_requests_are_refused_with_the_reason_and_counted() {
     assert!(e.labels.contains(r#"service_name="api""#), "{}", e.labels);
 
     // The same in protobuf, which prost alone would refuse whole.
-    let record = LogRecord {
-        time_unix_nano: 1_700_000_000_000_000_003,
-        body: Some(AnyValue {
-            value: Some(Value::StringValue("proto XX".into())),
-        }),
-        ..Default::default()
-    };
-    let request = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let mut body = request.encode_to_vec();
-    let at = body.windows(2).position(|w| w == b"XX").unwrap();
-    body[at..at + 2].copy_from_slice(b"\xc3\x28");
+    let body = bad_utf8_request("proto", 1_700_000_000_000_000_003);
     let answer = post("application/x-protobuf", &body);
     assert_eq!(answer.status, 200, "{}", answer.text());
     assert!(loki.wait_for_lines(2, WAIT));
@@ -293,6 +303,10 @@ fn bad_requests_are_refused_with_the_reason_and_counted() {
     // A protobuf answer decodes as an ExportLogsServiceResponse.
     let answer = post("application/x-protobuf", b"");
     assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/x-protobuf")
+    );
     ExportLogsServiceResponse::decode(&answer.body[..]).expect("a protobuf answer");
 }
 
@@ -429,10 +443,12 @@ fn the_sink_sends_labels_as_resources_and_counts_partial_successes() {
         WAIT,
         |v| v == 1.0
     ));
-    assert_eq!(
-        http::metric_sum(&agent.http_url(), "logferry_otlp_sent_entries_total"),
-        201.0
-    );
+    assert!(http::wait_for_metric(
+        &agent.http_url(),
+        "logferry_otlp_sent_entries_total",
+        WAIT,
+        |v| v == 201.0
+    ));
     assert!(agent.wait_for_log("rejected some of its records", WAIT));
 }
 
@@ -470,6 +486,13 @@ fn the_sink_retries_halves_on_413_and_dead_letters_a_400() {
         WAIT,
         |v| v == 1.0
     ));
+    // Counted once the dead-letter file has the entry.
+    assert!(http::wait_for_metric(
+        &agent.http_url(),
+        "logferry_dead_letter_entries_total",
+        WAIT,
+        |v| v == 1.0
+    ));
     let dead: String = dir
         .dead_letter_files()
         .iter()
@@ -502,7 +525,12 @@ fn while_the_sinks_are_full_requests_hear_429_with_retry_after_and_the_rest_succ
             })
         })
         .collect();
-    std::thread::sleep(Duration::from_secs(8));
+    // Requests beyond the queues wait QUEUE_WAIT (5 s) for room, then hear 429: wait for the first.
+    let deadline = std::time::Instant::now() + WAIT;
+    while metric_with(&agent, "logferry_push_requests_total", r#"reason="full""#) < 1.0 {
+        assert!(std::time::Instant::now() < deadline, "no request heard 429");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     loki.start_again();
     let answers: Vec<_> = senders.into_iter().map(|s| s.join().unwrap()).collect();
     let full: Vec<_> = answers.iter().filter(|a| a.status == 429).collect();
@@ -608,25 +636,7 @@ fn over_grpc_invalid_utf8_is_replaced_and_garbage_or_oversized_requests_refused(
     let config = receiver_config(&dir, &loki.url(), (0, 0), scrape, "");
     let agent = start_agent(&config);
     let (_, grpc_addr) = otlp_addresses(&agent);
-    let record = LogRecord {
-        time_unix_nano: 1_700_000_000_000_000_004,
-        body: Some(AnyValue {
-            value: Some(Value::StringValue("grpc XX".into())),
-        }),
-        ..Default::default()
-    };
-    let request = ExportLogsServiceRequest {
-        resource_logs: vec![ResourceLogs {
-            scope_logs: vec![ScopeLogs {
-                log_records: vec![record],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }],
-    };
-    let mut body = request.encode_to_vec();
-    let at = body.windows(2).position(|w| w == b"XX").unwrap();
-    body[at..at + 2].copy_from_slice(b"\xc3\x28");
+    let body = bad_utf8_request("grpc", 1_700_000_000_000_000_004);
     assert_eq!(raw_grpc_export(grpc_addr, &body, &dir), "ok");
     assert!(loki.wait_for_lines(1, WAIT));
     assert_eq!(loki.lines(), ["grpc \u{fffd}("]);

@@ -443,7 +443,7 @@ fn a_client_that_gives_up_at_a_reload_does_not_hold_its_files_back() {
     expected.push("the end".into());
     assert!(
         loki.wait_for_all_lines(&expected, Duration::from_secs(60)),
-        "{} of {} distinct lines arrived; logs:\n{}",
+        "{} of {} distinct lines lost; logs:\n{}",
         count_loss(&expected, &loki.lines()).lost,
         expected.len(),
         agent.logs()
