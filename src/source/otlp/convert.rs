@@ -50,6 +50,13 @@ pub const INDEX_LABELS: [&str; 18] = [
     "k8s.job.name",
 ];
 
+/// [`INDEX_LABELS`] as label names, normalized once.
+fn indexed_names() -> &'static [String] {
+    static NAMES: std::sync::LazyLock<Vec<String>> =
+        std::sync::LazyLock::new(|| INDEX_LABELS.iter().map(|l| normalize(l)).collect());
+    &NAMES
+}
+
 /// Where Loki looks for a `service_name` when `service.name` is missing (`discover_service_name`),
 /// by normalized label name, in this order.
 const SERVICE_NAME_FROM: [&str; 13] = [
@@ -215,7 +222,7 @@ fn resource_labels(resource: &[(String, String)]) -> (Labels, Vec<(String, Strin
     let mut labels = Labels::new();
     let mut rest = Vec::new();
     for (name, value) in resource {
-        let indexed = INDEX_LABELS.iter().any(|l| normalize(l) == *name);
+        let indexed = indexed_names().iter().any(|l| l == name);
         if indexed && !value.is_empty() {
             labels.insert(name.clone(), value.clone());
         } else {
