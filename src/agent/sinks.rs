@@ -73,19 +73,51 @@ enum Runner {
     Http(Parts),
 }
 
-/// A sink's batcher and sender: `codec` twice (the sender's encodes buffer records of entries left by
-/// an earlier release), `protocol`, and dead letters written to `dead_letter`.
-fn http_parts<C: Codec, P: Protocol>(
-    codec: impl Fn() -> C,
+/// What an HTTP sink's plan needs besides its codec and protocol.
+struct HttpSink<'a> {
+    name: String,
+    buffer: &'a BufferConfig,
+    /// Where it sends, for the log.
+    to: String,
     limits: Limits,
-    protocol: P,
-    dead_letter: DeadLetter,
-    name: &str,
-    metrics: &Arc<Metrics>,
-) -> Parts {
-    let sender = Sender::new(protocol, Batcher::new(codec(), limits), metrics.clone())
-        .with_dead_letter(dead_letter, name);
-    Parts::new(Batcher::new(codec(), limits), sender)
+    spec: SinkSpec,
+    selector: Option<Arc<Selector>>,
+}
+
+impl HttpSink<'_> {
+    /// The plan: a batcher and a sender, `codec` twice (the sender's encodes buffer records of
+    /// entries left by an earlier release), `protocol`, dead letters and the disk buffer in the sink's
+    /// buffer directory.
+    fn plan<C: Codec, P: Protocol>(
+        self,
+        codec: impl Fn() -> C,
+        protocol: P,
+        cfg: &Config,
+        memory_only: bool,
+        metrics: &Arc<Metrics>,
+    ) -> SinkPlan {
+        let HttpSink {
+            name,
+            buffer,
+            to,
+            limits,
+            spec,
+            selector,
+        } = self;
+        let dir = sink_buffer_dir(buffer, cfg, &name);
+        let dead_letter = DeadLetter::new(&dir, buffer.dead_letter_max_size.get());
+        let sender = Sender::new(protocol, Batcher::new(codec(), limits), metrics.clone())
+            .with_dead_letter(dead_letter, &name);
+        let parts = Parts::new(Batcher::new(codec(), limits), sender);
+        SinkPlan {
+            buffer: disk_buffer(buffer, memory_only, &name, dir),
+            name,
+            spec,
+            selector,
+            runner: Runner::Http(parts),
+            to,
+        }
+    }
 }
 
 /// Every sink of `cfg`, built and checked: to stdout, printed so, when `to_stdout` is set; with memory buffers only when
@@ -127,27 +159,22 @@ fn plan_otlp(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<SinkPlan> {
     let settings = OtlpSettings::from_config(c).map_err(anyhow::Error::msg)?;
-    let name = settings.name.clone();
-    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
-    let to = format!("OTLP {}", redact_url(&settings.url));
-    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
-    let limits = Limits {
-        bytes: settings.batch_size,
-        entries: usize::MAX,
-        wait: settings.batch_wait,
-    };
-    let codec = || OtlpCodec::new(&settings);
-    let protocol =
-        OtlpProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
-    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
-    Ok(SinkPlan {
-        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
-        name,
+    let sink = HttpSink {
+        name: settings.name.clone(),
+        buffer: &c.buffer,
+        to: format!("OTLP {}", redact_url(&settings.url)),
+        limits: Limits {
+            bytes: settings.batch_size,
+            entries: usize::MAX,
+            wait: settings.batch_wait,
+        },
         spec: SinkSpec::Otlp(Box::new(c.clone())),
         selector: None,
-        runner: Runner::Http(parts),
-        to,
-    })
+    };
+    let protocol =
+        OtlpProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
+    let codec = || OtlpCodec::new(&settings);
+    Ok(sink.plan(codec, protocol, cfg, memory_only, metrics))
 }
 
 fn plan_loki(
@@ -157,27 +184,22 @@ fn plan_loki(
     metrics: &Arc<Metrics>,
 ) -> anyhow::Result<SinkPlan> {
     let settings = LokiSettings::from_config(c, &cfg.limits_config).map_err(anyhow::Error::msg)?;
-    let name = sink_name(c);
-    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
-    let to = format!("Loki {}", redact_url(&settings.url));
-    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
-    let limits = Limits {
-        bytes: settings.batch_size,
-        entries: usize::MAX,
-        wait: settings.batch_wait,
+    let sink = HttpSink {
+        name: sink_name(c),
+        buffer: &c.buffer,
+        to: format!("Loki {}", redact_url(&settings.url)),
+        limits: Limits {
+            bytes: settings.batch_size,
+            entries: usize::MAX,
+            wait: settings.batch_wait,
+        },
+        spec: SinkSpec::Loki(Box::new(c.clone()), Box::new(cfg.limits_config.clone())),
+        selector: None,
     };
     let protocol =
         LokiProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
     let codec = || LokiCodec::new(settings.clone(), metrics.clone());
-    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
-    Ok(SinkPlan {
-        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
-        name,
-        spec: SinkSpec::Loki(Box::new(c.clone()), Box::new(cfg.limits_config.clone())),
-        selector: None,
-        runner: Runner::Http(parts),
-        to,
-    })
+    Ok(sink.plan(codec, protocol, cfg, memory_only, metrics))
 }
 
 /// An `elasticsearch[]` block: buffered as Loki clients are; its selector picks the entries it gets.
@@ -194,28 +216,23 @@ fn plan_elasticsearch(
         let selector = Selector::parse(&c.selector).map_err(anyhow::Error::msg)?;
         Some(Arc::new(selector))
     };
-    let name = settings.name.clone();
-    let dir = sink_buffer_dir(&c.buffer, cfg, &name);
     let endpoints: Vec<_> = settings.endpoints.iter().map(|e| redact_url(e)).collect();
-    let to = format!("Elasticsearch {}", endpoints.join(","));
-    let dead_letter = DeadLetter::new(&dir, c.buffer.dead_letter_max_size.get());
-    let limits = Limits {
-        bytes: settings.batch_size,
-        entries: settings.batch_entries,
-        wait: settings.batch_wait,
+    let sink = HttpSink {
+        name: settings.name.clone(),
+        buffer: &c.buffer,
+        to: format!("Elasticsearch {}", endpoints.join(",")),
+        limits: Limits {
+            bytes: settings.batch_size,
+            entries: settings.batch_entries,
+            wait: settings.batch_wait,
+        },
+        spec: SinkSpec::Elasticsearch(Box::new(c.clone())),
+        selector,
     };
     let codec = || EsCodec::new(&settings);
     let protocol =
         EsProtocol::new(settings.clone(), metrics.clone()).map_err(anyhow::Error::msg)?;
-    let parts = http_parts(codec, limits, protocol, dead_letter, &name, metrics);
-    Ok(SinkPlan {
-        buffer: disk_buffer(&c.buffer, memory_only, &name, dir),
-        name,
-        spec: SinkSpec::Elasticsearch(Box::new(c.clone())),
-        selector,
-        runner: Runner::Http(parts),
-        to,
-    })
+    Ok(sink.plan(codec, protocol, cfg, memory_only, metrics))
 }
 
 /// A sink at work.
